@@ -1,0 +1,145 @@
+"""The bar schema: the one table format every source must deliver.
+
+=========  ==================  ============================================
+column     dtype               meaning
+=========  ==================  ============================================
+ts         Datetime("us")      bar time, naive exchange-local; daily bars
+                               are stamped at midnight of their trading day
+symbol     String              instrument name
+open       Float64             first price of the bar, > 0
+high       Float64             highest price, > 0 and >= low
+low        Float64             lowest price, > 0
+close      Float64             last price, > 0
+volume     Float64             traded quantity, >= 0
+=========  ==================  ============================================
+
+Rows are unique per (symbol, ts). ``validate_bars`` is the single gate: it
+casts lossless types, rejects anything that would silently corrupt features
+or labels with one ``DataError`` naming the column and the fix, and returns
+the frame sorted by (symbol, ts), the order the feature engine relies on.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dualhrq.errors import DataError
+
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us"),
+    "symbol": pl.String(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+}
+PRICE_COLUMNS = ("open", "high", "low", "close")
+VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
+
+
+def validate_bars(frame: pl.DataFrame | pl.LazyFrame, *, source: str) -> pl.DataFrame:
+    """Check ``frame`` against ``BAR_SCHEMA`` and return it sorted by (symbol, ts).
+
+    The input must already be time-ordered within each symbol: a disordered
+    feed usually means a bad merge upstream, so it is reported, not hidden by
+    sorting. ``source`` (a path or data set name) starts every error message.
+    """
+    df = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+    _check_columns(df, source)
+    df = df.select(_cast(name, df.schema[name], source) for name in BAR_SCHEMA)
+    if df.height == 0:
+        raise DataError(f"{source}: no rows. Fix: point the source at a file with bars.")
+    _check_values(df, source)
+    _check_order(df, source)
+    return df.sort("symbol", "ts")
+
+
+def _check_columns(df: pl.DataFrame, source: str) -> None:
+    required = list(BAR_SCHEMA)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing columns {missing}; bars need exactly {required}. "
+            "Fix: rename your columns to these names."
+        )
+    extra = [c for c in df.columns if c not in BAR_SCHEMA]
+    if extra:
+        raise DataError(
+            f"{source}: unexpected columns {extra}; bars have exactly {required}. "
+            "Fix: drop or rename the extra columns."
+        )
+
+
+def _cast(name: str, dtype: pl.DataType, source: str) -> pl.Expr:
+    """Cast one column to its schema type when that loses nothing."""
+    col = pl.col(name)
+    if name == "ts":
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+            return col.cast(pl.Datetime("us"))
+        if dtype == pl.Date:
+            return col.cast(pl.Datetime("us"))
+        fix = (
+            "convert to naive exchange-local time, e.g. "
+            ".dt.convert_time_zone(tz).dt.replace_time_zone(None)"
+            if isinstance(dtype, pl.Datetime)
+            else "parse it, e.g. pl.col('ts').str.to_datetime()"
+        )
+    elif name == "symbol":
+        if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+            return col.cast(pl.String)
+        fix = "store symbols as strings"
+    else:
+        if dtype.is_numeric():
+            return col.cast(pl.Float64)
+        fix = "store it as a number"
+    raise DataError(
+        f"{source}: column '{name}' has type {dtype}, expected {BAR_SCHEMA[name]}. Fix: {fix}."
+    )
+
+
+def _first_row(df: pl.DataFrame, mask: pl.Expr) -> str:
+    row = df.filter(mask).row(0, named=True)
+    return f"symbol={row['symbol']!r}, ts={row['ts']}"
+
+
+def _check_values(df: pl.DataFrame, source: str) -> None:
+    for name in ("ts", "symbol"):
+        if df[name].null_count():
+            raise DataError(f"{source}: column '{name}' has nulls. Fix: drop rows without {name}.")
+    rules = [
+        (name, ~pl.col(name).is_finite().fill_null(False), "is null, NaN or infinite",
+         "drop or fill these rows")
+        for name in VALUE_COLUMNS
+    ]
+    rules += [
+        (name, pl.col(name) <= 0, "is not positive", "drop these rows or fix the price feed")
+        for name in PRICE_COLUMNS
+    ]
+    rules += [
+        ("volume", pl.col("volume") < 0, "is negative", "volume must be >= 0"),
+        ("high", pl.col("high") < pl.col("low"), "is below low", "swap or drop these bars"),
+    ]
+    for name, bad, what, fix in rules:
+        count = df.select(bad.sum()).item()
+        if count:
+            raise DataError(
+                f"{source}: column '{name}' {what} in {count} rows "
+                f"(first at {_first_row(df, bad)}). Fix: {fix}."
+            )
+
+
+def _check_order(df: pl.DataFrame, source: str) -> None:
+    ts, previous = pl.col("ts"), pl.col("ts").shift(1)
+    backwards = (ts < previous).over("symbol")
+    if df.select(backwards.any()).item():
+        raise DataError(
+            f"{source}: timestamps go backwards within a symbol (first at "
+            f"{_first_row(df, backwards)}). Fix: sort by symbol, ts before loading."
+        )
+    repeated = (ts == previous).over("symbol")
+    if df.select(repeated.any()).item():
+        raise DataError(
+            f"{source}: duplicate (symbol, ts) row at {_first_row(df, repeated)}. "
+            "Fix: keep one bar per symbol and timestamp."
+        )

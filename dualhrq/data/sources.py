@@ -1,0 +1,162 @@
+"""Bar sources: the bundled real data from ``arch.data`` and a user's own files.
+
+Every loader returns a frame that passed ``validate_bars`` and is sorted by
+(symbol, ts). ``start``/``end`` are inclusive ISO dates; ``end`` keeps the
+whole day, so intraday bars of the end date are included.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from dualhrq.data.schema import BAR_SCHEMA, validate_bars
+from dualhrq.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# arch.data modules by symbol; imported on first use because importing arch takes seconds.
+_BUNDLED = {"SP500": "sp500", "NASDAQ": "nasdaq"}
+BUNDLED_SYMBOLS: tuple[str, ...] = tuple(_BUNDLED)
+
+
+def load_bundled(
+    symbols: Sequence[str] = BUNDLED_SYMBOLS,
+    start: str | date | None = None,
+    end: str | date | None = None,
+) -> pl.DataFrame:
+    """Daily S&P 500 and NASDAQ composite bars, 1999-01-04..2018-12-31.
+
+    Uses ``Close`` rather than ``Adj Close`` so the close stays inside the
+    bar's high/low range (for these indices the two are identical anyway).
+    """
+    if not symbols or any(s not in _BUNDLED for s in symbols):
+        raise DataError(
+            f"data.symbols={list(symbols)} must name one or more bundled symbols; "
+            f"available: {list(BUNDLED_SYMBOLS)}. Fix: choose from these."
+        )
+    bars = pl.concat([_bundled_bars(s) for s in symbols])
+    return _between(validate_bars(bars, source="bundled arch.data"), start, end)
+
+
+@functools.cache
+def _bundled_bars(symbol: str) -> pl.DataFrame:
+    raw = _arch_data(_BUNDLED[symbol])
+    return pl.DataFrame(
+        {
+            "ts": raw.index.to_numpy(),
+            "symbol": symbol,
+            **{c.lower(): raw[c].to_numpy() for c in ("Open", "High", "Low", "Close", "Volume")},
+        }
+    )
+
+
+def _arch_data(name: str) -> pd.DataFrame:
+    return importlib.import_module(f"arch.data.{name}").load()
+
+
+def load_vix() -> pl.DataFrame:
+    """Daily VIX close (``ts``, ``vix``), 2014-01-03..2019-01-03, holidays dropped."""
+    raw = _arch_data("vix").dropna()
+    vix = pl.DataFrame({"ts": raw.index.to_numpy(), "vix": raw["vix"].to_numpy()})
+    return vix.with_columns(pl.col("ts").cast(pl.Datetime("us")), pl.col("vix").cast(pl.Float64))
+
+
+def load_parquet(
+    path: str | Path,
+    symbols: Sequence[str] | None = None,
+    start: str | date | None = None,
+    end: str | date | None = None,
+) -> pl.DataFrame:
+    """Bars from a parquet or CSV file, or a directory tree of parquet files.
+
+    In a hive-partitioned tree (``symbol=XYZ/date=.../part.parquet``) the
+    ``symbol`` partition supplies the symbol column; other partition keys
+    only restate ``ts`` and are dropped.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"data.path: {path} does not exist. Fix: set data.path to a bar file or directory."
+        )
+    try:
+        raw = _scan(path).collect()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(
+            f"data.path: cannot read {path}: {err}. Fix: check the file format."
+        ) from None
+    bars = validate_bars(raw, source=str(path))
+    if symbols is not None:
+        present = bars["symbol"].unique().sort().to_list()
+        unknown = [s for s in symbols if s not in present]
+        if unknown:
+            raise DataError(
+                f"data.symbols: {unknown} not in {path}; present: {present}. "
+                "Fix: choose from these."
+            )
+        bars = bars.filter(pl.col("symbol").is_in(list(symbols)))
+    return _between(bars, start, end)
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    """A lazy scan of one file or a parquet tree, without non-bar partition keys."""
+    if path.is_file():
+        if path.suffix == ".parquet":
+            return pl.scan_parquet(path)
+        if path.suffix == ".csv":
+            return pl.scan_csv(path, try_parse_dates=True)
+        raise DataError(
+            f"data.path: {path} is neither .parquet nor .csv. "
+            "Fix: convert the file or point data.path at one of these."
+        )
+    files = list(path.rglob("*.parquet"))
+    if not files:
+        raise DataError(
+            f"data.path: no parquet files under {path}. Fix: point data.path at a bar tree."
+        )
+    folders = {part for f in files for part in f.relative_to(path).parts[:-1]}
+    keys = {folder.split("=")[0] for folder in folders if "=" in folder}
+    scan = pl.scan_parquet(
+        path / "**" / "*.parquet",
+        hive_partitioning=bool(keys),
+        hive_schema=dict.fromkeys(keys, pl.String()) or None,
+    )
+    return scan.drop(sorted(keys - BAR_SCHEMA.keys()))
+
+
+def _between(bars: pl.DataFrame, start: str | date | None, end: str | date | None) -> pl.DataFrame:
+    """Keep bars from ``start`` through the whole day of ``end``."""
+    lo, hi = _day(start, "data.start"), _day(end, "data.end")
+    if lo and hi and lo > hi:
+        raise ConfigError(
+            f"data.start ({lo.date()}) is after data.end ({hi.date()}). Fix: swap them."
+        )
+    if lo:
+        bars = bars.filter(pl.col("ts") >= lo)
+    if hi:
+        bars = bars.filter(pl.col("ts") < hi + timedelta(days=1))
+    if bars.height == 0:
+        raise DataError(
+            f"data.start={start} / data.end={end} select no bars. "
+            "Fix: widen the range to overlap the data."
+        )
+    return bars
+
+
+def _day(value: str | date | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(
+            f"{field}={value!r} is not an ISO date. Fix: write it as YYYY-MM-DD."
+        ) from None
+    return datetime(day.year, day.month, day.day)

@@ -1,0 +1,28 @@
+"""Feature-wise linear modulation (Perez et al. 2018, "FiLM") of the L-module."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from dualhrq.models.layers import Linear
+
+
+class FiLMGenerator(nn.Module):
+    """Map a context [B, C] to per-layer (gamma, beta), each [B, n_layers, d_model].
+
+    The MLP predicts (delta, beta) with gamma = 1 + delta, and its last layer
+    starts at zero, so an untrained conditioner is exactly the identity and
+    conditioning can only start to matter once it has learned something.
+    """
+
+    def __init__(self, context_dim: int, hidden: int, n_layers: int, d_model: int) -> None:
+        super().__init__()
+        self.n_layers, self.d_model = n_layers, d_model
+        self.net = nn.Sequential(
+            Linear(context_dim, hidden, bias=True), nn.SiLU(), Linear(hidden, 2 * n_layers * d_model, bias=True)
+        )
+        nn.init.zeros_(self.net[-1].weight)
+
+    def forward(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        delta, beta = self.net(context).view(-1, 2, self.n_layers, self.d_model).unbind(1)
+        return 1.0 + delta, beta

@@ -1,0 +1,82 @@
+"""DualHRQNet: conditioning -> FiLM on the L-module -> HRM -> trading heads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.models.conditioning import build_conditioning
+from dualhrq.models.heads import TradingHeads
+from dualhrq.models.hrm import HRM, LevelSize, positive_int
+
+
+@dataclass
+class NetOutput:
+    """Position in [-1, 1] and (mean, log-variance) of the standardised forward return."""
+
+    signal: Tensor  # [B]
+    forecast: Tensor  # [B, 2]
+
+
+class DualHRQNet(nn.Module):
+    """The whole network. The decision at bar t reads the H state at the window's last bar.
+
+    ``h`` and ``l`` are ``{dim, layers, heads, ffn_hidden}`` mappings (config
+    ``model.net.h`` / ``model.net.l``); ``conditioning`` is ``model.conditioning``.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_features: int,
+        n_regime_features: int,
+        n_symbols: int,
+        conditioning: str,
+        h: Mapping[str, int],
+        l: Mapping[str, int],  # noqa: E741 - the paper's name for the low level
+        h_cycles: int = 2,
+        l_cycles: int = 2,
+        cond_hidden: int = 64,
+        head_hidden: int = 128,
+        rope_base: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        h_size = LevelSize.from_config(h, "model.net.h")
+        l_size = LevelSize.from_config(l, "model.net.l")
+        for name, value in [("n_features", n_features), ("h_cycles", h_cycles), ("l_cycles", l_cycles),
+                            ("cond_hidden", cond_hidden), ("head_hidden", head_hidden)]:
+            positive_int(value, f"model.net.{name}")
+        if not rope_base > 0:
+            raise ConfigError(f"model.net.rope_base must be positive, got {rope_base!r}.")
+
+        self.n_features = n_features
+        self.hrm = HRM(n_features=n_features, h=h_size, l=l_size, h_cycles=h_cycles, l_cycles=l_cycles,
+                       rope_base=rope_base)
+        self.conditioning = build_conditioning(conditioning, n_regime_features=n_regime_features,
+                                               n_symbols=n_symbols, l_layers=l_size.layers, l_dim=l_size.dim,
+                                               hidden=cond_hidden)
+        self.heads = TradingHeads(h_size.dim, head_hidden)
+
+    def forward(self, x: Tensor, regime: Tensor, symbol: Tensor) -> NetOutput:
+        """x [B, T, F] float32 (bars up to the decision bar), regime [B, R], symbol [B] long."""
+        if x.ndim != 3 or x.shape[-1] != self.n_features:
+            raise DataError(
+                f"model input must be [batch, seq_len, {self.n_features}] (model.net.n_features), "
+                f"got {list(x.shape)}."
+            )
+        film = None if self.conditioning is None else self.conditioning(regime, symbol)
+        _, z_H = self.hrm(x, film)
+        signal, forecast = self.heads(z_H[:, -1])
+        return NetOutput(signal=signal, forecast=forecast)
+
+    def components(self) -> dict[str, nn.Module]:
+        """The budgeted parts; every parameter belongs to exactly one."""
+        return {
+            "h_module": self.hrm.h_module,
+            "l_module": self.hrm.l_module,
+            "heads": self.heads,
+            "conditioning": self.conditioning if self.conditioning is not None else nn.Module(),
+        }

@@ -1,0 +1,111 @@
+"""One MLflow run per training job, shared by every CV fold.
+
+``open_run`` decides which run a job writes to: the one ``mlflow run`` opened
+(``MLFLOW_RUN_ID``), the one this output directory used before (a resumed
+job), or a new one in the configured experiment, created with an explicit
+artifact location. Folds log through :class:`FoldMLFlowLogger`, Lightning's
+logger minus the habit of closing the run when one ``fit`` ends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+RUN_ID_FILE = "mlflow_run_id"
+_BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
+
+
+class FoldMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger that leaves the run open after ``fit``: the job closes it."""
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        return None
+
+
+class RunTracker:
+    """Thin handle on one MLflow run: params, metrics, tags and artifacts."""
+
+    def __init__(self, client: MlflowClient, run_id: str, tracking_uri: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.tracking_uri = tracking_uri
+
+    @classmethod
+    def open(cls, logger_cfg: Mapping[str, Any], output_dir: Path, run_name: str | None = None) -> RunTracker:
+        """Reuse ``MLFLOW_RUN_ID`` or this output dir's run, else start a new run."""
+        uri = str(logger_cfg["tracking_uri"])
+        client = MlflowClient(tracking_uri=uri)
+        marker = output_dir / RUN_ID_FILE
+        run_id = os.environ.get("MLFLOW_RUN_ID") or (marker.read_text().strip() if marker.exists() else None)
+        if run_id is None:
+            name = logger_cfg["experiment_name"]
+            experiment = client.get_experiment_by_name(name)
+            experiment_id = (experiment.experiment_id if experiment is not None else
+                             client.create_experiment(name, artifact_location=_artifact_uri(logger_cfg)))
+            run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+        output_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(run_id)
+        return cls(client, run_id, uri)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + _BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        # a run opened by `mlflow run` is closed by the CLI that opened it
+        if "MLFLOW_RUN_ID" not in os.environ:
+            self.client.set_terminated(self.run_id, status)
+
+
+def _artifact_uri(logger_cfg: Mapping[str, Any]) -> str | None:
+    location = logger_cfg.get("artifact_location")
+    if not location:
+        return None
+    return location if "://" in str(location) else Path(location).resolve().as_uri()
+
+
+def flatten_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as ``{"model.net.h.dim": 384, ...}`` for MLflow params."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def override_tags(overrides: Iterable[str]) -> dict[str, str]:
+    """Tags that let the MLflow UI group and filter runs of a sweep by their overrides."""
+    overrides = list(overrides)
+    tags = {"hydra.overrides": " ".join(overrides) or "(none)"}
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        tags[f"override.{key}"] = value
+    return tags

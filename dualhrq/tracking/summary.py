@@ -1,0 +1,34 @@
+"""Plain-text tables for the end-of-run summary printed to the console and logged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> str:
+    """Left-aligned text columns, right-aligned numbers, one header line."""
+    if not rows:
+        return ""
+    headers = list(rows[0].keys())
+    cells = [[_fmt(row.get(h)) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row.get(h), (int, float)) for row in rows) for h in headers]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric))
+
+    out = [title] if title else []
+    out += [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(c) for c in cells]
+    return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

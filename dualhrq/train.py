@@ -1,0 +1,210 @@
+"""``python -m dualhrq.train``: compose, fit every CV fold, evaluate out of sample, log.
+
+The job, in order: check the config (before any data is read), build the
+samples once, cut the CPCV folds, train one model per fold (resuming a fold
+from its ``last.ckpt`` when the output directory already has one), replay
+each fold's test signals, assemble the CPCV paths, compute the statistics,
+log everything to one MLflow run and print the summary. The return value is
+the configured objective, for Hydra's sweepers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import numpy as np
+import polars as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.data.datamodule import MarketDataModule
+from dualhrq.errors import ConfigError, DualHRQError
+from dualhrq.market.backtest import SignalBacktest
+from dualhrq.models.lit_module import HRMLitModule
+from dualhrq.models.network import NetOutput
+from dualhrq.models.params import count_parameters, format_budget_table
+from dualhrq.tracking.lineage import frame_sha256, git_commit
+from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
+from dualhrq.tracking.summary import format_table
+from dualhrq.validation.folds import FoldIndex, make_folds
+from dualhrq.validation.oos import OBJECTIVES, evaluate_oos
+
+log = logging.getLogger("dualhrq.train")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse impossible or unsupported values before any data is loaded."""
+    from dualhrq.models.conditioning import build_conditioning
+
+    build_conditioning(cfg.model.conditioning, n_regime_features=1, n_symbols=1, l_layers=1, l_dim=8, hidden=8)
+    instantiate(cfg.validation.splitter)
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
+    for key in ("seq_len", "horizon", "stride", "batch_size"):
+        if int(cfg.data[key]) < 1:
+            raise ConfigError(f"data.{key}={cfg.data[key]} must be a positive integer")
+
+
+def predict(model: HRMLitModule, loader: torch.utils.data.DataLoader) -> dict[str, np.ndarray]:
+    """Signal and forecast for every test window, in loader order, plus the fold's loss on them."""
+    model.eval()
+    outs, targets = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            outs.append(model(batch))
+            targets.append(batch["target_z"])
+    out = NetOutput(signal=torch.cat([o.signal for o in outs]), forecast=torch.cat([o.forecast for o in outs]))
+    terms = model.loss_terms(out, torch.cat(targets))
+    return {"signal": out.signal.float().cpu().numpy(), "forecast_z": out.forecast[:, 0].float().cpu().numpy(),
+            "loss": float(terms["loss"]), "nll": float(terms["nll"])}
+
+
+def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str | None,
+             fold_dir: Path) -> tuple[HRMLitModule, L.Trainer]:
+    """Train one fold's model, resuming from its ``last.ckpt`` when one exists."""
+    dm.set_fold(fold)
+    L.seed_everything(cfg.seed, workers=True)
+    model: HRMLitModule = instantiate(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
+                                      n_symbols=dm.n_symbols, target_scale=dm.target_scale)
+    ckpt_dir = fold_dir / "checkpoints"
+    callbacks: list[Callback] = []
+    for cb_cfg in cfg.callbacks.values():
+        cb = instantiate(cb_cfg)
+        if isinstance(cb, ModelCheckpoint):
+            cb.dirpath = str(ckpt_dir)
+        callbacks.append(cb)
+    logger = instantiate(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
+                                     limit_val_batches=1.0 if len(fold.val) else 0)
+    last = ckpt_dir / "last.ckpt"
+    if last.exists():
+        log.info("fold %d: resuming from %s", fold.fold, last)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if last.exists() else None, weights_only=True)
+    return model, trainer
+
+
+def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: RunTracker | None,
+             output_dir: Path, n_folds: int) -> pl.DataFrame | None:
+    """Fit (or reload) one fold and return its out-of-sample predictions; None on non-zero DDP ranks."""
+    fold_dir = output_dir / "folds" / f"fold{fold.fold}"
+    pred_path = fold_dir / "predictions.parquet"
+    if pred_path.exists():
+        log.info("fold %d/%d: already complete, reusing %s", fold.fold + 1, n_folds, pred_path)
+        return pl.read_parquet(pred_path)
+    start = time.perf_counter()
+    model, trainer = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
+    if not trainer.is_global_zero:
+        return None
+    s = dm.prepare()
+    out = predict(model, dm.test_dataloader())
+    frame = pl.DataFrame({
+        "fold": np.full(len(fold.test), fold.fold, dtype=np.int32),
+        "ts": s.t[fold.test], "t1": s.t1[fold.test],
+        "symbol": np.asarray(s.symbols)[s.symbol_id[fold.test]],
+        "signal": out["signal"], "forecast": out["forecast_z"] * dm.target_scale,
+        "target": s.target[fold.test], "next_return": s.next_return[fold.test],
+    })
+    result = instantiate(cfg.backtest).run(frame)
+    seconds = time.perf_counter() - start
+    metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/sharpe": result.sharpe,
+               "oos/max_drawdown": result.max_drawdown, "train_seconds": seconds,
+               "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test)}
+    log.info("fold %d/%d | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
+             fold.fold + 1, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
+             out["loss"], result.sharpe, seconds)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    final = fold_dir / "final.ckpt"
+    trainer.save_checkpoint(final, weights_only=True)
+    if tracker is not None:
+        tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
+        tracker.log_artifact(final, "checkpoints" + f"/fold{fold.fold}")
+    frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items() if k.startswith("oos")))
+    frame.write_parquet(pred_path)
+    (fold_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+    return frame
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Run the whole job; returns ``cfg.objective`` from the run summary."""
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    dm: MarketDataModule = instantiate(cfg.data)
+    splitter = instantiate(cfg.validation.splitter)
+    samples = dm.prepare()
+    folds = make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction)
+    selected = list(cfg.validation.folds) if cfg.validation.folds is not None else list(range(len(folds)))
+    bad = [i for i in selected if not 0 <= i < len(folds)]
+    if bad:
+        raise ConfigError(f"validation.folds has {bad}, but the splitter makes folds 0..{len(folds) - 1}")
+
+    output_dir = Path(cfg.paths.output_dir)
+    tracker = None
+    if rank_zero_only.rank == 0:
+        tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+        tracker.log_params(flatten_config(cfg))
+        tracker.set_tags({"git.commit": git_commit(cfg.paths.root_dir), "data.sha256": frame_sha256(dm.bars),
+                          "data.name": dm.name, "data.synthetic": dm.synthetic,
+                          "output_dir": str(output_dir.resolve()), **override_tags(overrides),
+                          **{f"tag.{t}": "1" for t in cfg.tags}})
+        resolved = output_dir / "config.yaml"
+        resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_artifact(resolved)
+        log.info("MLflow run %s (%s); %d folds, %d samples, %s", tracker.run_id, tracker.tracking_uri,
+                 len(selected), len(samples), "synthetic data" if dm.synthetic else dm.name)
+
+    frames = []
+    try:
+        for i in selected:
+            frames.append(run_fold(cfg, dm, folds[i], tracker, output_dir, len(folds)))
+        if tracker is None:
+            return None
+        predictions = pl.concat(frames)
+        pred_path = output_dir / "oos_predictions.parquet"
+        predictions.write_parquet(pred_path)
+        tracker.log_artifact(pred_path)
+        summary = evaluate_oos(predictions, splitter, samples.t, selected, instantiate(cfg.backtest),
+                               cfg.validation.stats)
+        tracker.log_metrics(summary.metrics)
+        model = instantiate(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
+                            n_symbols=dm.n_symbols)
+        counts = count_parameters(model.net)
+        tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
+        report = "\n\n".join([
+            format_table(summary.fold_rows, "Out-of-sample results per fold"),
+            format_table(summary.path_rows, "CPCV paths (net of costs) vs buy-and-hold"),
+            format_budget_table(counts, model.budget),
+            f"MLflow run {tracker.run_id} in experiment '{cfg.logger.mlflow.experiment_name}'\n"
+            f"  look at it: mlflow ui --backend-store-uri {tracker.tracking_uri}",
+        ])
+        (output_dir / "summary.txt").write_text(report + "\n")
+        tracker.log_artifact(output_dir / "summary.txt")
+        print("\n" + report, flush=True)
+        tracker.finish()
+    except BaseException as err:
+        if tracker is not None:
+            tracker.finish("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    return float(summary.metrics[cfg.objective])
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        return train(cfg)
+    except DualHRQError as err:
+        log.error("%s: %s", type(err).__name__, err)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

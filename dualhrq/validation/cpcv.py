@@ -1,0 +1,227 @@
+"""Combinatorial purged k-fold cross-validation (CPCV).
+
+López de Prado, *Advances in Financial Machine Learning* (2018): purging and
+embargo (ch. 7) stop labels that overlap the test period from leaking into
+training; the combinatorial split (ch. 12) tests every choice of ``k`` of
+``N`` time groups, so out-of-sample predictions recombine into
+``C(N-1, k-1)`` full backtest paths instead of the single walk-forward path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from dualhrq.errors import ConfigError, DataError
+
+__all__ = ["CombinatorialPurgedKFold", "purge_and_embargo"]
+
+
+class CombinatorialPurgedKFold:
+    """Split samples into ``n_groups`` time groups and test every ``n_test_groups`` of them.
+
+    Groups are contiguous, near-equal blocks of the sorted unique decision
+    dates, so all symbols sharing a date land in the same group and input
+    order does not matter. Fold ``f`` tests the ``f``-th combination of
+    groups in ``itertools.combinations`` order; its training set is every
+    other sample, purged and embargoed around each block of adjacent test
+    groups (see :func:`purge_and_embargo`).
+
+    Parameters
+    ----------
+    n_groups : int
+        ``N`` >= 2, the number of time groups.
+    n_test_groups : int
+        ``k`` with 1 <= k < N, groups tested per fold.
+    purge_days, embargo_days : int
+        Trading days (>= 0) added before (purge) and after (embargo) each
+        test block; see :func:`purge_and_embargo`.
+    """
+
+    def __init__(
+        self, n_groups: int = 5, n_test_groups: int = 1, purge_days: int = 14, embargo_days: int = 7
+    ) -> None:
+        _check_int("validation.n_groups", n_groups, 2, "2 or more")
+        _check_int("validation.n_test_groups", n_test_groups, 1, f"a value between 1 and {n_groups - 1}")
+        if n_test_groups >= n_groups:
+            raise ConfigError(
+                f"validation.n_test_groups must be smaller than validation.n_groups ({n_groups}), "
+                f"got {n_test_groups}; set it to a value between 1 and {n_groups - 1}."
+            )
+        _check_int("validation.purge_days", purge_days, 0, "0 or more")
+        _check_int("validation.embargo_days", embargo_days, 0, "0 or more")
+        self.n_groups = int(n_groups)
+        self.n_test_groups = int(n_test_groups)
+        self.purge_days = int(purge_days)
+        self.embargo_days = int(embargo_days)
+        self._folds = tuple(itertools.combinations(range(self.n_groups), self.n_test_groups))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n_groups={self.n_groups}, n_test_groups={self.n_test_groups}, "
+            f"purge_days={self.purge_days}, embargo_days={self.embargo_days})"
+        )
+
+    def get_n_splits(self) -> int:
+        """Number of folds, ``C(N, k)``."""
+        return len(self._folds)
+
+    @property
+    def n_paths(self) -> int:
+        """Number of backtest paths, ``k/N * C(N, k) = C(N-1, k-1)`` (AFML eq. 12.1)."""
+        return math.comb(self.n_groups - 1, self.n_test_groups - 1)
+
+    def test_groups(self, fold: int) -> tuple[int, ...]:
+        """Groups tested by ``fold`` (an index in ``range(get_n_splits())``)."""
+        return self._folds[fold]
+
+    def path_folds(self) -> np.ndarray:
+        """Fold whose test predictions of group ``g`` form part of path ``p``, as ``[N, n_paths]``.
+
+        AFML 12.4: each group is tested by ``C(N-1, k-1)`` folds; the ``p``-th
+        of them (in fold order) supplies that group's predictions to path
+        ``p``. So every path covers every group once, and every (fold, tested
+        group) pair is used by exactly one path.
+        """
+        return np.array(
+            [[f for f, groups in enumerate(self._folds) if g in groups] for g in range(self.n_groups)],
+            dtype=np.int64,
+        )
+
+    def groups(self, t: np.ndarray) -> np.ndarray:
+        """Group of each sample: its decision date's block among N contiguous, near-equal date blocks."""
+        dates, date_pos = np.unique(np.asarray(t), return_inverse=True)
+        if len(dates) < self.n_groups:
+            raise DataError(
+                f"CPCV needs at least validation.n_groups={self.n_groups} distinct decision dates, "
+                f"got {len(dates)}; lower validation.n_groups or supply more dates."
+            )
+        sizes = [len(b) for b in np.array_split(np.arange(len(dates)), self.n_groups)]
+        return np.repeat(np.arange(self.n_groups), sizes)[date_pos]
+
+    def split(self, t: np.ndarray, t1: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(train_idx, test_idx)`` per fold: sorted int64 positions into ``t``.
+
+        Parameters
+        ----------
+        t, t1 : np.ndarray
+            Decision time and label end time (``t1 >= t``) of each sample,
+            datetime64 of equal length, in any order.
+
+        Raises
+        ------
+        DataError
+            Fewer unique decision dates than groups, or a label ending before it starts.
+        ConfigError
+            A fold has no training sample left after purging and embargo.
+        """
+        pt, pt1, date_pos = _positions(t, t1)
+        group = self.groups(t)
+        for fold, groups in enumerate(self._folds):
+            in_test = np.isin(group, groups)
+            test_idx = np.flatnonzero(in_test)
+            candidates = np.flatnonzero(~in_test)
+            train_idx = _purge(candidates, test_idx, pt, pt1, date_pos, self.purge_days, self.embargo_days)
+            if train_idx.size == 0:
+                raise ConfigError(
+                    f"CPCV fold {fold} (test groups {groups}) has no training sample left: all "
+                    f"{candidates.size} of its non-test samples fall in the purge or embargo window "
+                    f"(validation.purge_days={self.purge_days}, "
+                    f"validation.embargo_days={self.embargo_days}). "
+                    "Lower validation.purge_days / validation.embargo_days, or use more data or more "
+                    "validation.n_groups."
+                )
+            yield train_idx, test_idx
+
+
+def purge_and_embargo(
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    t: np.ndarray,
+    t1: np.ndarray,
+    *,
+    purge_days: int,
+    embargo_days: int,
+) -> np.ndarray:
+    """Remove from ``train_idx`` the samples that could leak test information (AFML 7.4).
+
+    Time is counted in trading days: the calendar is the sorted unique values
+    of ``t`` and ``t1`` together, and ``d(x)`` is the position of ``x`` in it.
+    Test samples are cut into blocks: maximal runs of consecutive decision
+    dates (unique values of ``t``) holding a test sample, so adjacent CPCV
+    test groups form one block. For a block with span ``[a, b]``, ``a`` the
+    earliest ``t`` and ``b`` the latest ``t1`` of its test samples, training
+    sample ``i`` is dropped if
+
+    - purge: ``[t_i, t1_i]`` overlaps ``[d(a) - purge_days, d(b)]``, i.e.
+      ``d(t_i) <= d(b)`` and ``d(t1_i) >= d(a) - purge_days``. With
+      ``purge_days=0`` this is the plain label-overlap purge; a positive
+      value also drops labels ending shortly before the test block, a
+      margin against serial correlation the labels do not capture;
+    - embargo: ``d(b) < d(t_i) <= d(b) + embargo_days`` (AFML 7.4.2),
+      decisions made while features still reflect test-period data.
+
+    Overlap is inclusive, so a label ending on the block's first day is purged.
+    Returns the kept training positions, sorted, as int64.
+    """
+    _check_int("purge_days", purge_days, 0, "0 or more")
+    _check_int("embargo_days", embargo_days, 0, "0 or more")
+    pt, pt1, date_pos = _positions(t, t1)
+    train_idx = np.asarray(train_idx, dtype=np.int64)
+    test_idx = np.asarray(test_idx, dtype=np.int64)
+    return _purge(train_idx, test_idx, pt, pt1, date_pos, purge_days, embargo_days)
+
+
+def _purge(
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    pt: np.ndarray,
+    pt1: np.ndarray,
+    date_pos: np.ndarray,
+    purge_days: int,
+    embargo_days: int,
+) -> np.ndarray:
+    """:func:`purge_and_embargo` on precomputed calendar and decision-date positions."""
+    is_test_date = np.zeros(int(date_pos.max()) + 1, dtype=bool)
+    is_test_date[date_pos[test_idx]] = True
+    run_of_date = np.cumsum(is_test_date & ~np.r_[False, is_test_date[:-1]]) - 1
+    run = run_of_date[date_pos[test_idx]]
+    n_runs = int(run.max()) + 1 if run.size else 0
+    start = np.full(n_runs, np.iinfo(np.int64).max)
+    end = np.full(n_runs, -1)
+    np.minimum.at(start, run, pt[test_idx])
+    np.maximum.at(end, run, pt1[test_idx])
+    s, e = pt[train_idx], pt1[train_idx]
+    keep = np.ones(train_idx.size, dtype=bool)
+    for a, b in zip(start, end):
+        keep &= ~((s <= b) & (e >= a - purge_days))
+        keep &= ~((s > b) & (s <= b + embargo_days))
+    return np.sort(train_idx[keep]).astype(np.int64)
+
+
+def _positions(t: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trading-day positions of ``t`` and ``t1``, and each sample's decision-date index."""
+    t, t1 = np.asarray(t), np.asarray(t1)
+    if t.ndim != 1 or t.shape != t1.shape or t.size == 0:
+        raise DataError(
+            f"t and t1 must be non-empty 1-D arrays of equal length, got shapes {t.shape} and {t1.shape}."
+        )
+    if t.dtype.kind == "M" and (np.isnat(t).any() or np.isnat(t1).any()):
+        raise DataError("t and t1 contain NaT; drop samples without a decision or label end time.")
+    bad = np.flatnonzero(t1 < t)
+    if bad.size:
+        raise DataError(
+            f"{bad.size} samples have a label end t1 before their decision time t "
+            f"(first at position {bad[0]}: t={t[bad[0]]}, t1={t1[bad[0]]}); fix the label construction."
+        )
+    calendar = np.unique(np.concatenate([t, t1]))
+    dates = np.unique(t)
+    return np.searchsorted(calendar, t), np.searchsorted(calendar, t1), np.searchsorted(dates, t)
+
+
+def _check_int(name: str, value: object, minimum: int, fix: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; set it to {fix}.")

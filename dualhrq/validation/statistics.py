@@ -1,0 +1,231 @@
+"""Performance statistics that correct for luck and for data snooping.
+
+A backtest Sharpe ratio is one draw from a noisy estimator, and the best of
+many tried strategies is biased upward. The probabilistic and deflated
+Sharpe ratios (Bailey & López de Prado 2012, 2014) account for sample
+length, non-normal returns and the number of trials; White's Reality Check
+and Hansen's SPA test (via ``arch``) ask whether any model beats a
+benchmark once the search over models is accounted for.
+
+All functions take 1-D arrays of periodic simple returns (daily by default).
+Sharpe ratios fed to PSR, DSR and MinTRL are per period, not annualised.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from arch.bootstrap import SPA, optimal_block_length
+from scipy import stats
+
+from dualhrq.errors import ConfigError, DataError
+
+__all__ = [
+    "TestResult",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "max_drawdown",
+    "min_track_record_length",
+    "probabilistic_sharpe_ratio",
+    "reality_check",
+    "sharpe_ratio",
+    "superior_predictive_ability",
+]
+
+
+def sharpe_ratio(returns: np.ndarray, periods_per_year: int = 252) -> float:
+    """Annualised Sharpe ratio, ``mean / std(ddof=1) * sqrt(periods_per_year)``; nan for constant returns."""
+    if isinstance(periods_per_year, bool) or not isinstance(periods_per_year, int) or periods_per_year < 1:
+        raise ConfigError(f"periods_per_year must be a positive integer, got {periods_per_year!r}.")
+    return _per_period_sharpe(_returns(returns)) * math.sqrt(periods_per_year)
+
+
+def max_drawdown(returns: np.ndarray) -> float:
+    """Largest peak-to-trough loss of the compounded equity curve, as a positive fraction.
+
+    The curve starts at 1 before the first return, so an initial loss counts.
+    """
+    r = _returns(returns, min_len=1)
+    if (r < -1).any():
+        raise DataError("simple returns below -1 (losing over 100%) are impossible; check the return series.")
+    equity = np.cumprod(np.r_[1.0, 1.0 + r])
+    return float(np.max(1.0 - equity / np.maximum.accumulate(equity)))
+
+
+def probabilistic_sharpe_ratio(returns: np.ndarray, sr_benchmark: float = 0.0) -> float:
+    """Probability that the true Sharpe ratio exceeds ``sr_benchmark``.
+
+    Bailey & López de Prado (2012), "The Sharpe Ratio Efficient Frontier":
+
+    ``PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2))`` with
+    ``SR`` the per-period (non-annualised) Sharpe ratio (std with ddof=1),
+    ``g3`` the sample skewness and ``g4`` the sample *Pearson* kurtosis
+    (normal = 3, not the excess kurtosis), both from biased moments as in
+    ``scipy.stats.skew`` / ``scipy.stats.kurtosis(fisher=False)``.
+    ``sr_benchmark`` is per period too.
+    """
+    r = _returns(returns)
+    sr = _per_period_sharpe(r)
+    z = (sr - sr_benchmark) * math.sqrt(r.size - 1) / math.sqrt(_sr_variance_factor(r, sr))
+    return float(stats.norm.cdf(z))
+
+
+def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
+    """Expected maximum Sharpe ratio of ``n_trials`` independent zero-skill trials.
+
+    Bailey & López de Prado (2014), "The Deflated Sharpe Ratio":
+
+    ``E[max SR] ~ sqrt(V) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e)))``,
+    with ``gamma`` the Euler-Mascheroni constant and ``V`` the variance of the
+    Sharpe ratios across trials; the result is in the units of ``sqrt(V)``.
+    One trial has no selection bias: the result is 0.
+    """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+        raise ConfigError(f"n_trials must be an integer >= 1 (strategies tried), got {n_trials!r}.")
+    if not (math.isfinite(sr_variance) and sr_variance >= 0):
+        raise ConfigError(f"sr_variance must be finite and >= 0, got {sr_variance!r}.")
+    if n_trials == 1:
+        return 0.0
+    gamma = np.euler_gamma
+    z = (1 - gamma) * stats.norm.ppf(1 - 1 / n_trials) + gamma * stats.norm.ppf(1 - 1 / (n_trials * math.e))
+    return float(math.sqrt(sr_variance) * z)
+
+
+def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, sr_variance: float) -> float:
+    """PSR against the best Sharpe ratio expected by luck from ``n_trials`` trials (Bailey & López de Prado 2014).
+
+    ``sr_variance`` is the variance, across the trials, of their *per-period*
+    (non-annualised) Sharpe ratios, so that ``SR* = expected_max_sharpe(...)``
+    is per period like the SR inside PSR. Divide annualised ratios by
+    ``sqrt(periods_per_year)`` (variances by ``periods_per_year``) first.
+    """
+    return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, sr_variance))
+
+
+def min_track_record_length(returns: np.ndarray, sr_benchmark: float = 0.0, alpha: float = 0.05) -> float:
+    """Observations needed for PSR(``sr_benchmark``) to reach ``1 - alpha`` (Bailey & López de Prado 2012).
+
+    ``MinTRL = 1 + (1 - g3 SR + (g4 - 1) / 4 SR^2) (Phi^-1(1 - alpha) / (SR - SR*))^2``,
+    same per-period SR and Pearson kurtosis as :func:`probabilistic_sharpe_ratio`,
+    assuming the observed moments persist. In periods; ``inf`` if ``SR <= SR*``.
+    """
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}.")
+    r = _returns(returns)
+    sr = _per_period_sharpe(r)
+    if not sr > sr_benchmark:
+        return math.inf
+    return float(1 + _sr_variance_factor(r, sr) * (stats.norm.ppf(1 - alpha) / (sr - sr_benchmark)) ** 2)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Outcome of a bootstrap test of superior predictive ability.
+
+    ``statistic`` is the largest mean per-period excess return of a model over
+    the benchmark (the quantity arch's SPA compares with its bootstrap);
+    ``pvalue`` is the probability, under the null that no model beats the
+    benchmark, of a value at least that large.
+    """
+
+    statistic: float
+    pvalue: float
+    block_size: int
+    reps: int
+
+
+def superior_predictive_ability(
+    model_returns: np.ndarray,
+    benchmark_returns: np.ndarray,
+    *,
+    reps: int = 1000,
+    block_size: int | None = None,
+    seed: int = 0,
+) -> TestResult:
+    """Hansen's (2005) test of superior predictive ability, via ``arch.bootstrap.SPA``.
+
+    Losses are negated returns. ``model_returns`` is ``[T]`` or
+    ``[T, n_models]``. The p-value is arch's ``consistent`` one: models far
+    worse than the benchmark are not recentred, which makes the test less
+    conservative than White's Reality Check and robust to adding poor models.
+    The stationary bootstrap (Politis & Romano 1994) resamples blocks with mean
+    length ``block_size``; ``None`` takes the Politis-White (2004, corrected
+    2009) optimal length of the loss differentials, averaged over models.
+    If every model equals the benchmark exactly there is no evidence of
+    superiority and the p-value is 1 (arch would report 0 from ties).
+    """
+    return _spa_test(model_returns, benchmark_returns, reps, block_size, seed, "consistent")
+
+
+def reality_check(
+    model_returns: np.ndarray,
+    benchmark_returns: np.ndarray,
+    *,
+    reps: int = 1000,
+    block_size: int | None = None,
+    seed: int = 0,
+) -> TestResult:
+    """White's (2000) Reality Check for data snooping, via ``arch.bootstrap.SPA``.
+
+    arch's ``upper`` p-value: every model's bootstrap distribution is
+    recentred at its sample mean, the least favourable configuration of the
+    null that White uses. Arguments as in :func:`superior_predictive_ability`.
+    """
+    return _spa_test(model_returns, benchmark_returns, reps, block_size, seed, "upper")
+
+
+def _spa_test(
+    model_returns: np.ndarray,
+    benchmark_returns: np.ndarray,
+    reps: int,
+    block_size: int | None,
+    seed: int,
+    pvalue: Literal["consistent", "upper"],
+) -> TestResult:
+    bench = _returns(benchmark_returns, "benchmark_returns")
+    models = np.asarray(model_returns, dtype=float)
+    models = models[:, None] if models.ndim == 1 else models
+    if models.ndim != 2 or models.shape[0] != bench.size or not np.isfinite(models).all():
+        raise DataError(
+            f"model_returns must be finite, shaped [T] or [T, n_models] with T={bench.size} "
+            f"like benchmark_returns, got shape {np.shape(model_returns)}."
+        )
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise ConfigError(f"reps must be a positive integer, got {reps!r}.")
+    excess = models - bench[:, None]  # = benchmark loss - model loss
+    if block_size is None:
+        varying = excess[:, np.ptp(excess, axis=0) > 0]
+        block_size = round(float(optimal_block_length(varying)["stationary"].mean())) if varying.size else 1
+        block_size = max(1, block_size)
+    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ConfigError(f"block_size must be a positive integer or None, got {block_size!r}.")
+    statistic = float(excess.mean(axis=0).max())
+    if not excess.any():
+        return TestResult(statistic=statistic, pvalue=1.0, block_size=block_size, reps=reps)
+    spa = SPA(-bench, -models, block_size=block_size, reps=reps, bootstrap="stationary", seed=seed)
+    spa.compute()
+    return TestResult(statistic, float(spa.pvalues[pvalue]), block_size, reps)
+
+
+def _returns(returns: np.ndarray, name: str = "returns", min_len: int = 2) -> np.ndarray:
+    r = np.asarray(returns, dtype=float)
+    if r.ndim != 1 or r.size < min_len or not np.isfinite(r).all():
+        raise DataError(
+            f"{name} must be a 1-D array of at least {min_len} finite values, got shape {r.shape}"
+            f"{' with NaN/inf' if r.size and not np.isfinite(r).all() else ''}."
+        )
+    return r
+
+
+def _per_period_sharpe(r: np.ndarray) -> float:
+    if np.ptp(r) == 0:
+        return math.nan
+    return float(r.mean() / r.std(ddof=1))
+
+
+def _sr_variance_factor(r: np.ndarray, sr: float) -> float:
+    """``1 - g3 SR + (g4 - 1)/4 SR^2``: the non-normal variance of the SR estimator, times ``n - 1``."""
+    return float(1 - stats.skew(r) * sr + (stats.kurtosis(r, fisher=False) - 1) / 4 * sr**2)

@@ -1,0 +1,140 @@
+"""Loaders: the bundled arch data and a user's parquet/CSV files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from arch.data import sp500
+
+from dualhrq.data.schema import BAR_SCHEMA
+from dualhrq.data.sources import BUNDLED_SYMBOLS, load_bundled, load_parquet, load_vix
+from dualhrq.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def bundled() -> pl.DataFrame:
+    return load_bundled()
+
+
+def test_bundled_covers_both_indices_1999_to_2018(bundled: pl.DataFrame) -> None:
+    assert BUNDLED_SYMBOLS == ("SP500", "NASDAQ")
+    assert bundled.schema == pl.Schema(BAR_SCHEMA)
+    counts = dict(bundled.group_by("symbol").len().iter_rows())
+    assert counts == {"SP500": 5031, "NASDAQ": 5031}
+    assert bundled["ts"].min() == datetime(1999, 1, 4)
+    assert bundled["ts"].max() == datetime(2018, 12, 31)
+
+
+def test_bundled_prices_match_arch_close_not_adjusted(bundled: pl.DataFrame) -> None:
+    raw = sp500.load()
+    ours = bundled.filter(pl.col("symbol") == "SP500")
+    np.testing.assert_array_equal(ours["close"].to_numpy(), raw["Close"].to_numpy())
+    np.testing.assert_array_equal(ours["volume"].to_numpy(), raw["Volume"].to_numpy().astype(float))
+
+
+def test_start_and_end_are_inclusive() -> None:
+    week = load_bundled(["SP500"], start="2010-01-04", end="2010-01-08")
+    assert week["ts"].to_list() == [datetime(2010, 1, d) for d in range(4, 9)]
+
+
+@pytest.mark.parametrize("symbols", [["SP500", "DAX"], []])
+def test_unknown_bundled_symbol_lists_the_available_ones(symbols: list[str]) -> None:
+    with pytest.raises(DataError, match=r"data.symbols=.* must name one or more bundled symbols; "
+                       r"available: \['SP500', 'NASDAQ'\]"):
+        load_bundled(symbols)
+
+
+def test_range_without_data_names_start_and_end() -> None:
+    with pytest.raises(DataError, match=r"data.start=2030-01-01 / data.end=None select no bars"):
+        load_bundled(start="2030-01-01")
+
+
+@pytest.mark.parametrize(
+    "start, end, message",
+    [
+        ("01/02/2010", None, r"data.start='01/02/2010' is not an ISO date. Fix: .* YYYY-MM-DD"),
+        ("2011-01-01", "2010-01-01", r"data.start \(2011-01-01\) is after data.end \(2010-01-01\)"),
+    ],
+)
+def test_bad_dates_are_config_errors(start: str, end: str | None, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_bundled(start=start, end=end)
+
+
+def test_vix_daily_closes_2014_to_2019_without_holiday_gaps() -> None:
+    vix = load_vix()
+    assert vix.schema == pl.Schema({"ts": pl.Datetime("us"), "vix": pl.Float64})
+    assert vix["ts"].min() == datetime(2014, 1, 3)
+    assert vix["ts"].max() == datetime(2019, 1, 3)
+    assert vix["vix"].is_nan().sum() == 0
+    assert vix["vix"].min() > 0
+
+
+@pytest.fixture
+def bars() -> pl.DataFrame:
+    return load_bundled(start="2017-11-01", end="2018-02-28")
+
+
+def test_parquet_and_csv_files_round_trip(bars: pl.DataFrame, tmp_path: Path) -> None:
+    bars.write_parquet(tmp_path / "bars.parquet")
+    bars.write_csv(tmp_path / "bars.csv")
+    assert load_parquet(tmp_path / "bars.parquet").equals(bars)
+    assert load_parquet(str(tmp_path / "bars.csv")).equals(bars)
+
+
+def test_hive_tree_symbol_partition_supplies_symbol(bars: pl.DataFrame, tmp_path: Path) -> None:
+    for (symbol, month), part in bars.group_by("symbol", pl.col("ts").dt.strftime("%Y-%m")):
+        folder = tmp_path / f"symbol={symbol}" / f"date={month}-01"
+        folder.mkdir(parents=True)
+        part.drop("symbol").write_parquet(folder / "part.parquet")
+    assert load_parquet(tmp_path).equals(bars)
+    january = load_parquet(tmp_path, symbols=["NASDAQ"], start="2018-01-01", end="2018-01-31")
+    assert january["symbol"].unique().to_list() == ["NASDAQ"]
+    assert january["ts"].dt.month().unique().to_list() == [1]
+    assert january.height == 21  # 23 weekdays less New Year and MLK day
+
+
+def test_end_date_keeps_intraday_bars_of_that_day(tmp_path: Path) -> None:
+    intraday = pl.DataFrame(
+        {
+            "ts": [datetime(2020, 3, 2, h) for h in (10, 15)] + [datetime(2020, 3, 3, 10)],
+            "symbol": "X",
+            **dict.fromkeys(["open", "high", "low", "close", "volume"], 1.0),
+        }
+    )
+    intraday.write_parquet(tmp_path / "x.parquet")
+    assert load_parquet(tmp_path / "x.parquet", end="2020-03-02").height == 2
+
+
+def test_missing_path_names_data_path(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data.path: .*nope.parquet does not exist"):
+        load_parquet(tmp_path / "nope.parquet")
+
+
+def test_unknown_symbol_lists_symbols_present(bars: pl.DataFrame, tmp_path: Path) -> None:
+    bars.write_parquet(tmp_path / "bars.parquet")
+    message = r"data.symbols: \['AAPL'\] not in .*; present: \['NASDAQ', 'SP500'\]"
+    with pytest.raises(DataError, match=message):
+        load_parquet(tmp_path / "bars.parquet", symbols=["AAPL"])
+
+
+def test_invalid_files_name_data_path(tmp_path: Path) -> None:
+    (tmp_path / "bars.json").write_text("{}")
+    with pytest.raises(DataError, match=r"data.path: .*bars.json is neither .parquet nor .csv"):
+        load_parquet(tmp_path / "bars.json")
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match=r"data.path: cannot read .*broken.parquet"):
+        load_parquet(tmp_path / "broken.parquet")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"data.path: no parquet files under .*empty"):
+        load_parquet(tmp_path / "empty")
+
+
+def test_schema_errors_name_the_file(bars: pl.DataFrame, tmp_path: Path) -> None:
+    bars.rename({"close": "Close"}).write_parquet(tmp_path / "bars.parquet")
+    with pytest.raises(DataError, match=r"bars.parquet: missing columns \['close'\]"):
+        load_parquet(tmp_path / "bars.parquet")

@@ -1,0 +1,126 @@
+"""The composed feature query: names, causality, scale-freedom, VIX join."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.features.engine import FeatureSpec, compute_features, feature_names
+
+NO_VIX = FeatureSpec(use_vix=False)
+
+
+def test_names_need_no_data_and_match_the_computed_columns(bars: pl.DataFrame) -> None:
+    inputs, regime_cols = feature_names(NO_VIX)
+    assert len(inputs) == 19 and len(regime_cols) == 7
+    assert set(regime_cols) <= set(inputs) and len(set(inputs)) == len(inputs)
+    assert compute_features(bars, NO_VIX).columns == ["ts", "symbol", "close", *inputs]
+
+
+def test_vix_adds_level_and_availability_to_both_lists() -> None:
+    inputs, regime_cols = feature_names(FeatureSpec())
+    assert inputs[-2:] == regime_cols[-2:] == ["vix_log", "vix_available"]
+    assert len(inputs) == 21
+
+
+def test_window_lengths_appear_in_the_names() -> None:
+    inputs, _ = feature_names(FeatureSpec(short=3, medium=10, long=40, use_vix=False))
+    assert {"mom_3", "mom_10", "mom_40", "rvol_10", "amihud_10_40", "vol_ratio_3_40"} <= set(inputs)
+
+
+@pytest.mark.parametrize("windows", [dict(short=1), dict(medium=70), dict(short=20, medium=20)])
+def test_windows_out_of_order_are_a_config_error(windows: dict[str, int]) -> None:
+    with pytest.raises(ConfigError, match=r"data.features: windows must satisfy 2 <= short <"):
+        FeatureSpec(**windows)
+
+
+def test_rows_keep_the_bar_order_and_warm_up_ends_at_the_long_window(bars: pl.DataFrame) -> None:
+    out = compute_features(bars, NO_VIX)
+    assert_frame_equal(out.select("ts", "symbol", "close"), bars.select("ts", "symbol", "close"))
+    complete = out.drop_nulls().group_by("symbol").agg(pl.col("ts").min())
+    assert complete["ts"].unique().to_list() == [bars["ts"][60]]  # long=60 bars of returns
+    assert np.isfinite(out.drop_nulls().drop("ts", "symbol").to_numpy()).all()
+
+
+def test_a_zero_volume_bar_leaves_volume_features_finite(bars: pl.DataFrame) -> None:
+    row = pl.int_range(pl.len()) == 80
+    gap = bars.with_columns(volume=pl.when(row).then(0.0).otherwise(pl.col("volume")))
+    names, _ = feature_names(NO_VIX)
+    after_warm_up = compute_features(gap, NO_VIX)[80:150].select(names).to_numpy()
+    assert np.isfinite(after_warm_up).all()
+
+
+def test_every_feature_is_causal(bars: pl.DataFrame) -> None:
+    """Rescaling every bar after t leaves every feature at or before t bit-identical."""
+    rng = np.random.default_rng(11)
+    before = compute_features(bars, NO_VIX)
+    for cut in (bars["ts"][30], bars["ts"][90]):
+        later = pl.col("ts") > cut
+        price = pl.lit(rng.uniform(0.5, 2.0, bars.height))
+        volume = pl.lit(rng.uniform(0.1, 10.0, bars.height))
+        changed = bars.with_columns(
+            pl.when(later).then(pl.col("open", "high", "low", "close") * price).otherwise(
+                pl.col("open", "high", "low", "close")
+            ),
+            pl.when(later).then(pl.col("volume") * volume).otherwise(pl.col("volume")),
+        )
+        after = compute_features(changed, NO_VIX)
+        assert not after.equals(before)
+        assert_frame_equal(after.filter(~later), before.filter(~later), check_exact=True)
+
+
+def test_features_carry_no_price_level_volume_scale_or_name(bars: pl.DataFrame) -> None:
+    one = bars.filter(pl.col("symbol") == "AAA")
+    rescaled = one.with_columns(
+        pl.col("open", "high", "low", "close") * 37.5,
+        pl.col("volume") * 0.001,
+        symbol=pl.lit("ZZZ"),
+    )
+    names, _ = feature_names(NO_VIX)
+    expected = compute_features(one, NO_VIX).select(names)
+    got = compute_features(rescaled, NO_VIX).select(names)
+    assert_frame_equal(got, expected, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_symbols_do_not_leak_into_each_other(bars: pl.DataFrame) -> None:
+    both = compute_features(bars, NO_VIX)
+    alone = compute_features(bars.filter(pl.col("symbol") == "BBB"), NO_VIX)
+    assert_frame_equal(both.filter(pl.col("symbol") == "BBB"), alone, check_exact=True)
+
+
+def test_vix_joins_on_the_bar_day_and_flags_missing_days(bars: pl.DataFrame) -> None:
+    vix = pl.DataFrame({"ts": bars["ts"][100:103], "vix": [20.0, 40.0, float("nan")]})
+    out = compute_features(bars, FeatureSpec(), vix=vix).filter(pl.col("symbol") == "AAA")
+    np.testing.assert_allclose(out["vix_log"][99:104].to_numpy(), [0.0, 0.0, np.log(2.0), 0.0, 0.0])
+    np.testing.assert_array_equal(out["vix_available"][99:104].to_numpy(), [0, 1, 1, 0, 0])
+
+
+def test_use_vix_without_a_series_is_a_config_error(bars: pl.DataFrame) -> None:
+    with pytest.raises(ConfigError, match=r"data.features.use_vix is true but no VIX series"):
+        compute_features(bars, FeatureSpec())
+
+
+DAY = datetime(2015, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "vix, message",
+    [
+        (pl.DataFrame({"ts": [DAY], "VIX": [15.0]}), r"vix: missing columns \['vix'\]"),
+        (pl.DataFrame({"ts": [DAY], "vix": [0.0]}), r"vix: non-positive 'vix' values"),
+        (pl.DataFrame({"ts": [DAY, DAY], "vix": [15.0, 16.0]}), r"vix: duplicate 'ts' rows"),
+    ],
+)
+def test_bad_vix_is_a_data_error(bars: pl.DataFrame, vix: pl.DataFrame, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        compute_features(bars, FeatureSpec(), vix=vix)
+
+
+def test_bars_are_validated_first(bars: pl.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"compute_features\(bars\): missing columns \['volume'\]"):
+        compute_features(bars.drop("volume"), NO_VIX)

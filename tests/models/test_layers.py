@@ -1,0 +1,31 @@
+import math
+
+import torch
+
+from dualhrq.models.layers import Linear, rms_norm, trunc_normal_
+
+
+def test_trunc_normal_has_requested_std_and_is_cut_at_two_sigma():
+    torch.manual_seed(0)
+    w = trunc_normal_(torch.empty(400_000), std=0.1)
+    assert abs(w.std().item() - 0.1) < 1e-3
+    sigma = 0.1 / 0.8796256610342398  # underlying normal of the truncated draw
+    assert w.abs().max().item() <= 2 * sigma + 1e-6
+
+
+def test_linear_is_lecun_normal_and_bias_free():
+    lin = Linear(1024, 256)
+    assert lin.bias is None
+    assert abs(lin.weight.std().item() - 1 / math.sqrt(1024)) < 1e-3
+
+
+def test_rms_norm_is_fp32_and_unit_rms():
+    x = (10 * torch.randn(4, 7, 32)).to(torch.bfloat16)
+    y = rms_norm(x)
+    assert y.dtype == torch.bfloat16
+    assert torch.allclose(y.float().square().mean(-1), torch.ones(4, 7), atol=2e-2)
+
+
+def test_trunk_has_no_biases(make_net):
+    net = make_net("regime")
+    assert not [n for n, _ in net.hrm.named_parameters() if "bias" in n]

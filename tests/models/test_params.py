@@ -1,0 +1,75 @@
+"""Parameter counts, the hrm_27m budget and its reporting."""
+
+import pytest
+import torch
+from torch import nn
+
+from dualhrq.errors import ConfigError
+from dualhrq.models.conditioning import build_conditioning
+from dualhrq.models.network import DualHRQNet
+from dualhrq.config import model_sizes
+from dualhrq.models.params import check_budget, count_parameters, format_budget_table
+
+# hrm_27m with conditioning=regime; n_features=24, n_regime_features=8, n_symbols=2.
+HRM_27M_REGIME = {
+    "h_module": 8_478_720,
+    "l_module": 17_929_728,
+    "heads": 197_891,
+    "conditioning": 304_256,
+    "total": 26_910_595,
+}
+
+
+def test_hrm_27m_counts_are_pinned_and_every_conditioning_fits_the_budget():
+    size = model_sizes("hrm_27m")
+    net = DualHRQNet(n_features=24, n_regime_features=8, n_symbols=2, conditioning="regime", **size["net"])
+    counts = count_parameters(net)
+    assert counts == HRM_27M_REGIME
+    assert check_budget(counts, size["budget"]) == []
+
+    l_net = size["net"]["l"]
+    for kind in ["none", "puzzle_id"]:
+        cond = build_conditioning(kind, n_regime_features=8, n_symbols=2, l_layers=l_net["layers"],
+                                  l_dim=l_net["dim"], hidden=size["net"]["cond_hidden"])
+        n_cond = 0 if cond is None else sum(p.numel() for p in cond.parameters())
+        other = {**counts, "conditioning": n_cond, "total": counts["total"] - counts["conditioning"] + n_cond}
+        assert check_budget(other, size["budget"]) == [], kind
+
+
+@pytest.mark.parametrize("conditioning", ["none", "puzzle_id", "regime"])
+def test_hrm_tiny_fits_its_own_budget(make_net, conditioning):
+    counts = count_parameters(make_net(conditioning))
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+    assert check_budget(counts, model_sizes("hrm_tiny")["budget"]) == []
+
+
+def test_parameters_outside_components_are_caught(make_net):
+    net = make_net("none")
+    net.extra = nn.Parameter(torch.zeros(3))
+    with pytest.raises(RuntimeError, match="extra"):
+        count_parameters(net)
+
+
+COUNTS = {"h_module": 10, "l_module": 20, "heads": 3, "conditioning": 0, "total": 33}
+
+
+def test_check_budget_reports_over_and_under():
+    budget = {"l_module": {"max": 15}, "total": {"min": 40, "max": 100}}
+    assert check_budget(COUNTS, budget) == ["l_module: 20 parameters > max 15", "total: 33 parameters < min 40"]
+
+
+def test_budget_table_shows_every_component_and_status():
+    table = format_budget_table(COUNTS, {"l_module": {"max": 15}, "total": {"min": 40}})
+    lines = table.splitlines()
+    assert lines[0].split() == ["component", "params", "min", "max", "status"]
+    assert [line.split()[0] for line in lines[1:]] == list(COUNTS)
+    assert lines[2].split() == ["l_module", "20", "-", "15", "OVER"]
+    assert lines[5].split() == ["total", "33", "40", "-", "UNDER"]
+    assert lines[1].split()[-1] == "OK"
+
+
+@pytest.mark.parametrize(("budget", "match"), [({"trunk": {"max": 1}}, r"model\.budget\.trunk"),
+                                                ({"heads": {"maximum": 1}}, r"model\.budget\.heads")])
+def test_malformed_budget_is_a_config_error(budget, match):
+    with pytest.raises(ConfigError, match=match):
+        check_budget(COUNTS, budget)

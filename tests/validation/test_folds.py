@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from dualhrq.errors import ConfigError
+from dualhrq.validation.cpcv import CombinatorialPurgedKFold
+from dualhrq.validation.folds import make_folds
+
+
+def _samples(n_dates=300, n_symbols=2, horizon=3):
+    dates = np.arange("2020-01-01", n_dates, dtype="datetime64[D]").astype("datetime64[us]")
+    t = np.repeat(dates[: n_dates - horizon], n_symbols)
+    t1 = np.repeat(dates[horizon:], n_symbols)
+    return t, t1, dates
+
+
+@pytest.mark.parametrize("n_groups,k", [(5, 1), (6, 2)])
+def test_validation_tail_is_purged_and_embargoed_against_training(n_groups, k):
+    t, t1, dates = _samples()
+    splitter = CombinatorialPurgedKFold(n_groups, k, purge_days=4, embargo_days=2)
+    folds = make_folds(splitter, t, t1, val_fraction=0.1)
+    assert len(folds) == splitter.get_n_splits()
+    pos = {d: i for i, d in enumerate(dates)}
+    for fold, (train, _) in zip(folds, splitter.split(t, t1)):
+        assert len(np.intersect1d(fold.train, fold.val)) == 0
+        assert len(np.intersect1d(fold.train, fold.test)) == 0
+        assert len(np.intersect1d(fold.val, fold.test)) == 0
+        # validation = every sample on the last tenth of the splitter's training dates
+        train_dates = np.unique(t[train])
+        cut = train_dates[int(len(train_dates) * 0.9)]
+        np.testing.assert_array_equal(fold.val, train[t[train] >= cut])
+        a = min(pos[d] for d in t[fold.val])
+        b = max(pos[d] for d in t1[fold.val])
+        for i in fold.train:  # no training label overlaps the purged validation span, none in its embargo
+            s, e = pos[t[i]], pos[t1[i]]
+            assert not (s <= b and e >= a - 4)
+            assert not (b < s <= b + 2)
+
+
+def test_val_fraction_out_of_range_is_refused():
+    t, t1, _ = _samples()
+    with pytest.raises(ConfigError, match="validation.val_fraction"):
+        make_folds(CombinatorialPurgedKFold(), t, t1, val_fraction=0.7)
+
+
+def test_zero_val_fraction_keeps_the_splitter_training_set():
+    t, t1, _ = _samples()
+    splitter = CombinatorialPurgedKFold(5, 1, purge_days=2, embargo_days=1)
+    for fold, (train, test) in zip(make_folds(splitter, t, t1, 0.0), splitter.split(t, t1)):
+        np.testing.assert_array_equal(fold.train, train)
+        np.testing.assert_array_equal(fold.test, test)
+        assert len(fold.val) == 0
