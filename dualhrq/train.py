@@ -83,8 +83,9 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
             cb.dirpath = str(ckpt_dir)
         callbacks.append(cb)
     logger = instantiate(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
+    no_val = {} if len(fold.val) else {"limit_val_batches": 0}
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
-                                     limit_val_batches=1.0 if len(fold.val) else 0)
+                                     **no_val)
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         log.info("fold %d: resuming from %s", fold.fold, last)
