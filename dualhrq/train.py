@@ -153,7 +153,8 @@ def train(cfg: DictConfig) -> float | None:
         tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         tracker.log_params(flatten_config(cfg))
-        tracker.set_tags({"git.commit": git_commit(cfg.paths.root_dir), "data.sha256": frame_sha256(dm.bars),
+        commit = git_commit(Path(__file__).resolve().parents[1])
+        tracker.set_tags({"git.commit": commit, "mlflow.source.git.commit": commit, "data.sha256": frame_sha256(dm.bars),
                           "data.name": dm.name, "data.synthetic": dm.synthetic,
                           "output_dir": str(output_dir.resolve()), **override_tags(overrides),
                           **{f"tag.{t}": "1" for t in cfg.tags}})
