@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.errors import DualHRQError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -35,3 +39,20 @@ def _model_sizes(name: str) -> dict[str, Any]:
     net = OmegaConf.to_container(model.net, resolve=True)
     net = {k: v for k, v in net.items() if not k.startswith("_")}
     return {"net": net, "budget": OmegaConf.to_container(model.budget, resolve=True)}
+
+
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets the product's own input errors through unwrapped.
+
+    Hydra wraps constructor errors in ``InstantiationException``; a user should
+    see the ``ConfigError``/``DataError`` that names the field, not the wrapper.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause: BaseException | None = err
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, DualHRQError):
+            raise cause from None
+        raise

@@ -20,11 +20,11 @@ import numpy as np
 import polars as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from dualhrq.config import build
 from dualhrq.data.datamodule import MarketDataModule
 from dualhrq.errors import ConfigError, DualHRQError
 from dualhrq.market.backtest import SignalBacktest
@@ -45,7 +45,7 @@ def check_config(cfg: DictConfig) -> None:
     from dualhrq.models.conditioning import build_conditioning
 
     build_conditioning(cfg.model.conditioning, n_regime_features=1, n_symbols=1, l_layers=1, l_dim=8, hidden=8)
-    instantiate(cfg.validation.splitter)
+    build(cfg.validation.splitter)
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
     for key in ("seq_len", "horizon", "stride", "batch_size"):
@@ -73,18 +73,18 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     """Train one fold's model, resuming from its ``last.ckpt`` when one exists."""
     dm.set_fold(fold)
     L.seed_everything(cfg.seed, workers=True)
-    model: HRMLitModule = instantiate(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
+    model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                       n_symbols=dm.n_symbols, target_scale=dm.target_scale)
     ckpt_dir = fold_dir / "checkpoints"
     callbacks: list[Callback] = []
     for cb_cfg in cfg.callbacks.values():
-        cb = instantiate(cb_cfg)
+        cb = build(cb_cfg)
         if isinstance(cb, ModelCheckpoint):
             cb.dirpath = str(ckpt_dir)
         callbacks.append(cb)
-    logger = instantiate(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
+    logger = build(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
     no_val = {} if len(fold.val) else {"limit_val_batches": 0}
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
+    trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
                                      **no_val)
     last = ckpt_dir / "last.ckpt"
     if last.exists():
@@ -114,7 +114,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
         "signal": out["signal"], "forecast": out["forecast_z"] * dm.target_scale,
         "target": s.target[fold.test], "next_return": s.next_return[fold.test],
     })
-    result = instantiate(cfg.backtest).run(frame)
+    result = build(cfg.backtest).run(frame)
     seconds = time.perf_counter() - start
     metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/sharpe": result.sharpe,
                "oos/max_drawdown": result.max_drawdown, "train_seconds": seconds,
@@ -138,8 +138,8 @@ def train(cfg: DictConfig) -> float | None:
     """Run the whole job; returns ``cfg.objective`` from the run summary."""
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    dm: MarketDataModule = instantiate(cfg.data)
-    splitter = instantiate(cfg.validation.splitter)
+    dm: MarketDataModule = build(cfg.data)
+    splitter = build(cfg.validation.splitter)
     samples = dm.prepare()
     folds = make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction)
     selected = list(cfg.validation.folds) if cfg.validation.folds is not None else list(range(len(folds)))
@@ -174,10 +174,10 @@ def train(cfg: DictConfig) -> float | None:
         pred_path = output_dir / "oos_predictions.parquet"
         predictions.write_parquet(pred_path)
         tracker.log_artifact(pred_path)
-        summary = evaluate_oos(predictions, splitter, samples.t, selected, instantiate(cfg.backtest),
+        summary = evaluate_oos(predictions, splitter, samples.t, selected, build(cfg.backtest),
                                cfg.validation.stats)
         tracker.log_metrics(summary.metrics)
-        model = instantiate(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
+        model = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                             n_symbols=dm.n_symbols)
         counts = count_parameters(model.net)
         tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from hydra.utils import instantiate
 
-from dualhrq.config import compose_train
+from dualhrq.config import build, compose_train
 from dualhrq.errors import DualHRQError
 from dualhrq.features.engine import feature_names
 from dualhrq.models.params import check_budget, count_parameters, format_budget_table
@@ -26,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [a for a in args if a != "--strict"]
     cfg = compose_train(overrides)
     try:
-        inputs, regime = feature_names(instantiate(cfg.data.features))
+        inputs, regime = feature_names(build(cfg.data.features))
         symbols = cfg.data.source.get("symbols") or [None]
-        model = instantiate(cfg.model, n_features=len(inputs), n_regime_features=len(regime),
+        model = build(cfg.model, n_features=len(inputs), n_regime_features=len(regime),
                             n_symbols=len(symbols))
     except DualHRQError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -41,5 +41,10 @@ def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
             val = train[t[train] >= cut]
             train = purge_and_embargo(train[t[train] < cut], val, t, t1,
                                       purge_days=splitter.purge_days, embargo_days=splitter.embargo_days)
+            if len(train) == 0:
+                raise ConfigError(
+                    f"fold {i}: purging the validation tail (validation.val_fraction={val_fraction}) with "
+                    f"validation.purge_days={splitter.purge_days} and validation.embargo_days="
+                    f"{splitter.embargo_days} leaves no training sample; lower them or use more data")
         folds.append(FoldIndex(fold=i, train=train, val=val, test=test))
     return folds

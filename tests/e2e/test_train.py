@@ -1,0 +1,137 @@
+"""The training job end to end on a tiny model: MLflow logging, determinism, config and data errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.train import train
+
+from .conftest import compose_tiny, runs_of
+
+
+def test_job_logs_one_complete_mlflow_run(tmp_path, client_for):
+    cfg = compose_tiny(tmp_path, ["task_name=e2e"])
+    objective = train(cfg)
+
+    (run,) = runs_of(tmp_path, "e2e")
+    assert run.info.status == "FINISHED"
+    assert run.info.artifact_uri.startswith(f"file://{tmp_path}/mlartifacts")
+    assert run.data.params["model.net.h.dim"] == "32"
+    assert run.data.params["validation.splitter.purge_days"] == "14"
+    tags = run.data.tags
+    assert len(tags["data.sha256"]) == 64 and tags["git.commit"]
+    assert tags["override.model"] == "hrm_tiny"
+    metrics = run.data.metrics
+    assert objective == pytest.approx(metrics["oos/sharpe"])
+    for fold in range(5):
+        assert {f"fold{fold}-oos/loss", f"fold{fold}-oos/sharpe", f"fold{fold}-train/loss",
+                f"fold{fold}-params/total"} <= set(metrics)
+    assert metrics["params/total"] == metrics["fold0-params/total"]
+
+    artifacts = set(_walk(client_for(tmp_path), run.info.run_id))
+    assert {"config.yaml", "oos_predictions.parquet", "summary.txt", "checkpoints/fold4/final.ckpt"} <= artifacts
+
+    preds = pl.read_parquet(tmp_path / "out" / "oos_predictions.parquet")
+    # each bundled sample is predicted exactly once out of sample (one test group per fold)
+    assert preds.select("ts", "symbol").is_unique().all()
+    assert preds["signal"].abs().max() <= 1.0
+    # the summary the console shows ends with the run id and the command to look at it
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert run.info.run_id in summary and "mlflow ui --backend-store-uri" in summary
+
+
+def _walk(client, run_id: str, path: str | None = None):
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            yield from _walk(client, run_id, item.path)
+        else:
+            yield item.path
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    extra = ["validation.folds=[0,1]", "task_name=repro"]
+    a = train(compose_tiny(tmp_path, extra, out="a"))
+    b = train(compose_tiny(tmp_path, extra, out="b"))
+    assert a == b
+    first, second = (pl.read_parquet(tmp_path / d / "oos_predictions.parquet") for d in ("a", "b"))
+    np.testing.assert_array_equal(first["signal"].to_numpy(), second["signal"].to_numpy())
+    runs = runs_of(tmp_path, "repro")
+    assert len(runs) == 2
+    assert runs[0].data.metrics == runs[1].data.metrics | {
+        k: v for k, v in runs[0].data.metrics.items() if k.endswith("train_seconds")}
+
+
+def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, client_for):
+    client = client_for(tmp_path)
+    exp = client.create_experiment("outer", artifact_location=str(tmp_path / "outer"))
+    outer = client.create_run(exp).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", outer)
+    train(compose_tiny(tmp_path, ["validation.folds=[0]", "task_name=outer"]))
+    (run,) = runs_of(tmp_path, "outer")
+    assert run.info.run_id == outer
+    assert "fold0-oos/sharpe" in run.data.metrics
+
+
+@pytest.mark.parametrize("override,field", [
+    ("model.conditioning=bogus", "model.conditioning"),
+    ("model.conditioning=regime_rag", "model.conditioning"),
+    ("validation.splitter.n_test_groups=5", "validation.n_test_groups"),
+    ("validation.splitter.purge_days=-1", "validation.purge_days"),
+    ("data.seq_len=0", "data.seq_len"),
+    ("objective=oos/nothing", "objective"),
+])
+def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, override, field):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data were loaded before the config was checked")
+
+    monkeypatch.setattr("dualhrq.data.sources.load_bundled", no_data)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        train(compose_tiny(tmp_path, [override]))
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+@pytest.mark.parametrize("extra,error,message", [
+    (["data.seq_len=5000"], DataError, "data.seq_len"),
+    (["data.source.symbols=[SP500,DOW]"], DataError, "data.symbols"),
+    (["validation.splitter.purge_days=400"], ConfigError, "validation.purge_days"),
+])
+def test_data_that_cannot_give_training_samples_stops_before_training(tmp_path, extra, error, message):
+    with pytest.raises(error, match=message.replace(".", r"\.")):
+        train(compose_tiny(tmp_path, extra))
+    assert not (tmp_path / "out" / "folds").exists()
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda f: f.drop("volume"), "volume"),
+    (lambda f: f.with_columns(extra=pl.lit(1.0)), "extra"),
+    (lambda f: f.with_columns(close=pl.when(pl.int_range(pl.len()) == 10).then(float("nan"))
+                              .otherwise(pl.col("close"))), "close"),
+    (lambda f: f.with_columns(low=pl.when(pl.int_range(pl.len()) == 10).then(-1.0).otherwise(pl.col("low"))),
+     "low"),
+    (lambda f: f.reverse(), "sort"),
+    (lambda f: pl.concat([f.head(11), f.slice(10, 1), f.slice(11)]), "duplicate"),
+])
+def test_bad_user_parquet_is_refused_with_the_problem_named(tmp_path, mutate, message):
+    from dualhrq.data.sources import load_bundled
+
+    bars = load_bundled(["SP500"], start="2016-01-01")
+    path = tmp_path / "bars.parquet"
+    mutate(bars).write_parquet(path)
+    with pytest.raises(DataError, match=message):
+        train(compose_tiny(tmp_path, ["data=parquet", f"data.path={path}"]))
+    assert not (tmp_path / "out" / "folds").exists()
+
+
+def test_user_parquet_trains(tmp_path):
+    from dualhrq.data.sources import load_bundled
+
+    path = tmp_path / "bars.parquet"
+    load_bundled(["SP500", "NASDAQ"], start="2016-01-01").write_parquet(path)
+    value = train(compose_tiny(tmp_path, ["data=parquet", f"data.path={path}", "validation.folds=[0]",
+                                          "task_name=parquet"]))
+    assert np.isfinite(value)
+    (run,) = runs_of(tmp_path, "parquet")
+    assert run.data.tags["data.name"] == "parquet"
