@@ -103,6 +103,8 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
         return pl.read_parquet(pred_path)
     start = time.perf_counter()
     model, trainer = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
+    final = fold_dir / "final.ckpt"
+    trainer.save_checkpoint(final, weights_only=True)  # collective under DDP: every rank calls it
     if not trainer.is_global_zero:
         return None
     s = dm.prepare()
@@ -122,9 +124,6 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     log.info("fold %d/%d | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
              fold.fold + 1, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
              out["loss"], result.sharpe, seconds)
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    final = fold_dir / "final.ckpt"
-    trainer.save_checkpoint(final, weights_only=True)
     if tracker is not None:
         tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
         tracker.log_artifact(final, "checkpoints" + f"/fold{fold.fold}")

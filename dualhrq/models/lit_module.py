@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from dualhrq.models.network import DualHRQNet, NetOutput
@@ -51,13 +52,15 @@ class HRMLitModule(L.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
     ) -> None:
         super().__init__()
+        # plain containers: checkpoints are read back with weights_only=True, which refuses DictConfig
+        loss, budget = _plain(loss), _plain(budget)
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net(n_features=n_features, n_regime_features=n_regime_features,
                        n_symbols=n_symbols, conditioning=conditioning)
         self.budget = budget
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.loss_weights = dict(loss)
+        self.loss_weights = loss
         self.target_scale = target_scale
 
     def forward(self, batch: Mapping[str, Tensor]) -> NetOutput:
@@ -86,3 +89,7 @@ class HRMLitModule(L.LightningModule):
             return optimizer
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return OmegaConf.to_container(mapping, resolve=True) if isinstance(mapping, DictConfig) else dict(mapping)

@@ -1,0 +1,104 @@
+"""The command line as a user types it: config printing, override errors, sweeps, resume, DDP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import REPO, run_cli, runs_of, tiny_overrides
+
+
+def test_cfg_job_prints_the_composed_experiment(tmp_path):
+    res = run_cli(["dualhrq.train", "+experiment=regime_film", "--cfg", "job"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "conditioning: regime" in res.stdout
+    assert "dim: 576" in res.stdout and "task_name: regime_film" in res.stdout
+
+
+def test_unknown_key_is_refused_by_hydra(tmp_path):
+    res = run_cli(["dualhrq.train", "+experiment=regime_film", "model.net.widht=3"], cwd=tmp_path)
+    assert res.returncode != 0
+    assert "Could not override 'model.net.widht'" in res.stderr
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_bad_value_is_refused_with_one_message(tmp_path):
+    res = run_cli(["dualhrq.train", "+experiment=regime_film", "model.conditioning=regim",
+                   f"hydra.run.dir={tmp_path}/out"], cwd=tmp_path)
+    assert res.returncode == 2
+    assert "model.conditioning" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_param_count_cli_prints_the_table_and_enforces_the_budget(tmp_path):
+    ok = run_cli(["dualhrq.tools.param_count", "model=hrm_27m", "--strict"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "l_module" in ok.stdout and "26,908,931" in ok.stdout
+    over = run_cli(["dualhrq.tools.param_count", "model=hrm_27m", "model.budget.l_module.max=1e6", "--strict"],
+                   cwd=tmp_path)
+    assert over.returncode == 1
+    assert "l_module" in over.stderr and "OVER" in over.stdout
+    lenient = run_cli(["dualhrq.tools.param_count", "model=hrm_27m", "model.budget.l_module.max=1e6"], cwd=tmp_path)
+    assert lenient.returncode == 0
+
+
+@pytest.mark.slow
+def test_sweep_logs_one_run_per_job_in_one_experiment(tmp_path):
+    res = run_cli(["dualhrq.train", "-m", *tiny_overrides(tmp_path), "task_name=sweep", "validation.folds=[0]",
+                   "model.conditioning=none,regime", f"hydra.sweep.dir={tmp_path}/multirun"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = runs_of(tmp_path, "sweep")
+    assert sorted(r.data.tags["override.model.conditioning"] for r in runs) == ["none", "regime"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert {r.data.params["model.conditioning"] for r in runs} == {"none", "regime"}
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    out = tmp_path / "out"
+    args = [*tiny_overrides(tmp_path), "task_name=resume", "validation.folds=[0]", "trainer.max_steps=150",
+            "trainer.max_epochs=1000",
+            "callbacks.model_checkpoint.every_n_train_steps=20", f"hydra.run.dir={out}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen([sys.executable, "-m", "dualhrq.train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = out / "folds" / "fold0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the checkpoint file be complete
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "oos_predictions.parquet").exists()
+
+    res = run_cli(["dualhrq.train", *args], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = (out / "train.log").read_text()
+    assert "fold 0: resuming from" in log
+    assert "steps 150" in log
+    # the resumed job writes into the same MLflow run
+    (run,) = runs_of(tmp_path, "resume")
+    assert run.info.status == "FINISHED" and "oos/sharpe" in run.data.metrics
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_finishes_with_one_run(tmp_path):
+    res = run_cli(["dualhrq.train", *tiny_overrides(tmp_path), "trainer=ddp_cpu", "task_name=ddp",
+                   "validation.folds=[0]", f"hydra.run.dir={tmp_path}/out"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = runs_of(tmp_path, "ddp")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.strategy"] == "ddp" and run.data.params["trainer.devices"] == "2"
+    assert "fold0-oos/sharpe" in run.data.metrics
+
+
+def test_repository_ships_the_mlproject_entry_point():
+    text = (REPO / "MLproject").read_text()
+    assert "python -m dualhrq.train +experiment={experiment}" in text
