@@ -28,6 +28,7 @@ from dualhrq.config import build
 from dualhrq.data.datamodule import MarketDataModule
 from dualhrq.errors import ConfigError, DualHRQError
 from dualhrq.market.backtest import SignalBacktest
+from dualhrq.models.conditioning import check_conditioning
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import NetOutput
 from dualhrq.models.params import count_parameters, format_budget_table
@@ -42,9 +43,7 @@ log = logging.getLogger("dualhrq.train")
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse impossible or unsupported values before any data is loaded."""
-    from dualhrq.models.conditioning import build_conditioning
-
-    build_conditioning(cfg.model.conditioning, n_regime_features=1, n_symbols=1, l_layers=1, l_dim=8, hidden=8)
+    check_conditioning(cfg.model.conditioning)
     build(cfg.validation.splitter)
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
@@ -153,8 +152,8 @@ def train(cfg: DictConfig) -> float | None:
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         tracker.log_params(flatten_config(cfg))
         commit = git_commit(Path(__file__).resolve().parents[1])
-        tracker.set_tags({"git.commit": commit, "mlflow.source.git.commit": commit, "data.sha256": frame_sha256(dm.bars),
-                          "data.name": dm.name, "data.synthetic": dm.synthetic,
+        tracker.set_tags({"git.commit": commit, "mlflow.source.git.commit": commit,
+                          "data.sha256": frame_sha256(dm.bars), "data.path": dm.path, "data.name": dm.name, "data.synthetic": dm.synthetic,
                           "output_dir": str(output_dir.resolve()), **override_tags(overrides),
                           **{f"tag.{t}": "1" for t in cfg.tags}})
         resolved = output_dir / "config.yaml"
@@ -177,7 +176,7 @@ def train(cfg: DictConfig) -> float | None:
                                cfg.validation.stats)
         tracker.log_metrics(summary.metrics)
         model = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
-                            n_symbols=dm.n_symbols)
+                      n_symbols=dm.n_symbols)
         counts = count_parameters(model.net)
         tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
         report = "\n\n".join([
