@@ -48,8 +48,9 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
     for key in ("seq_len", "horizon", "stride", "batch_size"):
-        if int(cfg.data[key]) < 1:
-            raise ConfigError(f"data.{key}={cfg.data[key]} must be a positive integer")
+        value = cfg.data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"data.{key}={value!r} must be a positive integer")
 
 
 def predict(model: HRMLitModule, loader: torch.utils.data.DataLoader) -> dict[str, np.ndarray]:
@@ -93,12 +94,12 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
 
 
 def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: RunTracker | None,
-             output_dir: Path, n_folds: int) -> pl.DataFrame | None:
+             output_dir: Path, position: int, n_folds: int) -> pl.DataFrame | None:
     """Fit (or reload) one fold and return its out-of-sample predictions; None on non-zero DDP ranks."""
     fold_dir = output_dir / "folds" / f"fold{fold.fold}"
     pred_path = fold_dir / "predictions.parquet"
     if pred_path.exists():
-        log.info("fold %d/%d: already complete, reusing %s", fold.fold + 1, n_folds, pred_path)
+        log.info("fold %d (%d/%d): already complete, reusing %s", fold.fold, position, n_folds, pred_path)
         return pl.read_parquet(pred_path)
     start = time.perf_counter()
     model, trainer = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
@@ -120,8 +121,8 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/sharpe": result.sharpe,
                "oos/max_drawdown": result.max_drawdown, "train_seconds": seconds,
                "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test)}
-    log.info("fold %d/%d | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
-             fold.fold + 1, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
+    log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
+             fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
              out["loss"], result.sharpe, seconds)
     if tracker is not None:
         tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
@@ -164,8 +165,8 @@ def train(cfg: DictConfig) -> float | None:
 
     frames = []
     try:
-        for i in selected:
-            frames.append(run_fold(cfg, dm, folds[i], tracker, output_dir, len(folds)))
+        for position, i in enumerate(selected, start=1):
+            frames.append(run_fold(cfg, dm, folds[i], tracker, output_dir, position, len(selected)))
         if tracker is None:
             return None
         predictions = pl.concat(frames)

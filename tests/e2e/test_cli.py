@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from .conftest import REPO, run_cli, runs_of, tiny_overrides
 
@@ -99,6 +102,19 @@ def test_ddp_on_two_cpu_processes_finishes_with_one_run(tmp_path):
     assert "fold0-oos/sharpe" in run.data.metrics
 
 
-def test_repository_ships_the_mlproject_entry_point():
-    text = (REPO / "MLproject").read_text()
-    assert "python -m dualhrq.train +experiment={experiment}" in text
+@pytest.mark.slow
+def test_mlflow_run_of_the_project_logs_into_the_run_it_opens(tmp_path):
+    shutil.copy(REPO / "MLproject", tmp_path / "MLproject")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlruns.db"
+    mlflow = Path(sys.executable).with_name("mlflow")
+    res = subprocess.run([str(mlflow), "run", str(tmp_path), "-e", "train", "--env-manager", "local",
+                          "--experiment-name", "project", "-P", "model=hrm_tiny", "-P", "max_steps=2"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1
+    (run,) = runs
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.conditioning"] == "regime" and "oos/sharpe" in run.data.metrics

@@ -81,6 +81,7 @@ def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, cli
     ("validation.splitter.n_test_groups=5", "validation.n_test_groups"),
     ("validation.splitter.purge_days=-1", "validation.purge_days"),
     ("data.seq_len=0", "data.seq_len"),
+    ("data.horizon=abc", "data.horizon"),
     ("objective=oos/nothing", "objective"),
 ])
 def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, override, field):
