@@ -1,7 +1,8 @@
-"""Training throughput of DualHRQNet: forward + backward + AdamW step on random data.
+"""Training and prediction throughput of DualHRQNet on random windows (CPU or CUDA).
 
     python benchmarks/hrm_throughput.py --model hrm_27m --steps 5   # after pip install -e .
 
+Training is forward + backward + AdamW step; prediction is a no-grad forward.
 Prints one JSON line. Uses CUDA when available unless --device is given.
 """
 
@@ -16,9 +17,12 @@ import torch.nn.functional as F
 
 from dualhrq.models.network import DualHRQNet
 from dualhrq.config import model_sizes
+from dualhrq.features.engine import FeatureSpec, feature_names
 from dualhrq.models.params import count_parameters
 
-N_FEATURES, N_REGIME, N_SYMBOLS = 24, 8, 2
+# the bundled daily data's input sizes: default features, two symbols
+N_FEATURES, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
+N_SYMBOLS = 2
 
 
 def main() -> None:
@@ -66,6 +70,13 @@ def main() -> None:
     seconds = time.perf_counter() - start
 
     samples = args.steps * args.batch
+    net.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(args.steps):
+            net(x, regime, symbol)
+    sync()
+    predict_seconds = time.perf_counter() - start
     print(json.dumps({
         "model": args.model,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -74,6 +85,8 @@ def main() -> None:
         "seq_len": args.seq_len,
         "samples_per_s": round(samples / seconds, 2),
         "s_per_sample": round(seconds / samples, 5),
+        "predict_samples_per_s": round(samples / predict_seconds, 2),
+        "predict_s_per_sample": round(predict_seconds / samples, 5),
         "params": count_parameters(net)["total"],
     }))
 

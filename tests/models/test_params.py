@@ -4,32 +4,35 @@ import pytest
 import torch
 from torch import nn
 
+from dualhrq.config import model_sizes
 from dualhrq.errors import ConfigError
+from dualhrq.features.engine import FeatureSpec, feature_names
 from dualhrq.models.conditioning import build_conditioning
 from dualhrq.models.network import DualHRQNet
-from dualhrq.config import model_sizes
 from dualhrq.models.params import check_budget, count_parameters, format_budget_table
 
-# hrm_27m with conditioning=regime; n_features=24, n_regime_features=8, n_symbols=2.
+# hrm_27m with conditioning=regime on the bundled data's default features (21 inputs, 9 regime).
 HRM_27M_REGIME = {
     "h_module": 8_478_720,
-    "l_module": 17_929_728,
+    "l_module": 17_928_000,
     "heads": 197_891,
-    "conditioning": 304_256,
-    "total": 26_910_595,
+    "conditioning": 304_320,
+    "total": 26_908_931,
 }
+N_INPUTS, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
 
 
 def test_hrm_27m_counts_are_pinned_and_every_conditioning_fits_the_budget():
     size = model_sizes("hrm_27m")
-    net = DualHRQNet(n_features=24, n_regime_features=8, n_symbols=2, conditioning="regime", **size["net"])
+    net = DualHRQNet(n_features=N_INPUTS, n_regime_features=N_REGIME, n_symbols=2, conditioning="regime",
+                     **size["net"])
     counts = count_parameters(net)
     assert counts == HRM_27M_REGIME
     assert check_budget(counts, size["budget"]) == []
 
     l_net = size["net"]["l"]
     for kind in ["none", "puzzle_id"]:
-        cond = build_conditioning(kind, n_regime_features=8, n_symbols=2, l_layers=l_net["layers"],
+        cond = build_conditioning(kind, n_regime_features=N_REGIME, n_symbols=2, l_layers=l_net["layers"],
                                   l_dim=l_net["dim"], hidden=size["net"]["cond_hidden"])
         n_cond = 0 if cond is None else sum(p.numel() for p in cond.parameters())
         other = {**counts, "conditioning": n_cond, "total": counts["total"] - counts["conditioning"] + n_cond}
