@@ -7,12 +7,9 @@ from typing import Any
 
 from dualhrq.errors import ConfigError
 from dualhrq.models.network import DualHRQNet
+from dualhrq.tracking.summary import format_table
 
 Budget = Mapping[str, Mapping[str, float]]
-
-# Named sizes with the budget each declares. hrm_27m meets the design's budget
-# with every conditioning kind (none alone is >= 26.5M; regime or puzzle_id add
-# ~0.30M); hrm_tiny is for tests and CPU work.
 
 
 class BudgetError(ConfigError):
@@ -65,17 +62,14 @@ def check_budget(counts: Mapping[str, int], budget: Budget) -> list[str]:
 def format_budget_table(counts: Mapping[str, int], budget: Budget) -> str:
     """Plain-text table: component, params, min, max, status (OK / OVER / UNDER)."""
     bounds = _bounds(counts, budget)
-
-    def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:,.0f}"
-
-    rows = [("component", "params", "min", "max", "status")]
+    rows = []
     for name, n in counts.items():
         lo, hi = bounds.get(name, (None, None))
         status = "OVER" if hi is not None and n > hi else "UNDER" if lo is not None and n < lo else "OK"
-        rows.append((name, f"{n:,}", fmt(lo), fmt(hi), status))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join(
-        "  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:4], widths[1:4])] + [r[4]])
-        for r in rows
-    )
+        rows.append({"component": name, "params": n, "min": _int_or_none(lo), "max": _int_or_none(hi),
+                     "status": status})
+    return format_table(rows)
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else round(value)

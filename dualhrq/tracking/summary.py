@@ -7,16 +7,16 @@ from typing import Any
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> str:
-    """Left-aligned text columns, right-aligned numbers, one header line."""
+    """Left-aligned text columns, right-aligned numbers (None shows as "-"), a header and a rule."""
     if not rows:
         return ""
     headers = list(rows[0].keys())
     cells = [[_fmt(row.get(h)) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row.get(h), (int, float)) for row in rows) for h in headers]
+    numeric = [all(isinstance(row.get(h), (int, float, type(None))) for row in rows) for h in headers]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric))
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
 
     out = [title] if title else []
     out += [line(headers), "  ".join("-" * w for w in widths)]
@@ -25,7 +25,9 @@ def format_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"

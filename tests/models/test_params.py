@@ -65,10 +65,11 @@ def test_budget_table_shows_every_component_and_status():
     table = format_budget_table(COUNTS, {"l_module": {"max": 15}, "total": {"min": 40}})
     lines = table.splitlines()
     assert lines[0].split() == ["component", "params", "min", "max", "status"]
-    assert [line.split()[0] for line in lines[1:]] == list(COUNTS)
-    assert lines[2].split() == ["l_module", "20", "-", "15", "OVER"]
-    assert lines[5].split() == ["total", "33", "40", "-", "UNDER"]
-    assert lines[1].split()[-1] == "OK"
+    assert set(lines[1]) <= {"-", " "}
+    assert [line.split()[0] for line in lines[2:]] == list(COUNTS)
+    assert lines[3].split() == ["l_module", "20", "-", "15", "OVER"]
+    assert lines[6].split() == ["total", "33", "40", "-", "UNDER"]
+    assert lines[2].split()[-1] == "OK"
 
 
 @pytest.mark.parametrize(("budget", "match"), [({"trunk": {"max": 1}}, r"model\.budget\.trunk"),
