@@ -39,7 +39,7 @@ def load_bundled(
     """
     if not symbols or any(s not in _BUNDLED for s in symbols):
         raise DataError(
-            f"data.symbols={list(symbols)} must name one or more bundled symbols; "
+            f"data.source.symbols={list(symbols)} must name one or more bundled symbols; "
             f"available: {list(BUNDLED_SYMBOLS)}. Fix: choose from these."
         )
     bars = pl.concat([_bundled_bars(s) for s in symbols])
@@ -98,7 +98,7 @@ def load_parquet(
         unknown = [s for s in symbols if s not in present]
         if unknown:
             raise DataError(
-                f"data.symbols: {unknown} not in {path}; present: {present}. "
+                f"data.source.symbols: {unknown} not in {path}; present: {present}. "
                 "Fix: choose from these."
             )
         bars = bars.filter(pl.col("symbol").is_in(list(symbols)))
@@ -133,10 +133,10 @@ def _scan(path: Path) -> pl.LazyFrame:
 
 def _between(bars: pl.DataFrame, start: str | date | None, end: str | date | None) -> pl.DataFrame:
     """Keep bars from ``start`` through the whole day of ``end``."""
-    lo, hi = _day(start, "data.start"), _day(end, "data.end")
+    lo, hi = _day(start, "data.source.start"), _day(end, "data.source.end")
     if lo and hi and lo > hi:
         raise ConfigError(
-            f"data.start ({lo.date()}) is after data.end ({hi.date()}). Fix: swap them."
+            f"data.source.start ({lo.date()}) is after data.source.end ({hi.date()}). Fix: swap them."
         )
     if lo:
         bars = bars.filter(pl.col("ts") >= lo)
@@ -144,7 +144,7 @@ def _between(bars: pl.DataFrame, start: str | date | None, end: str | date | Non
         bars = bars.filter(pl.col("ts") < hi + timedelta(days=1))
     if bars.height == 0:
         raise DataError(
-            f"data.start={start} / data.end={end} select no bars. "
+            f"data.source.start={start} / data.source.end={end} select no bars. "
             "Fix: widen the range to overlap the data."
         )
     return bars

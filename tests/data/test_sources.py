@@ -43,21 +43,21 @@ def test_start_and_end_are_inclusive() -> None:
 
 @pytest.mark.parametrize("symbols", [["SP500", "DAX"], []])
 def test_unknown_bundled_symbol_lists_the_available_ones(symbols: list[str]) -> None:
-    with pytest.raises(DataError, match=r"data.symbols=.* must name one or more bundled symbols; "
+    with pytest.raises(DataError, match=r"data.source.symbols=.* must name one or more bundled symbols; "
                        r"available: \['SP500', 'NASDAQ'\]"):
         load_bundled(symbols)
 
 
 def test_range_without_data_names_start_and_end() -> None:
-    with pytest.raises(DataError, match=r"data.start=2030-01-01 / data.end=None select no bars"):
+    with pytest.raises(DataError, match=r"data.source.start=2030-01-01 / data.source.end=None select no bars"):
         load_bundled(start="2030-01-01")
 
 
 @pytest.mark.parametrize(
     "start, end, message",
     [
-        ("01/02/2010", None, r"data.start='01/02/2010' is not an ISO date. Fix: .* YYYY-MM-DD"),
-        ("2011-01-01", "2010-01-01", r"data.start \(2011-01-01\) is after data.end \(2010-01-01\)"),
+        ("01/02/2010", None, r"data.source.start='01/02/2010' is not an ISO date. Fix: .* YYYY-MM-DD"),
+        ("2011-01-01", "2010-01-01", r"data.source.start \(2011-01-01\) is after data.source.end \(2010-01-01\)"),
     ],
 )
 def test_bad_dates_are_config_errors(start: str, end: str | None, message: str) -> None:
@@ -117,7 +117,7 @@ def test_missing_path_names_data_path(tmp_path: Path) -> None:
 
 def test_unknown_symbol_lists_symbols_present(bars: pl.DataFrame, tmp_path: Path) -> None:
     bars.write_parquet(tmp_path / "bars.parquet")
-    message = r"data.symbols: \['AAPL'\] not in .*; present: \['NASDAQ', 'SP500'\]"
+    message = r"data.source.symbols: \['AAPL'\] not in .*; present: \['NASDAQ', 'SP500'\]"
     with pytest.raises(DataError, match=message):
         load_parquet(tmp_path / "bars.parquet", symbols=["AAPL"])
 
