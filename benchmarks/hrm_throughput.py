@@ -15,9 +15,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dualhrq.models.network import DualHRQNet
 from dualhrq.config import model_sizes
 from dualhrq.features.engine import FeatureSpec, feature_names
+from dualhrq.models.network import DualHRQNet
 from dualhrq.models.params import count_parameters
 
 # the bundled daily data's input sizes: default features, two symbols

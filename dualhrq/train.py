@@ -27,7 +27,6 @@ from omegaconf import DictConfig, OmegaConf
 from dualhrq.config import build
 from dualhrq.data.datamodule import MarketDataModule
 from dualhrq.errors import ConfigError, DualHRQError
-from dualhrq.market.backtest import SignalBacktest
 from dualhrq.models.conditioning import check_conditioning
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import NetOutput
@@ -119,14 +118,14 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     result = build(cfg.backtest).run(frame)
     seconds = time.perf_counter() - start
     metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/sharpe": result.sharpe,
-               "oos/max_drawdown": result.max_drawdown, "train_seconds": seconds,
+               "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
                "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test)}
     log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
              fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
              out["loss"], result.sharpe, seconds)
     if tracker is not None:
         tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
-        tracker.log_artifact(final, "checkpoints" + f"/fold{fold.fold}")
+        tracker.log_artifact(final, f"checkpoints/fold{fold.fold}")
     frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items() if k.startswith("oos")))
     frame.write_parquet(pred_path)
     (fold_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
@@ -154,9 +153,9 @@ def train(cfg: DictConfig) -> float | None:
         tracker.log_params(flatten_config(cfg))
         commit = git_commit(Path(__file__).resolve().parents[1])
         tracker.set_tags({"git.commit": commit, "mlflow.source.git.commit": commit,
-                          "data.sha256": frame_sha256(dm.bars), "data.path": dm.path, "data.name": dm.name, "data.synthetic": dm.synthetic,
-                          "output_dir": str(output_dir.resolve()), **override_tags(overrides),
-                          **{f"tag.{t}": "1" for t in cfg.tags}})
+                          "data.sha256": frame_sha256(dm.bars), "data.path": dm.path, "data.name": dm.name,
+                          "data.synthetic": dm.synthetic, "output_dir": str(output_dir.resolve()),
+                          **override_tags(overrides), **{f"tag.{t}": "1" for t in cfg.tags}})
         resolved = output_dir / "config.yaml"
         resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
         tracker.log_artifact(resolved)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from dualhrq.errors import ConfigError
 from dualhrq.models.network import DualHRQNet

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-
 from dualhrq.config import build, compose_train
 from dualhrq.errors import DualHRQError
 from dualhrq.features.engine import feature_names

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from dualhrq.models.network import DualHRQNet
 from dualhrq.config import model_sizes
+from dualhrq.models.network import DualHRQNet
 
 N_FEATURES, N_REGIME, N_SYMBOLS = 5, 3, 4
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from dualhrq.config import model_sizes
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.models.network import DualHRQNet
-from dualhrq.config import model_sizes
 
 
 @pytest.mark.parametrize("conditioning", ["none", "puzzle_id", "regime"])
