@@ -98,6 +98,7 @@ def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, o
     (["data.seq_len=5000"], DataError, "data.seq_len"),
     (["data.source.symbols=[SP500,DOW]"], DataError, "data.source.symbols"),
     (["validation.splitter.purge_days=400"], ConfigError, "validation.purge_days"),
+    (["validation.folds=[0,7]"], ConfigError, "validation.folds"),
 ])
 def test_data_that_cannot_give_training_samples_stops_before_training(tmp_path, extra, error, message):
     with pytest.raises(error, match=message.replace(".", r"\.")):
