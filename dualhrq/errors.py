@@ -15,3 +15,10 @@ class DataError(DualHRQError):
 
 class ConfigError(DualHRQError):
     """A configuration value is impossible or not supported."""
+
+
+def positive_int(value: object, field: str) -> int:
+    """Return ``value`` if it is an int >= 1, else raise ConfigError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field} must be a positive integer, got {value!r}.")
+    return value

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.config import build
 from dualhrq.data.datamodule import MarketDataModule
-from dualhrq.errors import ConfigError, DualHRQError
+from dualhrq.errors import ConfigError, DualHRQError, positive_int
 from dualhrq.models.conditioning import check_conditioning
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import NetOutput
@@ -47,9 +47,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
     for key in ("seq_len", "horizon", "stride", "batch_size"):
-        value = cfg.data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"data.{key}={value!r} must be a positive integer")
+        positive_int(cfg.data[key], f"data.{key}")
 
 
 def predict(model: HRMLitModule, loader: torch.utils.data.DataLoader) -> dict[str, np.ndarray]:
@@ -73,7 +71,7 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     dm.set_fold(fold)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
-                                      n_symbols=dm.n_symbols, target_scale=dm.target_scale)
+                                n_symbols=dm.n_symbols, target_scale=dm.target_scale)
     ckpt_dir = fold_dir / "checkpoints"
     callbacks: list[Callback] = []
     for cb_cfg in cfg.callbacks.values():
@@ -84,7 +82,7 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     logger = build(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
     no_val = {} if len(fold.val) else {"limit_val_batches": 0}
     trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
-                                     **no_val)
+                               **no_val)
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         log.info("fold %d: resuming from %s", fold.fold, last)

@@ -16,17 +16,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dualhrq.errors import ConfigError
+from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.layers import Block, Linear, RotaryEmbedding, trunc_normal_
 
 Film = tuple[Tensor, Tensor]
-
-
-def positive_int(value: object, field: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise ConfigError naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{field} must be a positive integer, got {value!r}.")
-    return value
 
 
 @dataclass(frozen=True)

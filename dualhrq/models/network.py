@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from dualhrq.errors import ConfigError, DataError
+from dualhrq.errors import ConfigError, DataError, positive_int
 from dualhrq.models.conditioning import build_conditioning
 from dualhrq.models.heads import TradingHeads
-from dualhrq.models.hrm import HRM, LevelSize, positive_int
+from dualhrq.models.hrm import HRM, LevelSize
 
 
 @dataclass

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs, regime = feature_names(build(cfg.data.features))
         symbols = cfg.data.source.get("symbols") or [None]
         model = build(cfg.model, n_features=len(inputs), n_regime_features=len(regime),
-                            n_symbols=len(symbols))
+                      n_symbols=len(symbols))
     except DualHRQError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
