@@ -112,19 +112,31 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(gate) * up)
 
 
-class Block(nn.Module):
-    """Post-norm residual block: ``x = norm(x + attn(x)); x = norm(x + mlp(x))``.
+NORMS = ("post", "pre")
 
-    Post-norm keeps every recurrent state at unit RMS, which the repeated
-    H/L updates rely on to stay bounded.
+
+class Block(nn.Module):
+    """Residual block with attention and SwiGLU, post-norm (default) or pre-norm.
+
+    Post-norm, ``x = norm(x + f(x))``, is the HRM reference's choice: it keeps
+    every recurrent state at unit RMS, which the repeated H/L updates rely on
+    to stay bounded. Pre-norm, ``x = x + f(norm(x))``, is the usual choice for
+    deep feed-forward stacks; a recurrent module using it normalises its
+    output once (see ``ReasoningModule``).
     """
 
-    def __init__(self, dim: int, n_heads: int, ffn_hidden: int, eps: float = 1e-5) -> None:
+    def __init__(self, dim: int, n_heads: int, ffn_hidden: int, norm: str = "post", eps: float = 1e-5) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.attn = Attention(dim, n_heads)
         self.mlp = SwiGLU(dim, ffn_hidden)
+        self.pre_norm = norm == "pre"
         self.eps = eps
 
     def forward(self, x: Tensor, cos_sin: CosSin) -> Tensor:
+        if self.pre_norm:
+            x = x + self.attn(rms_norm(x, self.eps), cos_sin)
+            return x + self.mlp(rms_norm(x, self.eps))
         x = rms_norm(x + self.attn(x, cos_sin), self.eps)
         return rms_norm(x + self.mlp(x), self.eps)

@@ -1,6 +1,13 @@
-"""LightningModule: the HRM network, its trading loss and its optimiser.
+"""LightningModule: the HRM network, its trading loss, deep supervision and ACT.
 
-The loss has two parts, weighted in ``model.loss``:
+Training uses manual optimisation because one batch gives several optimiser
+steps: deep supervision runs ``model.supervision.segments`` segments per
+batch, each a full forward pass from the previous segment's detached carry
+followed by its own backward pass and step (Wang et al. 2025, sec. 3.2). With
+ACT (``model.act``, see ``act.py``) a sample's carry is reset when it halts, and
+inference stops a sample at its halting segment.
+
+The trading loss has two parts, weighted in ``model.loss``:
 
 * forecast: Gaussian negative log-likelihood of the standardised forward
   return under the forecast head's (mean, log-variance);
@@ -19,9 +26,11 @@ from typing import Any
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
+from torch import Tensor, nn
 
-from dualhrq.models.network import DualHRQNet, NetOutput
+from dualhrq.errors import ConfigError, positive_int
+from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
+from dualhrq.models.network import NetOutput
 
 
 def trading_loss(out: NetOutput, target_z: Tensor, *, forecast_weight: float, utility_weight: float,
@@ -36,11 +45,16 @@ def trading_loss(out: NetOutput, target_z: Tensor, *, forecast_weight: float, ut
 
 
 class HRMLitModule(L.LightningModule):
-    """Trains :class:`DualHRQNet` on one CV fold; ``budget`` is the model's declared parameter budget."""
+    """Trains a DualHRQ network (HRM or transformer) on one CV fold.
+
+    ``budget`` is the model's declared parameter budget; ``supervision`` is
+    ``{segments}``; ``act`` is :class:`ACTConfig`'s mapping; ``grad_clip`` the
+    gradient-norm cap applied before every segment's step.
+    """
 
     def __init__(
         self,
-        net: Callable[..., DualHRQNet],
+        net: Callable[..., nn.Module],
         conditioning: str,
         optimizer: Callable[..., torch.optim.Optimizer],
         loss: Mapping[str, float],
@@ -50,21 +64,68 @@ class HRMLitModule(L.LightningModule):
         n_symbols: int,
         target_scale: float = 1.0,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        supervision: Mapping[str, int] | None = None,
+        act: Mapping[str, Any] | None = None,
+        grad_clip: float | None = None,
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False
         # plain containers: checkpoints are read back with weights_only=True, which refuses DictConfig
         loss, budget = _plain(loss), _plain(budget)
+        supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.act = ACTConfig.from_config(act)
+        if set(supervision) - {"segments"}:
+            raise ConfigError(f"model.supervision takes only 'segments', got {sorted(supervision)}.")
+        self.segments = positive_int(supervision.get("segments", 1), "model.supervision.segments")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ConfigError(f"model.grad_clip must be positive or null, got {grad_clip!r}.")
+        recurrent = getattr(getattr(net, "func", net), "recurrent", False)
+        if not recurrent and (self.act.enabled or self.segments > 1):
+            raise ConfigError("model.act.enabled and model.supervision.segments > 1 need a recurrent net (an HRM); "
+                              "this one has no carry: set model.act.enabled=false model.supervision.segments=1.")
+        extra = {"q_head": True} if self.act.enabled else {}
         self.net = net(n_features=n_features, n_regime_features=n_regime_features,
-                       n_symbols=n_symbols, conditioning=conditioning)
+                       n_symbols=n_symbols, conditioning=conditioning, **extra)
         self.budget = budget
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.loss_weights = loss
         self.target_scale = target_scale
+        self.grad_clip = grad_clip
 
     def forward(self, batch: Mapping[str, Tensor]) -> NetOutput:
-        return self.net(batch["x"], batch["regime"], batch["symbol"])
+        """The decision. Segments run until every sample has halted (ACT) or the segment cap;
+        each sample keeps the outputs of its halting segment, and ``steps`` says which."""
+        x, regime, symbol = batch["x"], batch["regime"], batch["symbol"]
+        if not self.net.recurrent:
+            out = self.net(x, regime, symbol)
+            out.steps = torch.ones(len(x), device=x.device)
+            return out
+        max_steps = self.act.halt_max_steps if self.act.enabled else self.segments
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        steps = torch.zeros(len(x), device=x.device)
+        carry, result = None, None
+        for step in range(1, max_steps + 1):
+            out = self.net(x, regime, symbol, carry)
+            if result is None:
+                result = out
+            else:
+                keep = done.view(-1, 1)
+                result.signal = torch.where(done, result.signal, out.signal)
+                result.forecast = torch.where(keep, result.forecast, out.forecast)
+                if out.q is not None:
+                    result.q = torch.where(keep, result.q, out.q)
+                result.stats = out.stats
+            steps = torch.where(done, steps, float(step))
+            if self.act.enabled:
+                halted, _ = halt(out.q, torch.full_like(steps, step), self.act, training=False)
+                done |= halted
+            if done.all():
+                break
+            carry = out.carry
+        result.carry, result.steps = None, steps
+        return result
 
     def loss_terms(self, out: NetOutput, target_z: Tensor) -> dict[str, Tensor]:
         cost_z = self.loss_weights["cost_bps"] * 1e-4 / self.target_scale
@@ -72,14 +133,53 @@ class HRMLitModule(L.LightningModule):
                             utility_weight=self.loss_weights["utility_weight"], cost_z=cost_z)
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        terms = self.loss_terms(self(batch), batch["target_z"])
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False,
-                      batch_size=len(batch["target_z"]))
+        """Deep supervision: one optimiser step per segment, carry detached between segments."""
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        x, regime, symbol, target = batch["x"], batch["regime"], batch["symbol"], batch["target_z"]
+        n = len(target)
+        halted = torch.ones(n, dtype=torch.bool, device=x.device)  # every sample starts from the initial state
+        steps = torch.zeros(n, dtype=torch.long, device=x.device)
+        carry, halt_steps = None, []
+        for _ in range(self.segments):
+            if self.net.recurrent:
+                carry = self.net.reset_carry(carry, halted, x.shape[1])
+            steps = torch.where(halted, 0, steps) + 1
+            out = self.net(x, regime, symbol, carry)
+            terms = self.loss_terms(out, target)
+            loss = terms["loss"]
+            if self.act.enabled:
+                halted, is_last = halt(out.q, steps, self.act, training=True)
+                with torch.no_grad():
+                    next_q = self.net(x, regime, symbol, out.carry).q
+                correct = is_correct(out.forecast[:, 0].detach(), target, self.act)
+                terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
+                terms["q_accuracy"] = ((out.q[:, 0] > 0).float() == correct).float().mean()
+                loss = loss + self.act.loss_weight * terms["q_loss"]
+            else:
+                halted = steps >= self.segments
+            halt_steps.append(steps[halted])
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            if self.grad_clip is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            carry = out.carry
+        if out.stats is not None:
+            terms["solver_iterations"] = float(out.stats.iterations)
+            terms["solver_residual"] = out.stats.residual
+        stopped = torch.cat(halt_steps)
+        if len(stopped):
+            terms["steps"] = stopped.float().mean()
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, batch_size=n)
         self.log("loss", terms["loss"], prog_bar=True, logger=False)
-        return terms["loss"]
+        return loss.detach()
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
-        terms = self.loss_terms(self(batch), batch["target_z"])
+        out = self(batch)
+        terms = self.loss_terms(out, batch["target_z"])
+        terms["steps"] = out.steps.mean()
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, prog_bar=False,
                       batch_size=len(batch["target_z"]), sync_dist=True)
 

@@ -34,7 +34,7 @@ def _hand_built(net: DualHRQNet, x, regime, symbol, h_cycles: int, l_cycles: int
                 z_H = _level(H, z_H, H.from_l(z_L))
     z_L = _level(L, z_L, L.from_h(z_H) + x_emb, film)
     z_H = _level(H, z_H, H.from_l(z_L))
-    return net.heads(z_H[:, -1])
+    return net.heads(z_H[:, -1])[:2]
 
 
 def _loss(signal: Tensor, forecast: Tensor) -> Tensor:
@@ -90,7 +90,7 @@ def test_autograd_graph_does_not_grow_with_cycles(make_net, make_batch, film_on)
 def test_carry_is_detached_and_z_h_carries_grad(make_net, make_batch):
     net = make_net("none")
     x, _, _ = make_batch()
-    carry, z_H = net.hrm(x)
+    carry, z_H, _ = net.hrm(x)
     assert z_H.requires_grad and not carry.z_H.requires_grad and not carry.z_L.requires_grad
     assert torch.equal(carry.z_H, z_H.detach())
 
@@ -104,10 +104,10 @@ def test_future_bars_do_not_change_past_states(make_net, make_batch, film_on):
     x_future[:, t + 1:] = 5 * torch.randn_like(x_future[:, t + 1:])
     film = net.conditioning(regime, symbol)
     with torch.no_grad():
-        carry, z_H = net.hrm(x, film)
-        carry2, z_H2 = net.hrm(x_future, film)
+        carry, z_H, _ = net.hrm(x, film)
+        carry2, z_H2, _ = net.hrm(x_future, film)
         truncated = net(x[:, : t + 1], regime, symbol)
-        signal_at_t, forecast_at_t = net.heads(z_H[:, t])
+        signal_at_t, forecast_at_t, _ = net.heads(z_H[:, t])
     assert torch.allclose(z_H[:, : t + 1], z_H2[:, : t + 1], atol=1e-5)
     assert torch.allclose(carry.z_L[:, : t + 1], carry2.z_L[:, : t + 1], atol=1e-5)
     assert not torch.allclose(z_H[:, t + 1:], z_H2[:, t + 1:], atol=1e-3)

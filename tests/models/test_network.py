@@ -20,7 +20,7 @@ def test_untrained_conditioning_is_exactly_the_identity(make_net, make_batch, co
     net = make_net(conditioning)
     x, regime, symbol = make_batch()
     out = net(x, regime, symbol)
-    signal, forecast = net.heads(net.hrm(x, film=None)[1][:, -1])
+    signal, forecast, _ = net.heads(net.hrm(x, film=None)[1][:, -1])
     assert torch.equal(out.signal, signal) and torch.equal(out.forecast, forecast)
 
 

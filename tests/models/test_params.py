@@ -11,13 +11,14 @@ from dualhrq.models.conditioning import build_conditioning
 from dualhrq.models.network import DualHRQNet
 from dualhrq.models.params import check_budget, count_parameters, format_budget_table
 
-# hrm_27m with conditioning=regime on the bundled data's default features (21 inputs, 9 regime).
+# hrm_27m with conditioning=regime and the ACT Q head, on the bundled data's default features
+# (21 inputs, 9 regime).
 HRM_27M_REGIME = {
     "h_module": 8_478_720,
     "l_module": 17_928_000,
-    "heads": 197_891,
+    "heads": 198_661,
     "conditioning": 304_320,
-    "total": 26_908_931,
+    "total": 26_909_701,
 }
 N_INPUTS, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
 
@@ -25,7 +26,7 @@ N_INPUTS, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
 def test_hrm_27m_counts_are_pinned_and_every_conditioning_fits_the_budget():
     size = model_sizes("hrm_27m")
     net = DualHRQNet(n_features=N_INPUTS, n_regime_features=N_REGIME, n_symbols=2, conditioning="regime",
-                     **size["net"])
+                     q_head=True, **size["net"])
     counts = count_parameters(net)
     assert counts == HRM_27M_REGIME
     assert check_budget(counts, size["budget"]) == []

@@ -1,0 +1,100 @@
+"""Adaptive computation time with Q-learned halting, as in the HRM (Wang et al. 2025, sec. 3.3).
+
+A decision is refined over segments: each segment is one full HRM forward
+pass from the previous segment's (detached) carry. A Q head on the H state
+scores (halt, continue). Training targets follow the reference:
+
+* halt: was this segment's answer correct? For a return forecast "correct" is
+  configurable: the forecast's sign matched the realised return's, or the
+  standardised error was under a threshold;
+* continue: the value of going on, bootstrapped from a no-grad next segment:
+  sigmoid(Q_halt') at the last allowed step, else sigmoid(max(Q_halt', Q_continue')).
+
+During training a sample halts when Q_halt > Q_continue or at
+``halt_max_steps``; with probability ``exploration_prob`` it is first held for
+a random minimum of 2..halt_max_steps segments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dualhrq.errors import ConfigError, positive_int
+
+CORRECTNESS = ("sign", "abs_error")
+EVAL_MODES = ("halt", "max_steps")
+
+
+@dataclass(frozen=True)
+class ACTConfig:
+    """``model.act``. Disabled, every decision runs ``model.supervision.segments`` segments."""
+
+    enabled: bool = True
+    halt_max_steps: int = 4
+    exploration_prob: float = 0.1
+    correct: str = "sign"
+    threshold: float = 0.5
+    loss_weight: float = 0.5
+    eval_mode: str = "halt"
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None, field: str = "model.act") -> ACTConfig:
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls)}
+        if set(cfg) - known:
+            raise ConfigError(f"{field} has unknown keys {sorted(set(cfg) - known)}; known: {sorted(known)}.")
+        out = cls(**cfg)
+        positive_int(out.halt_max_steps, f"{field}.halt_max_steps")
+        if out.correct not in CORRECTNESS:
+            raise ConfigError(f"{field}.correct must be one of {list(CORRECTNESS)}, got {out.correct!r}.")
+        if out.eval_mode not in EVAL_MODES:
+            raise ConfigError(f"{field}.eval_mode must be one of {list(EVAL_MODES)}, got {out.eval_mode!r}.")
+        if not 0 <= out.exploration_prob <= 1:
+            raise ConfigError(f"{field}.exploration_prob must be in [0, 1], got {out.exploration_prob!r}.")
+        if not out.threshold > 0:
+            raise ConfigError(f"{field}.threshold must be positive, got {out.threshold!r}.")
+        if not out.loss_weight >= 0:
+            raise ConfigError(f"{field}.loss_weight must be >= 0, got {out.loss_weight!r}.")
+        return out
+
+
+def is_correct(forecast_mean: Tensor, target: Tensor, cfg: ACTConfig) -> Tensor:
+    """Float 0/1 per sample: the halt head's training label."""
+    if cfg.correct == "sign":
+        hit = torch.sign(forecast_mean) == torch.sign(target)
+    else:
+        hit = (forecast_mean - target).abs() < cfg.threshold
+    return hit.float()
+
+
+def halt(q: Tensor, steps: Tensor, cfg: ACTConfig, *, training: bool,
+         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """(halted, is_last) per sample after a segment; ``q`` [B, 2] = (halt, continue) logits,
+    ``steps`` the segments run so far including this one."""
+    is_last = steps >= cfg.halt_max_steps
+    halted = is_last.clone()
+    if cfg.enabled and (training or cfg.eval_mode == "halt"):
+        halted |= q[:, 0] > q[:, 1]
+    if cfg.enabled and training and cfg.halt_max_steps > 1:
+        explore = torch.rand(steps.shape, generator=generator, device=steps.device) < cfg.exploration_prob
+        min_steps = torch.randint(2, cfg.halt_max_steps + 1, steps.shape, generator=generator, device=steps.device)
+        halted &= steps >= torch.where(explore, min_steps, torch.zeros_like(min_steps))
+    return halted, is_last
+
+
+def continue_target(next_q: Tensor, is_last: Tensor) -> Tensor:
+    """Bootstrapped target probability for Q_continue from the next segment's (halt, continue) logits."""
+    best = torch.where(is_last, next_q[:, 0], next_q.max(dim=1).values)
+    return torch.sigmoid(best)
+
+
+def q_loss(q: Tensor, correct: Tensor, target_continue: Tensor) -> Tensor:
+    """Binary cross-entropy of both Q logits against their targets (the reference's sum)."""
+    return (F.binary_cross_entropy_with_logits(q[:, 0], correct)
+            + F.binary_cross_entropy_with_logits(q[:, 1], target_continue))
