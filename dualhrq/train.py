@@ -51,7 +51,8 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def predict(model: HRMLitModule, loader: torch.utils.data.DataLoader) -> dict[str, np.ndarray]:
-    """Signal and forecast for every test window, in loader order, plus the fold's loss on them."""
+    """Signal and forecast for every test window, in loader order, plus the fold's loss on them
+    and the mean number of ACT segments a decision used."""
     model.eval()
     outs, targets = [], []
     with torch.inference_mode():
@@ -62,7 +63,8 @@ def predict(model: HRMLitModule, loader: torch.utils.data.DataLoader) -> dict[st
     out = NetOutput(signal=torch.cat([o.signal for o in outs]), forecast=torch.cat([o.forecast for o in outs]))
     terms = model.loss_terms(out, torch.cat(targets))
     return {"signal": out.signal.float().cpu().numpy(), "forecast_z": out.forecast[:, 0].float().cpu().numpy(),
-            "loss": float(terms["loss"]), "nll": float(terms["nll"])}
+            "loss": float(terms["loss"]), "nll": float(terms["nll"]),
+            "steps": float(torch.cat([o.steps for o in outs]).float().mean())}
 
 
 def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str | None,
@@ -115,7 +117,8 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     })
     result = build(cfg.backtest).run(frame)
     seconds = time.perf_counter() - start
-    metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/sharpe": result.sharpe,
+    metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/act_steps": out["steps"],
+               "oos/sharpe": result.sharpe,
                "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
                "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test)}
     log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",

@@ -111,7 +111,8 @@ def anderson(f: FlatMap, z0: Tensor, *, tol: float, max_iter: int, memory: int =
 
     Each new iterate mixes the last ``memory`` map outputs with weights alpha
     that minimise ||sum_i alpha_i (f(z_i) - z_i)|| subject to sum alpha = 1,
-    solved per sample as a ridge-regularised bordered linear system. Returns the
+    solved per sample as a bordered linear system with a ridge relative to the
+    residuals' own scale. Returns the
     last f(z); no autograd graph is kept.
     """
     b, d = z0.shape
@@ -133,7 +134,10 @@ def anderson(f: FlatMap, z0: Tensor, *, tol: float, max_iter: int, memory: int =
     while residual >= tol and k < max_iter:
         n = min(k, m)
         g = fs[:, :n] - xs[:, :n]
-        system[:, 1:n + 1, 1:n + 1] = g @ g.transpose(1, 2) + ridge * torch.eye(n, dtype=z0.dtype, device=z0.device)
+        gram = g @ g.transpose(1, 2)
+        # ridge relative to the residuals' scale, so it regularises equally at every tolerance
+        scale = gram.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)[:, None, None]
+        system[:, 1:n + 1, 1:n + 1] = gram + ridge * scale * torch.eye(n, dtype=z0.dtype, device=z0.device)
         alpha = torch.linalg.solve(system[:, :n + 1, :n + 1], rhs[:, :n + 1])[:, 1:n + 1, 0]
         i = k % m
         xs[:, i] = beta * (alpha[:, None] @ fs[:, :n])[:, 0] + (1 - beta) * (alpha[:, None] @ xs[:, :n])[:, 0]
