@@ -28,7 +28,7 @@ from dualhrq.config import build
 from dualhrq.data.datamodule import MarketDataModule
 from dualhrq.errors import ConfigError, DualHRQError, positive_int
 from dualhrq.models.conditioning import check_conditioning
-from dualhrq.models.lit_module import HRMLitModule
+from dualhrq.models.lit_module import HRMLitModule, check_model_config
 from dualhrq.models.network import NetOutput
 from dualhrq.models.params import count_parameters, format_budget_table
 from dualhrq.tracking.lineage import frame_sha256, git_commit
@@ -43,6 +43,7 @@ log = logging.getLogger("dualhrq.train")
 def check_config(cfg: DictConfig) -> None:
     """Refuse impossible or unsupported values before any data is loaded."""
     check_conditioning(cfg.model.conditioning)
+    check_model_config(cfg.model)
     build(cfg.validation.splitter)
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")

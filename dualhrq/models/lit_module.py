@@ -25,12 +25,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
-from dualhrq.models.network import NetOutput
+from dualhrq.models.deq import RecursionConfig
+from dualhrq.models.network import NetOutput, check_norm
 
 
 def trading_loss(out: NetOutput, target_z: Tensor, *, forecast_weight: float, utility_weight: float,
@@ -74,16 +76,7 @@ class HRMLitModule(L.LightningModule):
         loss, budget = _plain(loss), _plain(budget)
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
-        self.act = ACTConfig.from_config(act)
-        if set(supervision) - {"segments"}:
-            raise ConfigError(f"model.supervision takes only 'segments', got {sorted(supervision)}.")
-        self.segments = positive_int(supervision.get("segments", 1), "model.supervision.segments")
-        if grad_clip is not None and not grad_clip > 0:
-            raise ConfigError(f"model.grad_clip must be positive or null, got {grad_clip!r}.")
-        recurrent = getattr(getattr(net, "func", net), "recurrent", False)
-        if not recurrent and (self.act.enabled or self.segments > 1):
-            raise ConfigError("model.act.enabled and model.supervision.segments > 1 need a recurrent net (an HRM); "
-                              "this one has no carry: set model.act.enabled=false model.supervision.segments=1.")
+        self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
         extra = {"q_head": True} if self.act.enabled else {}
         self.net = net(n_features=n_features, n_regime_features=n_regime_features,
                        n_symbols=n_symbols, conditioning=conditioning, **extra)
@@ -189,6 +182,32 @@ class HRMLitModule(L.LightningModule):
             return optimizer
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
+
+
+def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mapping[str, Any],
+                      grad_clip: float | None) -> tuple[int, ACTConfig]:
+    """Validated (segments, ACT config) for a net class; refuses what the net cannot do."""
+    act_cfg = ACTConfig.from_config(act)
+    if set(supervision) - {"segments"}:
+        raise ConfigError(f"model.supervision takes only 'segments', got {sorted(supervision)}.")
+    segments = positive_int(supervision.get("segments", 1), "model.supervision.segments")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ConfigError(f"model.grad_clip must be positive or null, got {grad_clip!r}.")
+    if not getattr(net_cls, "recurrent", False) and (act_cfg.enabled or segments > 1):
+        raise ConfigError("model.act.enabled and model.supervision.segments > 1 need a recurrent net (an HRM); "
+                          "this one has no carry: set model.act.enabled=false model.supervision.segments=1.")
+    return segments, act_cfg
+
+
+def check_model_config(model: DictConfig) -> None:
+    """Pre-flight check of ``cfg.model`` with no data and no weights: the training schedule,
+    the recursion and the norm, with the same messages the model itself would give."""
+    net_cls = get_class(model.net._target_)
+    training_schedule(net_cls, _plain(model.get("supervision") or {}), _plain(model.get("act") or {"enabled": False}),
+                      model.get("grad_clip"))
+    if model.net.get("recursion") is not None:
+        RecursionConfig.from_config(_plain(model.net.recursion))
+    check_norm(model.net.get("norm", "post"), "model.net.norm")
 
 
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,6 +64,30 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         k: v for k, v in runs[0].data.metrics.items() if k.endswith("seconds")}
 
 
+@pytest.mark.parametrize("extra", [
+    ["model=transformer_tiny"],
+    ["model.act.enabled=false", "model.supervision.segments=1"],
+    ["model.act.eval_mode=max_steps", "model.act.correct=abs_error"],
+    ["model.net.norm=pre", "model.net.recursion.solver=anderson", "model.net.recursion.gradient=phantom",
+     "model.net.recursion.max_iter=6"],
+], ids=["transformer", "no-act", "act-max-steps", "deq-anderson-phantom"])
+def test_model_ablation_variants_train_end_to_end(tmp_path, extra):
+    value = train(compose_tiny(tmp_path, ["validation.folds=[0]", "task_name=ablation", *extra]))
+    assert np.isfinite(value)
+    (run,) = runs_of(tmp_path, "ablation")
+    metrics = run.data.metrics
+    one_segment = "model=transformer_tiny" in extra or "model.supervision.segments=1" in extra
+    # max_steps=3 optimiser steps: one per batch, or a batch of 4 segments that ends past it
+    assert metrics["fold0-steps"] == (3.0 if one_segment else 4.0)
+    decision_segments = metrics["fold0-oos/act_steps"]
+    if one_segment:
+        assert decision_segments == 1.0
+    elif "model.act.eval_mode=max_steps" in extra:
+        assert decision_segments == 4.0
+    else:
+        assert 1.0 <= decision_segments <= 4.0
+
+
 def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, client_for):
     client = client_for(tmp_path)
     exp = client.create_experiment("outer", artifact_location=str(tmp_path / "outer"))
@@ -83,6 +107,11 @@ def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, cli
     ("data.seq_len=0", "data.seq_len"),
     ("data.horizon=abc", "data.horizon"),
     ("objective=oos/nothing", "objective"),
+    ("model.act.halt_max_steps=0", "model.act.halt_max_steps"),
+    ("model.supervision.segments=0", "model.supervision.segments"),
+    ("model.net.recursion.solver=newton", "model.net.recursion.solver"),
+    ("model.net.norm=middle", "model.net.norm"),
+    ("model.grad_clip=-1", "model.grad_clip"),
 ])
 def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, override, field):
     def no_data(*args, **kwargs):
