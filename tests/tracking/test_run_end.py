@@ -17,6 +17,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from dualhrq.config import CONF_DIR
+from dualhrq.errors import ConfigError
 from dualhrq.train import train
 from dualhrq.validation.gates import GatesFailed
 
@@ -120,3 +121,22 @@ def test_strict_mode_exits_non_zero_after_logging_the_run(tmp_path):
 
 def test_strict_failure_is_its_own_exception():
     assert not issubclass(GatesFailed, ValueError)  # not an input error: main maps it to exit status 1
+
+
+@pytest.mark.parametrize("override,field", [
+    ("validation.stats.ci_method=magic", "validation.stats.ci_method"),
+    ("validation.stats.bootstrap_reps=0", "validation.stats.bootstrap_reps"),
+    ("validation.stats.n_trials=5", "validation.stats.sr_variance"),
+    ("validation.gates.spa.below=low", "validation.gates.spa.below"),
+    ("validation.baselines.primary=nope", "validation.baselines.primary"),
+    ("validation.baselines.momentum.lookback=0", "validation.baselines.momentum.lookback"),
+    ("validation.report.rolling_window=0", "validation.report.rolling_window"),
+    ("validation.strict=maybe", "validation.strict"),
+])
+def test_bad_evaluation_settings_stop_before_any_data_is_read(tmp_path, monkeypatch, override, field):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data were loaded before the config was checked")
+
+    monkeypatch.setattr("dualhrq.data.sources.load_bundled", no_data)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        train(compose_tiny(tmp_path, [override]))
