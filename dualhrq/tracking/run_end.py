@@ -106,7 +106,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
                 f"  look at it: mlflow ui --backend-store-uri {tracker.tracking_uri}")
     summary = "\n\n".join([
         format_table(folds_table, "Out-of-sample results per fold"),
-        format_table(_rounded(evidence.path_rows), f"CPCV paths (net of costs), tests vs {baselines['primary']}; "
+        format_table(_console_rows(evidence.path_rows), f"CPCV paths (net of costs), tests vs {baselines['primary']}; "
                      "row 'mean' = path-average series"),
         format_table(evidence.baseline_rows, "Baselines on the same paths"),
         budget_table,
@@ -132,7 +132,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     return RunOutcome(metrics=metrics, gates=results, summary=summary)
 
 
-def _rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _console_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Path rows for the console: the confidence bounds folded into one 'lo..hi' column each."""
     out = []
     for r in rows:

@@ -37,6 +37,7 @@ __all__ = [
     "psr_from_moments",
     "reality_check",
     "sharpe_ratio",
+    "stationary_bootstrap_variance",
     "stepwise_superior_models",
     "studentized_spa",
     "superior_predictive_ability",
@@ -207,8 +208,9 @@ def studentized_spa(
     arch 8.0's ``SPA`` compares unstudentized mean loss differentials whatever
     its ``studentize`` flag says (the flag only feeds the recentring
     threshold). Hansen's statistic is ``T = max(0, max_k sqrt(n) dbar_k / w_k)``
-    with ``w_k^2`` the stationary-bootstrap kernel variance of model ``k``'s
-    excess returns (arch's ``_compute_variance``), and the bootstrap values are
+    with ``w_k^2`` the stationary-bootstrap variance of model ``k``'s excess
+    returns (:func:`stationary_bootstrap_variance`, the one arch uses for its
+    recentring threshold), and the bootstrap values are
     ``max(0, max_k sqrt(n) (dbar*_k - g(dbar_k)) / w_k)`` with ``g`` the lower,
     consistent (``dbar_k`` kept only when ``sqrt(n) dbar_k / w_k >= -sqrt(2 ln ln n)``)
     or upper recentring. The resamples are exactly the ones ``arch.bootstrap.SPA``
@@ -219,19 +221,36 @@ def studentized_spa(
     excess, block_size = _excess_and_block(model_returns, benchmark_returns, reps, block_size)
     if not excess.any():
         return {"lower": 1.0, "consistent": 1.0, "upper": 1.0}
-    spa = SPA(excess, np.zeros_like(excess), block_size=block_size, reps=reps, bootstrap="stationary", seed=seed)
-    spa._compute_variance()  # the same kernel variance arch uses for its recentring threshold
     n = excess.shape[0]
-    omega = np.sqrt(np.maximum(spa._loss_diff_var, np.finfo(float).tiny))
+    omega = np.sqrt(np.maximum(stationary_bootstrap_variance(excess, block_size), np.finfo(float).tiny))
     mean = excess.mean(axis=0)
     t_stat = max(0.0, float(np.max(math.sqrt(n) * mean / omega)))
     keep = math.sqrt(n) * mean / omega >= -math.sqrt(2 * math.log(math.log(n)))
     centres = {"lower": np.maximum(mean, 0.0), "consistent": np.where(keep, mean, 0.0), "upper": mean}
-    boot = np.array([data[0].mean(axis=0) for data, _ in spa.bootstrap.bootstrap(reps)])  # [reps, k]
+    # the stationary bootstrap arch's SPA builds on the same data and seed: the same resamples
+    resamples = StationaryBootstrap(block_size, excess, seed=seed).bootstrap(reps)
+    boot = np.array([data[0].mean(axis=0) for data, _ in resamples])  # [reps, k]
     return {
         name: float(np.mean(np.maximum(0.0, np.max(math.sqrt(n) * (boot - c) / omega, axis=1)) > t_stat))
         for name, c in centres.items()
     }
+
+
+def stationary_bootstrap_variance(x: np.ndarray, block_size: int) -> np.ndarray:
+    """Long-run variance of each column of ``x`` [T, k] implied by the stationary bootstrap.
+
+    Politis & Romano (1994), as used by Hansen (2005) for the SPA statistic:
+    ``w^2 = g(0) + 2 sum_{i=1}^{T-1} k(i) g(i)``, ``g(i)`` the sample
+    autocovariance at lag ``i`` (divided by ``T``) and ``k(i) = (1 - i/T)(1 - p)^i
+    + (i/T)(1 - p)^(T - i)`` with ``p = 1 / block_size``.
+    """
+    d = x - x.mean(axis=0)
+    t = d.shape[0]
+    lags = np.arange(1, t)
+    q = 1.0 - 1.0 / block_size
+    kappa = (1 - lags / t) * q**lags + (lags / t) * q ** (t - lags)
+    autocov = np.column_stack([np.correlate(col, col, "full")[t:] for col in d.T]) / t  # lags 1..T-1
+    return (d**2).sum(axis=0) / t + 2 * (kappa[:, None] * autocov).sum(axis=0)
 
 
 def stepwise_superior_models(

@@ -265,3 +265,12 @@ def test_psr_from_moments_matches_scipy_and_the_series_version():
     assert st.psr_from_moments(sr, r.size, stats.skew(r), stats.kurtosis(r, fisher=False), 0.02) == \
         pytest.approx(expected, rel=1e-12)
     assert st.probabilistic_sharpe_ratio(r, 0.02) == pytest.approx(expected, rel=1e-12)
+
+
+def test_stationary_bootstrap_variance_equals_arch_spa_internal_variance():
+    rng = np.random.default_rng(15)
+    x = np.column_stack([np.convolve(rng.normal(0, 1, 260), [1, 0.6, 0.3])[:250], rng.normal(0, 2, 250)])
+    for block in (1, 4, 12):
+        spa = SPA(np.zeros_like(x), -x, block_size=block, reps=10)
+        spa._compute_variance()  # arch's loop over lags, on loss differentials 0 - (-x) = x
+        np.testing.assert_allclose(st.stationary_bootstrap_variance(x, block), spa._loss_diff_var, rtol=1e-10)
