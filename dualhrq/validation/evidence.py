@@ -130,29 +130,29 @@ def evaluate_paths(returns: pl.DataFrame, primary: str, trials: Trials, settings
     paths = sorted(returns["path"].unique().to_list())
     average = path_average(returns)
 
-    boot = {"reps": settings.bootstrap_reps, "block_size": settings.block_size}
+    # every series is resampled with the same seed, so one path and its average give identical rows
+    boot = {"reps": settings.bootstrap_reps, "block_size": settings.block_size, "seed": settings.seed}
 
-    def tests(model: np.ndarray, bench: np.ndarray, seed: int) -> dict[str, float]:
-        return {"spa p": superior_predictive_ability(model, bench, seed=seed, **boot).pvalue,
-                "spa-t p": studentized_spa(model, bench, seed=seed, **boot)["consistent"],
-                "rc p": reality_check(model, bench, seed=seed, **boot).pvalue}
+    def tests(model: np.ndarray, bench: np.ndarray) -> dict[str, float]:
+        return {"spa p": superior_predictive_ability(model, bench, **boot).pvalue,
+                "spa-t p": studentized_spa(model, bench, **boot)["consistent"],
+                "rc p": reality_check(model, bench, **boot).pvalue}
 
-    def row(label: str, model: np.ndarray, bench: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
-        ci = {"level": settings.ci_level, "method": settings.ci_method, "seed": seed, **boot}
+    def row(label: str, model: np.ndarray, bench: dict[str, np.ndarray]) -> dict[str, Any]:
+        ci = {"level": settings.ci_level, "method": settings.ci_method, **boot}
         sharpe_ci = bootstrap_ci(model, lambda x: sharpe_ratio(x, ppy), **ci)
         dd_ci = bootstrap_ci(model, max_drawdown, **ci)
         return {"path": label, "days": model.size, "sharpe": sharpe_ci.estimate, "sharpe lo": sharpe_ci.low,
                 "sharpe hi": sharpe_ci.high, "max dd": dd_ci.estimate, "dd lo": dd_ci.low, "dd hi": dd_ci.high,
                 "psr": probabilistic_sharpe_ratio(model),
                 "dsr": deflated_sharpe_ratio(model, trials.n, trials.sr_variance),
-                "min trl": min_track_record_length(model), **tests(model, bench[primary], seed),
+                "min trl": min_track_record_length(model), **tests(model, bench[primary]),
                 **{f"{name} sharpe": sharpe_ratio(bench[name], ppy) for name in baselines}}
 
-    path_rows = [row(str(p), series(returns, MODEL, p), {b: series(returns, b, p) for b in baselines},
-                     seed=settings.seed)
+    path_rows = [row(str(p), series(returns, MODEL, p), {b: series(returns, b, p) for b in baselines})
                  for p in paths]
     avg_model, avg_bench = series(average, MODEL), {b: series(average, b) for b in baselines}
-    avg = row(AVERAGE, avg_model, avg_bench, seed=settings.seed)
+    avg = row(AVERAGE, avg_model, avg_bench)
     sharpes = np.array([r["sharpe"] for r in path_rows])
     drawdowns = np.array([r["max dd"] for r in path_rows])
     metrics = {
@@ -173,7 +173,7 @@ def evaluate_paths(returns: pl.DataFrame, primary: str, trials: Trials, settings
         b_dd = max(max_drawdown(series(returns, name, p)) for p in paths)
         improvement = _improvement(metrics["oos/sharpe"], float(b_sharpes.mean()))
         p_values = {k: avg[k] for k in ("spa p", "spa-t p", "rc p")} if name == primary else \
-            tests(avg_model, avg_bench[name], seed=settings.seed)
+            tests(avg_model, avg_bench[name])
         metrics |= {f"baseline/{name}/sharpe": float(b_sharpes.mean()), f"baseline/{name}/max_drawdown": b_dd,
                     f"vs/{name}/sharpe_improvement": improvement, f"vs/{name}/spa_pvalue": p_values["spa p"],
                     f"vs/{name}/spa_studentized_pvalue": p_values["spa-t p"], f"vs/{name}/rc_pvalue": p_values["rc p"]}
