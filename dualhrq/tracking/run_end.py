@@ -109,7 +109,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
         format_table(_console_rows(evidence.path_rows), f"CPCV paths (net of costs), tests vs {baselines['primary']}; "
                      "row 'mean' = path-average series"),
         format_table(evidence.baseline_rows, "Baselines on the same paths"),
-        budget_table,
+        f"Parameters\n{budget_table}",
         format_table(gate_rows(results), "Gates"),
         run_line,
     ])

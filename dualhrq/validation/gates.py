@@ -98,8 +98,9 @@ def evaluate_gates(gates: list[Gate], metrics: Mapping[str, float]) -> list[Gate
 
 
 def gate_rows(results: list[GateResult]) -> list[dict[str, Any]]:
-    """Rows of the gates table: gate, criterion, value, status."""
-    return [{"gate": r.gate.name, "criterion": r.gate.rule(), "value": r.value, "status": r.status}
+    """Rows of the gates table: gate, criterion, value (whole numbers as int), status."""
+    return [{"gate": r.gate.name, "criterion": r.gate.rule(),
+             "value": int(r.value) if r.value is not None and r.value.is_integer() else r.value, "status": r.status}
             for r in results]
 
 

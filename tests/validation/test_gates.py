@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from dualhrq.config import CONF_DIR, compose_train
 from dualhrq.errors import ConfigError
+from dualhrq.tracking.summary import format_table
 from dualhrq.validation.gates import (
     FAIL,
     NOT_EVALUATED,
@@ -14,6 +15,7 @@ from dualhrq.validation.gates import (
     Gate,
     evaluate_gates,
     gate_metrics,
+    gate_rows,
     gate_tags,
     gates_from_config,
 )
@@ -49,6 +51,9 @@ def test_metrics_and_tags_of_results():
     assert gate_metrics(results) == {"gate/a": 1.0, "gate/b": 0.0, "gates/passed": 1.0, "gates/failed": 1.0,
                                      "gates/not_evaluated": 1.0}
     assert gate_tags(results) == {"gate.a": PASS, "gate.b": FAIL, "gate.c": NOT_EVALUATED}
+    assert [r["value"] for r in gate_rows(results)] == [0.5, 2, None]  # whole numbers shown as integers
+    assert format_table(gate_rows(results)).splitlines()[2:] == [
+        "a     x < 1      0.5000  PASS", "b     y < 1           2  FAIL", "c     z < 1           -  not evaluated"]
 
 
 @pytest.mark.parametrize("spec,message", [
