@@ -33,9 +33,10 @@ from dualhrq.models.network import NetOutput
 from dualhrq.models.params import count_parameters, format_budget_table
 from dualhrq.tracking.lineage import frame_sha256, git_commit
 from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
-from dualhrq.tracking.summary import format_table
+from dualhrq.tracking.run_end import check_evaluation_config, finish_training_run
 from dualhrq.validation.folds import FoldIndex, make_folds
-from dualhrq.validation.oos import OBJECTIVES, evaluate_oos
+from dualhrq.validation.gates import FAIL, GatesFailed
+from dualhrq.validation.oos import OBJECTIVES
 
 log = logging.getLogger("dualhrq.train")
 
@@ -138,6 +139,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
 def train(cfg: DictConfig) -> float | None:
     """Run the whole job; returns ``cfg.objective`` from the run summary."""
     check_config(cfg)
+    check_evaluation_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     dm: MarketDataModule = build(cfg.data)
     splitter = build(cfg.validation.splitter)
@@ -175,29 +177,23 @@ def train(cfg: DictConfig) -> float | None:
         pred_path = output_dir / "oos_predictions.parquet"
         predictions.write_parquet(pred_path)
         tracker.log_artifact(pred_path)
-        summary = evaluate_oos(predictions, splitter, samples.t, selected, build(cfg.backtest),
-                               cfg.validation.stats)
-        tracker.log_metrics(summary.metrics)
         model = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                       n_symbols=dm.n_symbols)
         counts = count_parameters(model.net)
-        tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
-        report = "\n\n".join([
-            format_table(summary.fold_rows, "Out-of-sample results per fold"),
-            format_table(summary.path_rows, "CPCV paths (net of costs) vs buy-and-hold"),
-            format_budget_table(counts, model.budget),
-            f"MLflow run {tracker.run_id} in experiment '{cfg.logger.mlflow.experiment_name}'\n"
-            f"  look at it: mlflow ui --backend-store-uri {tracker.tracking_uri}",
-        ])
-        (output_dir / "summary.txt").write_text(report + "\n")
-        tracker.log_artifact(output_dir / "summary.txt")
-        print("\n" + report, flush=True)
+        outcome = finish_training_run(
+            cfg, tracker, predictions=predictions, splitter=splitter, t=samples.t, folds=selected, bars=dm.bars,
+            counts=counts, budget_table=format_budget_table(counts, model.budget),
+            data_label=f"{dm.name} ({'synthetic' if dm.synthetic else 'real'} data)", output_dir=output_dir)
         tracker.finish()
     except BaseException as err:
         if tracker is not None:
             tracker.finish("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
-    return float(summary.metrics[cfg.objective])
+    failed = [r.gate.name for r in outcome.gates if r.status == FAIL]
+    if cfg.validation.strict and failed:
+        raise GatesFailed(f"validation.strict=true and {len(failed)} gate(s) failed: {', '.join(failed)} "
+                          f"(see the gates table above; run {tracker.run_id})")
+    return float(outcome.metrics[cfg.objective])
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
@@ -207,6 +203,9 @@ def main(cfg: DictConfig) -> float | None:
     except DualHRQError as err:
         log.error("%s: %s", type(err).__name__, err)
         raise SystemExit(2) from None
+    except GatesFailed as err:
+        log.error("%s", err)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -73,6 +73,10 @@ class RunTracker:
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def metrics(self) -> dict[str, float]:
+        """The latest value of every metric logged to the run so far, by any part of the job."""
+        return dict(self.client.get_run(self.run_id).data.metrics)
+
     def finish(self, status: str = "FINISHED") -> None:
         # a run opened by `mlflow run` is closed by the CLI that opened it
         if "MLFLOW_RUN_ID" not in os.environ:

@@ -11,7 +11,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
     if not rows:
         return ""
     headers = list(rows[0].keys())
-    cells = [[_fmt(row.get(h)) for h in headers] for row in rows]
+    cells = [[format_value(row.get(h)) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     numeric = [all(isinstance(row.get(h), (int, float, type(None))) for row in rows) for h in headers]
 
@@ -24,7 +24,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
     return "\n".join(out)
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """How a table shows a value: "-" for None, thousands separators for ints, 4 decimals for floats."""
     if value is None:
         return "-"
     if isinstance(value, bool):

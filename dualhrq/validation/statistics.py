@@ -14,26 +14,36 @@ Sharpe ratios fed to PSR, DSR and MinTRL are per period, not annualised.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from arch.bootstrap import SPA, optimal_block_length
+from arch.bootstrap import SPA, StationaryBootstrap, StepM, optimal_block_length
 from scipy import stats
 
-from dualhrq.errors import ConfigError, DataError
+from dualhrq.errors import ConfigError, DataError, positive_int
 
 __all__ = [
+    "CI_METHODS",
+    "ConfidenceInterval",
     "TestResult",
+    "bootstrap_ci",
     "deflated_sharpe_ratio",
     "expected_max_sharpe",
     "max_drawdown",
     "min_track_record_length",
     "probabilistic_sharpe_ratio",
+    "psr_from_moments",
     "reality_check",
     "sharpe_ratio",
+    "stationary_bootstrap_variance",
+    "stepwise_superior_models",
+    "studentized_spa",
     "superior_predictive_ability",
 ]
+
+CI_METHODS = ("percentile", "basic", "norm", "bc", "bca")
 
 
 def sharpe_ratio(returns: np.ndarray, periods_per_year: int = 252) -> float:
@@ -56,20 +66,28 @@ def max_drawdown(returns: np.ndarray) -> float:
 
 
 def probabilistic_sharpe_ratio(returns: np.ndarray, sr_benchmark: float = 0.0) -> float:
-    """Probability that the true Sharpe ratio exceeds ``sr_benchmark``.
+    """Probability that the true Sharpe ratio exceeds ``sr_benchmark``, from a return series.
 
-    Bailey & López de Prado (2012), "The Sharpe Ratio Efficient Frontier":
-
-    ``PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2))`` with
-    ``SR`` the per-period (non-annualised) Sharpe ratio (std with ddof=1),
-    ``g3`` the sample skewness and ``g4`` the sample *Pearson* kurtosis
-    (normal = 3, not the excess kurtosis), both from biased moments as in
+    :func:`psr_from_moments` with the series' per-period (non-annualised)
+    Sharpe ratio (std with ddof=1), length, sample skewness and sample
+    *Pearson* kurtosis (normal = 3), both from biased moments as in
     ``scipy.stats.skew`` / ``scipy.stats.kurtosis(fisher=False)``.
     ``sr_benchmark`` is per period too.
     """
     r = _returns(returns)
     sr = _per_period_sharpe(r)
-    z = (sr - sr_benchmark) * math.sqrt(r.size - 1) / math.sqrt(_sr_variance_factor(r, sr))
+    return psr_from_moments(sr, r.size, float(stats.skew(r)), float(stats.kurtosis(r, fisher=False)), sr_benchmark)
+
+
+def psr_from_moments(sr: float, n: int, skewness: float, kurtosis: float, sr_benchmark: float = 0.0) -> float:
+    """Bailey & López de Prado (2012), "The Sharpe Ratio Efficient Frontier", eq. for PSR.
+
+    ``PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2))``: the
+    estimated Sharpe ratio's standard error grows with negative skewness
+    ``g3`` and fat tails (Pearson kurtosis ``g4``), so a short, skewed track
+    record earns less confidence than a normal one of the same Sharpe ratio.
+    """
+    z = (sr - sr_benchmark) * math.sqrt(n - 1) / math.sqrt(1 - skewness * sr + (kurtosis - 1) / 4 * sr**2)
     return float(stats.norm.cdf(z))
 
 
@@ -177,6 +195,132 @@ def reality_check(
     return _spa_test(model_returns, benchmark_returns, reps, block_size, seed, "upper")
 
 
+def studentized_spa(
+    model_returns: np.ndarray,
+    benchmark_returns: np.ndarray,
+    *,
+    reps: int = 1000,
+    block_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Hansen's (2005) *studentized* SPA p-values ``{"lower", "consistent", "upper"}``, on arch's bootstrap.
+
+    arch 8.0's ``SPA`` compares unstudentized mean loss differentials whatever
+    its ``studentize`` flag says (the flag only feeds the recentring
+    threshold). Hansen's statistic is ``T = max(0, max_k sqrt(n) dbar_k / w_k)``
+    with ``w_k^2`` the stationary-bootstrap variance of model ``k``'s excess
+    returns (:func:`stationary_bootstrap_variance`, the one arch uses for its
+    recentring threshold), and the bootstrap values are
+    ``max(0, max_k sqrt(n) (dbar*_k - g(dbar_k)) / w_k)`` with ``g`` the lower,
+    consistent (``dbar_k`` kept only when ``sqrt(n) dbar_k / w_k >= -sqrt(2 ln ln n)``)
+    or upper recentring. The resamples are exactly the ones ``arch.bootstrap.SPA``
+    draws for the same ``seed`` and block size, so with one model (or models
+    whose excess returns differ by constants) and a positive statistic, the
+    p-values equal arch's. Arguments as in :func:`superior_predictive_ability`.
+    """
+    excess, block_size = _excess_and_block(model_returns, benchmark_returns, reps, block_size)
+    if not excess.any():
+        return {"lower": 1.0, "consistent": 1.0, "upper": 1.0}
+    n = excess.shape[0]
+    omega = np.sqrt(np.maximum(stationary_bootstrap_variance(excess, block_size), np.finfo(float).tiny))
+    mean = excess.mean(axis=0)
+    t_stat = max(0.0, float(np.max(math.sqrt(n) * mean / omega)))
+    keep = math.sqrt(n) * mean / omega >= -math.sqrt(2 * math.log(math.log(n)))
+    centres = {"lower": np.maximum(mean, 0.0), "consistent": np.where(keep, mean, 0.0), "upper": mean}
+    # the stationary bootstrap arch's SPA builds on the same data and seed: the same resamples
+    resamples = StationaryBootstrap(block_size, excess, seed=seed).bootstrap(reps)
+    boot = np.array([data[0].mean(axis=0) for data, _ in resamples])  # [reps, k]
+    return {
+        name: float(np.mean(np.maximum(0.0, np.max(math.sqrt(n) * (boot - c) / omega, axis=1)) > t_stat))
+        for name, c in centres.items()
+    }
+
+
+def stationary_bootstrap_variance(x: np.ndarray, block_size: int) -> np.ndarray:
+    """Long-run variance of each column of ``x`` [T, k] implied by the stationary bootstrap.
+
+    Politis & Romano (1994), as used by Hansen (2005) for the SPA statistic:
+    ``w^2 = g(0) + 2 sum_{i=1}^{T-1} k(i) g(i)``, ``g(i)`` the sample
+    autocovariance at lag ``i`` (divided by ``T``) and ``k(i) = (1 - i/T)(1 - p)^i
+    + (i/T)(1 - p)^(T - i)`` with ``p = 1 / block_size``.
+    """
+    d = x - x.mean(axis=0)
+    t = d.shape[0]
+    lags = np.arange(1, t)
+    q = 1.0 - 1.0 / block_size
+    kappa = (1 - lags / t) * q**lags + (lags / t) * q ** (t - lags)
+    autocov = np.column_stack([np.correlate(col, col, "full")[t:] for col in d.T]) / t  # lags 1..T-1
+    return (d**2).sum(axis=0) / t + 2 * (kappa[:, None] * autocov).sum(axis=0)
+
+
+def stepwise_superior_models(
+    model_returns: np.ndarray,
+    benchmark_returns: np.ndarray,
+    *,
+    size: float = 0.05,
+    reps: int = 1000,
+    block_size: int | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Columns of ``model_returns`` [T, K] that beat the benchmark, controlling the familywise error at ``size``.
+
+    Romano & Wolf (2005), "Stepwise Multiple Testing as Formalized Data
+    Snooping", as implemented by ``arch.bootstrap.StepM`` (stationary
+    bootstrap, block length as in :func:`superior_predictive_ability`).
+    """
+    if not 0 < size < 1:
+        raise ConfigError(f"size (the familywise error rate) must be in (0, 1), got {size!r}.")
+    excess, block_size = _excess_and_block(model_returns, benchmark_returns, reps, block_size)
+    if not excess.any():
+        return []
+    step = StepM(-np.asarray(benchmark_returns, dtype=float), -(excess + np.asarray(benchmark_returns)[:, None]),
+                 size=size, block_size=block_size, reps=reps, bootstrap="stationary", seed=seed)
+    step.compute()
+    return sorted(int(i) for i in step.superior_models)
+
+
+@dataclass(frozen=True)
+class ConfidenceInterval:
+    """A bootstrap confidence interval around a statistic's sample value."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+
+
+def bootstrap_ci(
+    returns: np.ndarray,
+    statistic: Callable[[np.ndarray], float],
+    *,
+    level: float = 0.9,
+    reps: int = 1000,
+    block_size: int | None = None,
+    method: str = "percentile",
+    seed: int = 0,
+) -> ConfidenceInterval:
+    """Two-sided ``level`` confidence interval for ``statistic(returns)`` by the stationary bootstrap.
+
+    Politis & Romano (1994) resample blocks of geometric mean length
+    ``block_size`` (default: the Politis-White optimal length of ``returns``),
+    which keeps the serial dependence that i.i.d. resampling would destroy;
+    ``arch.bootstrap.StationaryBootstrap.conf_int`` forms the interval
+    (``method``: one of :data:`CI_METHODS`, Efron's percentile by default).
+    """
+    r = _returns(returns)
+    if not 0 < level < 1:
+        raise ConfigError(f"level (the confidence level) must be in (0, 1), got {level!r}.")
+    if method not in CI_METHODS:
+        raise ConfigError(f"method must be one of {list(CI_METHODS)}, got {method!r}.")
+    positive_int(reps, "reps")
+    if block_size is None:
+        block_size = max(1, round(float(optimal_block_length(r)["stationary"].iloc[0]))) if np.ptp(r) > 0 else 1
+    positive_int(block_size, "block_size")
+    bs = StationaryBootstrap(block_size, r, seed=seed)
+    low, high = bs.conf_int(lambda x: np.atleast_1d(statistic(x)), reps=reps, method=method, size=level)[:, 0]
+    return ConfidenceInterval(estimate=float(statistic(r)), low=float(low), high=float(high), level=level)
+
+
 def _spa_test(
     model_returns: np.ndarray,
     benchmark_returns: np.ndarray,
@@ -185,6 +329,24 @@ def _spa_test(
     seed: int,
     pvalue: Literal["consistent", "upper"],
 ) -> TestResult:
+    excess, block_size = _excess_and_block(model_returns, benchmark_returns, reps, block_size)
+    statistic = float(excess.mean(axis=0).max())
+    if not excess.any():
+        return TestResult(statistic=statistic, pvalue=1.0, block_size=block_size, reps=reps)
+    bench = np.asarray(benchmark_returns, dtype=float)
+    spa = SPA(-bench, -(excess + bench[:, None]), block_size=block_size, reps=reps, bootstrap="stationary",
+              seed=seed)
+    spa.compute()
+    return TestResult(statistic, float(spa.pvalues[pvalue]), block_size, reps)
+
+
+def _excess_and_block(model_returns: np.ndarray, benchmark_returns: np.ndarray, reps: int,
+                      block_size: int | None) -> tuple[np.ndarray, int]:
+    """Checked ``[T, K]`` model-minus-benchmark returns (= benchmark loss - model loss) and the block length.
+
+    ``None`` takes the Politis-White (2004, corrected 2009) optimal stationary
+    block length of the excess returns, averaged over the models that vary.
+    """
     bench = _returns(benchmark_returns, "benchmark_returns")
     models = np.asarray(model_returns, dtype=float)
     models = models[:, None] if models.ndim == 1 else models
@@ -193,21 +355,15 @@ def _spa_test(
             f"model_returns must be finite, shaped [T] or [T, n_models] with T={bench.size} "
             f"like benchmark_returns, got shape {np.shape(model_returns)}."
         )
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
-        raise ConfigError(f"reps must be a positive integer, got {reps!r}.")
-    excess = models - bench[:, None]  # = benchmark loss - model loss
+    positive_int(reps, "reps")
+    excess = models - bench[:, None]
     if block_size is None:
         varying = excess[:, np.ptp(excess, axis=0) > 0]
         block_size = round(float(optimal_block_length(varying)["stationary"].mean())) if varying.size else 1
-        block_size = max(1, block_size)
-    elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        return excess, max(1, block_size)
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ConfigError(f"block_size must be a positive integer or None, got {block_size!r}.")
-    statistic = float(excess.mean(axis=0).max())
-    if not excess.any():
-        return TestResult(statistic=statistic, pvalue=1.0, block_size=block_size, reps=reps)
-    spa = SPA(-bench, -models, block_size=block_size, reps=reps, bootstrap="stationary", seed=seed)
-    spa.compute()
-    return TestResult(statistic, float(spa.pvalues[pvalue]), block_size, reps)
+    return excess, block_size
 
 
 def _returns(returns: np.ndarray, name: str = "returns", min_len: int = 2) -> np.ndarray:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from arch.bootstrap import SPA, optimal_block_length
+from arch.bootstrap import SPA, StationaryBootstrap, StepM, optimal_block_length
 from scipy import stats
 
 from dualhrq.errors import ConfigError, DataError
@@ -147,3 +147,130 @@ def test_result_is_frozen_and_inputs_checked():
         st.superior_predictive_ability(models, bench, reps=0)
     with pytest.raises(DataError):
         st.sharpe_ratio([0.01, np.nan, 0.02])
+
+
+def _arch_spa(models, bench, block_size, reps, seed):
+    spa = SPA(-bench, -models, block_size=block_size, reps=reps, bootstrap="stationary", seed=seed)
+    spa.compute()
+    return spa
+
+
+def test_studentized_spa_equals_arch_where_studentizing_changes_nothing():
+    # One model, or models whose excess returns differ only by constants (equal variances):
+    # dividing by the common w is monotone, so Hansen's p-values equal arch's unstudentized ones.
+    rng = np.random.default_rng(7)
+    bench = rng.normal(0.0, 0.01, 400)
+    noise = rng.normal(0.0, 0.004, 400)
+    one = bench + noise + 0.0009
+    shifted = np.column_stack([bench + noise + d for d in (0.0009, 0.0003, -0.0008)])
+    for models in (one[:, None], shifted):
+        ours = st.studentized_spa(models, bench, reps=400, block_size=5, seed=3)
+        spa = _arch_spa(models, bench, 5, 400, 3)
+        for key in ("lower", "consistent", "upper"):
+            assert ours[key] == spa.pvalues[key]
+
+
+def test_studentized_spa_is_scale_invariant_per_model_unlike_arch():
+    # Scaling one model's excess return by 5 leaves Hansen's t-statistics unchanged but moves arch's.
+    rng = np.random.default_rng(8)
+    bench = rng.normal(0.0, 0.01, 500)
+    models = np.column_stack([bench + rng.normal(0.0003, 0.004, 500), bench + rng.normal(0.0002, 0.002, 500)])
+    scaled = models.copy()
+    scaled[:, 1] = bench + 5 * (models[:, 1] - bench)
+    a = st.studentized_spa(models, bench, reps=300, block_size=4, seed=1)
+    b = st.studentized_spa(scaled, bench, reps=300, block_size=4, seed=1)
+    assert a == b
+    assert _arch_spa(models, bench, 4, 300, 1).pvalues["consistent"] != \
+        _arch_spa(scaled, bench, 4, 300, 1).pvalues["consistent"]
+
+
+def test_studentized_spa_hand_computed_statistic():
+    # Recompute T and the bootstrap distribution by hand from arch's own resamples and kernel variance.
+    rng = np.random.default_rng(9)
+    bench = rng.normal(0.0, 0.01, 300)
+    models = np.column_stack([bench + rng.normal(0.0005, 0.005, 300), bench + rng.normal(-0.0001, 0.01, 300)])
+    excess = models - bench[:, None]
+    spa = SPA(-bench, -models, block_size=6, reps=200, bootstrap="stationary", seed=5)
+    spa._compute_variance()
+    w = np.sqrt(spa._loss_diff_var)
+    n = 300
+    t_stat = max(0.0, (np.sqrt(n) * excess.mean(0) / w).max())
+    boot = np.array([x[0].mean(0) for x, _ in spa.bootstrap.bootstrap(200)])
+    upper = np.mean(np.maximum(0, (np.sqrt(n) * (boot - excess.mean(0)) / w).max(1)) > t_stat)
+    assert st.studentized_spa(models, bench, reps=200, block_size=6, seed=5)["upper"] == upper
+
+
+def test_stepm_equals_arch():
+    rng = np.random.default_rng(10)
+    bench = rng.normal(0.0, 0.01, 600)
+    models = np.column_stack([bench + rng.normal(d, 0.004, 600) for d in (0.002, -0.001, 0.0015, 0.0)])
+    step = StepM(-bench, -models, size=0.05, block_size=5, reps=300, bootstrap="stationary", seed=2)
+    step.compute()
+    ours = st.stepwise_superior_models(models, bench, size=0.05, reps=300, block_size=5, seed=2)
+    assert ours == sorted(step.superior_models)
+    assert ours == [0, 2]  # the two models with a clear edge, not the flat or the losing one
+    with pytest.raises(ConfigError, match="size"):
+        st.stepwise_superior_models(models, bench, size=1.5)
+
+
+def test_bootstrap_ci_equals_arch_conf_int():
+    r = np.random.default_rng(11).normal(0.0005, 0.01, 300)
+    ci = st.bootstrap_ci(r, st.max_drawdown, level=0.8, reps=200, block_size=7, seed=4)
+    bs = StationaryBootstrap(7, r, seed=4)
+    expected = bs.conf_int(lambda x: np.atleast_1d(st.max_drawdown(x)), reps=200, method="percentile", size=0.8)
+    assert (ci.low, ci.high) == (expected[0, 0], expected[1, 0])
+    assert ci.estimate == st.max_drawdown(r) and ci.low <= ci.high
+
+
+@pytest.mark.parametrize("draw", ["normal", "student_t"])
+def test_bootstrap_sharpe_ci_covers_the_true_sharpe_at_its_nominal_rate(draw):
+    # 200 simulated series with a known per-period Sharpe of 0.08; a 90% interval should cover it
+    # about 180 times (binomial sd 4.2): accept 165..195.
+    rng = np.random.default_rng(12 if draw == "normal" else 13)
+    true_sr, covered = 0.08, 0
+    for i in range(200):
+        if draw == "normal":
+            r = rng.normal(true_sr * 0.01, 0.01, 400)
+        else:  # t(5) scaled to unit variance: sd = sqrt(5/3)
+            r = (rng.standard_t(5, 400) / math.sqrt(5 / 3) + true_sr) * 0.01
+        ci = st.bootstrap_ci(r, lambda x: x.mean() / x.std(ddof=1), level=0.9, reps=200, block_size=1, seed=i)
+        covered += ci.low <= true_sr <= ci.high
+    assert 165 <= covered <= 195
+
+
+def test_bootstrap_ci_refuses_bad_settings():
+    r = np.random.default_rng(0).normal(0, 0.01, 50)
+    with pytest.raises(ConfigError, match="method"):
+        st.bootstrap_ci(r, np.mean, method="bogus")
+    with pytest.raises(ConfigError, match="level"):
+        st.bootstrap_ci(r, np.mean, level=95)
+    with pytest.raises(ConfigError, match="reps"):
+        st.bootstrap_ci(r, np.mean, reps=0)
+
+
+def test_dsr_worked_example_of_bailey_and_lopez_de_prado_2014():
+    # "The Deflated Sharpe Ratio", numerical example: N=100 trials with annualised SR variance 1/2,
+    # best annualised SR 2.5 over T=1250 daily observations (250 a year), skewness -3, kurtosis 10.
+    # The paper reports SR0 = 0.1132 per day and DSR = 0.9004.
+    sr0 = st.expected_max_sharpe(100, 0.5 / 250)
+    assert sr0 == pytest.approx(0.1132, abs=5e-5)
+    dsr = st.psr_from_moments(2.5 / math.sqrt(250), 1250, -3.0, 10.0, sr0)
+    assert dsr == pytest.approx(0.9004, abs=5e-4)
+
+
+def test_psr_from_moments_matches_scipy_and_the_series_version():
+    r = np.expm1(np.random.default_rng(14).standard_t(4, 800) * 0.01 + 0.0008)
+    sr = r.mean() / r.std(ddof=1)
+    expected = _psr_by_hand(r, 0.02)
+    assert st.psr_from_moments(sr, r.size, stats.skew(r), stats.kurtosis(r, fisher=False), 0.02) == \
+        pytest.approx(expected, rel=1e-12)
+    assert st.probabilistic_sharpe_ratio(r, 0.02) == pytest.approx(expected, rel=1e-12)
+
+
+def test_stationary_bootstrap_variance_equals_arch_spa_internal_variance():
+    rng = np.random.default_rng(15)
+    x = np.column_stack([np.convolve(rng.normal(0, 1, 260), [1, 0.6, 0.3])[:250], rng.normal(0, 2, 250)])
+    for block in (1, 4, 12):
+        spa = SPA(np.zeros_like(x), -x, block_size=block, reps=10)
+        spa._compute_variance()  # arch's loop over lags, on loss differentials 0 - (-x) = x
+        np.testing.assert_allclose(st.stationary_bootstrap_variance(x, block), spa._loss_diff_var, rtol=1e-10)

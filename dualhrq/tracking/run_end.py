@@ -1,0 +1,143 @@
+"""The end of a training run: baselines, CPCV path returns, statistics, gates, report, MLflow, console.
+
+Everything after the folds have produced their out-of-sample predictions.
+Gates read the run's metrics back from MLflow, so a metric any part of the
+job logged under its run-level name (``sim/violations``, ...) is judged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.config import build
+from dualhrq.errors import ConfigError, positive_int
+from dualhrq.report.run import write_run_report
+from dualhrq.tracking.mlflow_run import RunTracker
+from dualhrq.tracking.summary import format_table
+from dualhrq.tracking.sweep import sweep_siblings
+from dualhrq.validation.baselines import add_baseline_signals, baseline_names
+from dualhrq.validation.cpcv import CombinatorialPurgedKFold
+from dualhrq.validation.evidence import (
+    MODEL,
+    StatsSettings,
+    Trials,
+    evaluate_paths,
+    series,
+    trials_from_config,
+    trials_from_sharpes,
+)
+from dualhrq.validation.gates import GateResult, evaluate_gates, gate_metrics, gate_rows, gate_tags, gates_from_config
+from dualhrq.validation.oos import fold_rows, path_returns
+from dualhrq.validation.statistics import sharpe_ratio
+
+RETURNS_ARTIFACT = "cpcv_returns.parquet"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    metrics: dict[str, float]
+    gates: list[GateResult]
+    summary: str
+
+
+def check_evaluation_config(cfg: DictConfig) -> None:
+    """Refuse bad gates, baselines, statistics or report settings before any data is read."""
+    gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))
+    baseline_names(OmegaConf.to_container(cfg.validation.baselines, resolve=True))
+    stats_settings(cfg)
+    trials_from_config(cfg.validation.stats)
+    positive_int(cfg.validation.report.rolling_window, "validation.report.rolling_window")
+    if not isinstance(cfg.validation.strict, bool):
+        raise ConfigError(f"validation.strict must be true or false, got {cfg.validation.strict!r}")
+
+
+def stats_settings(cfg: DictConfig) -> StatsSettings:
+    """``validation.stats`` (less the trials) and the backtest's periods per year, checked."""
+    stats = OmegaConf.to_container(cfg.validation.stats, resolve=True)
+    stats = {k: v for k, v in stats.items() if k not in ("n_trials", "sr_variance")}
+    return StatsSettings(**stats, periods_per_year=int(cfg.backtest.periods_per_year))
+
+
+def sweep_trials(tracker: RunTracker, returns: pl.DataFrame, periods_per_year: int) -> Trials:
+    """This run plus the finished runs of its sweep: their count and the variance of their Sharpe ratios."""
+    siblings, where = sweep_siblings(tracker.client, tracker.run_id)
+    paths = returns["path"].unique().to_list()
+    own = float(np.mean([sharpe_ratio(series(returns, MODEL, p), periods_per_year) for p in paths]))
+    sharpes = [r.data.metrics["oos/sharpe"] for r in siblings] + [own]
+    return trials_from_sharpes(sharpes, periods_per_year, source=f"sweep: {len(sharpes)} runs in {where}")
+
+
+def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl.DataFrame,
+                        splitter: CombinatorialPurgedKFold, t: np.ndarray, folds: Sequence[int],
+                        bars: pl.DataFrame, counts: dict[str, int], budget_table: str, data_label: str,
+                        output_dir: Path) -> RunOutcome:
+    """Evaluate the run, log metrics, gates and report to MLflow, write them beside the outputs."""
+    gates = gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))
+    settings = stats_settings(cfg)
+    baselines = OmegaConf.to_container(cfg.validation.baselines, resolve=True)
+    backtest = build(cfg.backtest)
+
+    signals = add_baseline_signals(predictions, baselines, bars, tracker.client)
+    returns = path_returns(signals, splitter, t, folds, backtest)
+    returns.write_parquet(output_dir / RETURNS_ARTIFACT)
+    tracker.log_artifact(output_dir / RETURNS_ARTIFACT)
+    trials = trials_from_config(cfg.validation.stats) or sweep_trials(tracker, returns, settings.periods_per_year)
+    evidence = evaluate_paths(returns, baselines["primary"], trials, settings)
+    folds_table = fold_rows(predictions, splitter, folds)
+    own = evidence.metrics | {"oos/loss": float(np.mean([r["oos loss"] for r in folds_table]))}
+    own |= {f"params/{k}": float(v) for k, v in counts.items()}
+    tracker.log_metrics({k: v for k, v in own.items() if math.isfinite(v)})
+    tracker.set_tags({"dsr.trials_source": trials.source})
+
+    metrics = tracker.metrics() | own
+    results = evaluate_gates(gates, metrics)
+    tracker.log_metrics(gate_metrics(results))
+    tracker.set_tags(gate_tags(results))
+
+    run_line = (f"MLflow run {tracker.run_id} in experiment '{cfg.logger.mlflow.experiment_name}'\n"
+                f"  look at it: mlflow ui --backend-store-uri {tracker.tracking_uri}")
+    summary = "\n\n".join([
+        format_table(folds_table, "Out-of-sample results per fold"),
+        format_table(_console_rows(evidence.path_rows), f"CPCV paths (net of costs), tests vs {baselines['primary']}; "
+                     "row 'mean' = path-average series"),
+        format_table(evidence.baseline_rows, "Baselines on the same paths"),
+        f"Parameters\n{budget_table}",
+        format_table(gate_rows(results), "Gates"),
+        run_line,
+    ])
+    (output_dir / "summary.txt").write_text(summary + "\n")
+    tracker.log_artifact(output_dir / "summary.txt")
+
+    prices = bars.filter(pl.col("ts").is_between(predictions["ts"].min(), predictions["ts"].max()))
+    regimes = (predictions.select("ts", "symbol", "regime").unique(["ts", "symbol"])
+               if "regime" in predictions.columns else None)
+    files = write_run_report(
+        output_dir / "report", title=f"DualHRQ run {tracker.run_id[:8]}: {cfg.task_name}",
+        intro=f"Data: {data_label}. {trials.source}. MLflow {tracker.tracking_uri}, run {tracker.run_id}.",
+        evidence=evidence, returns=returns, prices=prices, regimes=regimes, gates=results, fold_rows=folds_table,
+        budget_table=budget_table, config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        rolling_window=int(cfg.validation.report.rolling_window), periods_per_year=settings.periods_per_year)
+    tracker.log_artifact(files.html, "report")
+    for png in files.plots:
+        tracker.log_artifact(png, "plots")
+    print("\n" + summary + f"\n  report: {files.html}", flush=True)
+    return RunOutcome(metrics=metrics, gates=results, summary=summary)
+
+
+def _console_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Path rows for the console: the confidence bounds folded into one 'lo..hi' column each."""
+    out = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k not in ("sharpe lo", "sharpe hi", "dd lo", "dd hi")}
+        row["sharpe CI"] = f"{r['sharpe lo']:.2f}..{r['sharpe hi']:.2f}"
+        row["dd CI"] = f"{r['dd lo']:.3f}..{r['dd hi']:.3f}"
+        out.append(row)
+    return out

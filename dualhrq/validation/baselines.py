@@ -1,0 +1,95 @@
+"""Baseline strategies replayed on the same CPCV paths as the model.
+
+A model only earns credit for beating something simple on the same dates
+with the same costs. Each baseline is a signal per (ts, symbol) decided at
+bar t's close, like the model's, so the one backtest replays all of them:
+
+- ``buy_and_hold``: always long (signal 1);
+- ``momentum``: the time-series momentum rule of Moskowitz, Ooi & Pedersen
+  (2012, "Time series momentum"): long when the close is above the close
+  ``lookback`` bars earlier, short when below, flat without enough history;
+- runs: another MLflow run's out-of-sample signals (the ``conditioning=none``
+  run, say), matched fold by fold, so its paths are the same combinations of
+  the same test blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from dualhrq.errors import ConfigError, DataError, positive_int
+
+BUY_AND_HOLD = "buy_and_hold"
+MOMENTUM = "momentum"
+PREDICTIONS_ARTIFACT = "oos_predictions.parquet"
+
+__all__ = ["BUY_AND_HOLD", "MOMENTUM", "add_baseline_signals", "baseline_names", "momentum_signal", "run_signal"]
+
+
+def momentum_signal(bars: pl.DataFrame, lookback: int) -> pl.DataFrame:
+    """``[ts, symbol, signal]``: sign of ``close_t / close_{t - lookback} - 1`` per symbol, 0 before that."""
+    positive_int(lookback, "validation.baselines.momentum.lookback")
+    missing = {"ts", "symbol", "close"} - set(bars.columns)
+    if missing:
+        raise DataError(f"momentum baseline needs bars with columns ts, symbol, close; missing {sorted(missing)}")
+    change = pl.col("close") / pl.col("close").shift(lookback).over("symbol", order_by="ts") - 1.0
+    return bars.select("ts", "symbol", signal=change.sign().fill_null(0.0).cast(pl.Float64))
+
+
+def run_signal(client: MlflowClient, run_id: str, field: str) -> pl.DataFrame:
+    """``[fold, ts, symbol, signal]`` of another run's out-of-sample predictions, read from its artifacts."""
+    try:
+        path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT)
+    except MlflowException as err:
+        raise ConfigError(f"{field}={run_id!r}: cannot read {PREDICTIONS_ARTIFACT} of that MLflow run ({err}); "
+                          "give the id of a finished training run in the same tracking store") from None
+    return pl.read_parquet(Path(path)).select("fold", "ts", "symbol", "signal")
+
+
+def baseline_names(cfg: Mapping[str, Any]) -> list[str]:
+    """Names of the configured baselines, after checking ``validation.baselines``."""
+    extra = set(cfg) - {"primary", "momentum", "runs"}
+    if extra:
+        raise ConfigError(f"validation.baselines has unknown keys {sorted(extra)}; it takes primary, momentum, runs")
+    names = [BUY_AND_HOLD]
+    if cfg.get("momentum") is not None:
+        positive_int(cfg["momentum"].get("lookback"), "validation.baselines.momentum.lookback")
+        names.append(MOMENTUM)
+    runs = cfg.get("runs") or {}
+    for name, run_id in runs.items():
+        if name in (BUY_AND_HOLD, MOMENTUM) or not isinstance(run_id, str) or not run_id:
+            raise ConfigError(f"validation.baselines.runs.{name}: give a new baseline name and an MLflow run id "
+                              f"(a string), got {run_id!r}")
+        names.append(str(name))
+    if cfg.get("primary") not in names:
+        raise ConfigError(f"validation.baselines.primary={cfg.get('primary')!r} is not a configured baseline; "
+                          f"choose one of {names}")
+    return names
+
+
+def add_baseline_signals(predictions: pl.DataFrame, cfg: Mapping[str, Any], bars: pl.DataFrame,
+                         client: MlflowClient | None) -> pl.DataFrame:
+    """``predictions`` plus one ``baseline:<name>`` signal column per configured baseline."""
+    names = baseline_names(cfg)
+    out = predictions.with_columns(pl.lit(1.0).alias(f"baseline:{BUY_AND_HOLD}"))
+    if MOMENTUM in names:
+        mom = momentum_signal(bars, int(cfg["momentum"]["lookback"])).rename({"signal": f"baseline:{MOMENTUM}"})
+        out = out.join(mom, on=["ts", "symbol"], how="left")
+    for name, run_id in (cfg.get("runs") or {}).items():
+        field = f"validation.baselines.runs.{name}"
+        if client is None:
+            raise ConfigError(f"{field}: reading another run's predictions needs the MLflow tracking store")
+        other = run_signal(client, run_id, field).rename({"signal": f"baseline:{name}"})
+        out = out.join(other, on=["fold", "ts", "symbol"], how="left")
+    column = next((c for c in out.columns if c.startswith("baseline:") and out[c].null_count()), None)
+    if column is not None:
+        raise DataError(f"baseline {column.removeprefix('baseline:')!r} has no signal for "
+                        f"{out[column].null_count()} of the {out.height} out-of-sample rows; a run baseline must "
+                        "come from a run with the same data, splitter and folds (validation.baselines.runs)")
+    return out

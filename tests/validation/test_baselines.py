@@ -1,0 +1,65 @@
+"""Baseline signals: the momentum rule by hand, buy-and-hold, another MLflow run's signals, bad config."""
+
+from datetime import datetime, timedelta
+
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.validation.baselines import add_baseline_signals, baseline_names, momentum_signal
+
+DAYS = [datetime(2024, 1, 1) + timedelta(days=i) for i in range(6)]
+
+
+def _bars():
+    return pl.DataFrame({"ts": DAYS * 2, "symbol": ["A"] * 6 + ["B"] * 6,
+                         "close": [10.0, 11, 12, 11, 9, 9] + [5.0, 4, 3, 4, 5, 6]})
+
+
+def _predictions(fold=0):
+    return pl.DataFrame({"fold": [fold] * 12, "ts": DAYS * 2, "symbol": ["A"] * 6 + ["B"] * 6,
+                         "signal": [0.5] * 12, "next_return": [0.01] * 12})
+
+
+def test_momentum_is_the_sign_of_the_lookback_return_per_symbol():
+    out = momentum_signal(_bars().reverse(), 2).sort("symbol", "ts")
+    # A: 12/10 up, 11/11 flat, 9/12 down, 9/11 down; B: 3/5 down, 4/4 flat, 5/3 up, 6/4 up
+    assert out["signal"].to_list() == [0, 0, 1, 0, -1, -1] + [0, 0, -1, 0, 1, 1]
+
+
+def test_buy_and_hold_and_momentum_columns_are_added():
+    cfg = {"primary": "buy_and_hold", "momentum": {"lookback": 2}, "runs": {}}
+    out = add_baseline_signals(_predictions(), cfg, _bars(), None).sort("symbol", "ts")
+    assert out["baseline:buy_and_hold"].to_list() == [1.0] * 12
+    assert out["baseline:momentum"].to_list() == [0, 0, 1, 0, -1, -1, 0, 0, -1, 0, 1, 1]
+    assert out["signal"].to_list() == [0.5] * 12  # the model's own signal untouched
+
+
+def test_another_runs_signals_are_matched_fold_by_fold(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    exp = client.create_experiment("b", artifact_location=str(tmp_path / "art"))
+    run = client.create_run(exp).info.run_id
+    other = _predictions().with_columns(signal=pl.Series([-1.0, 1.0] * 6))
+    other.write_parquet(tmp_path / "oos_predictions.parquet")
+    client.log_artifact(run, str(tmp_path / "oos_predictions.parquet"))
+    cfg = {"primary": "none_run", "momentum": None, "runs": {"none_run": run}}
+    assert baseline_names(cfg) == ["buy_and_hold", "none_run"]
+    out = add_baseline_signals(_predictions(), cfg, _bars(), client)
+    assert out["baseline:none_run"].to_list() == other["signal"].to_list()
+    with pytest.raises(DataError, match="none_run"):  # a run cut into other folds cannot be matched
+        add_baseline_signals(_predictions(fold=1), cfg, _bars(), client)
+    with pytest.raises(ConfigError, match=r"validation\.baselines\.runs\.none_run"):
+        add_baseline_signals(_predictions(), {**cfg, "runs": {"none_run": "0" * 32}}, _bars(), client)
+
+
+@pytest.mark.parametrize("cfg,field", [
+    ({"primary": "momentum", "momentum": None}, "validation.baselines.primary"),
+    ({"primary": "buy_and_hold", "momentum": {"lookback": 0}}, "validation.baselines.momentum.lookback"),
+    ({"primary": "buy_and_hold", "runs": {"momentum": "abc"}}, "validation.baselines.runs.momentum"),
+    ({"primary": "buy_and_hold", "runs": {"x": 5}}, "validation.baselines.runs.x"),
+    ({"primary": "buy_and_hold", "bogus": 1}, "unknown keys"),
+])
+def test_bad_baseline_config_names_the_field(cfg, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        baseline_names(cfg)

@@ -1,0 +1,93 @@
+"""Gates: bounds at their edges, missing evidence never passes, malformed config refused, the shipped set."""
+
+import math
+
+import pytest
+from omegaconf import OmegaConf
+
+from dualhrq.config import CONF_DIR, compose_train
+from dualhrq.errors import ConfigError
+from dualhrq.tracking.summary import format_table
+from dualhrq.validation.gates import (
+    FAIL,
+    NOT_EVALUATED,
+    PASS,
+    Gate,
+    evaluate_gates,
+    gate_metrics,
+    gate_rows,
+    gate_tags,
+    gates_from_config,
+)
+
+
+def _status(gate, value):
+    metrics = {} if value is None else {gate.metric: value}
+    return evaluate_gates([gate], metrics)[0].status
+
+
+def test_strict_and_inclusive_bounds_at_their_edges():
+    below = Gate("dd", "oos/max_drawdown", below=0.15)
+    assert [_status(below, v) for v in (0.1499, 0.15, 0.2)] == [PASS, FAIL, FAIL]
+    above = Gate("imp", "oos/sharpe_improvement", above=0.10)
+    assert [_status(above, v) for v in (0.1001, 0.10, -1.0)] == [PASS, FAIL, FAIL]
+    at_most = Gate("sim", "sim/violations", at_most=0)
+    assert [_status(at_most, v) for v in (0.0, 1.0)] == [PASS, FAIL]
+    band = Gate("params", "params/total", at_least=10, at_most=20)
+    assert [_status(band, v) for v in (9, 10, 20, 21)] == [FAIL, PASS, PASS, FAIL]
+    assert band.rule() == "params/total >= 10 and params/total <= 20"
+
+
+def test_missing_or_non_finite_metric_is_not_evaluated_never_passed():
+    gate = Gate("mi", "conditioning/mi_symbol_bits", below=0.1)
+    for value in (None, math.nan, math.inf):
+        assert _status(gate, value) == NOT_EVALUATED
+
+
+def test_metrics_and_tags_of_results():
+    gates = [Gate("a", "x", below=1), Gate("b", "y", below=1), Gate("c", "z", below=1)]
+    results = evaluate_gates(gates, {"x": 0.5, "y": 2.0})
+    assert [r.status for r in results] == [PASS, FAIL, NOT_EVALUATED]
+    assert gate_metrics(results) == {"gate/a": 1.0, "gate/b": 0.0, "gates/passed": 1.0, "gates/failed": 1.0,
+                                     "gates/not_evaluated": 1.0}
+    assert gate_tags(results) == {"gate.a": PASS, "gate.b": FAIL, "gate.c": NOT_EVALUATED}
+    assert [r["value"] for r in gate_rows(results)] == [0.5, 2, None]  # whole numbers shown as integers
+    assert format_table(gate_rows(results)).splitlines()[2:] == [
+        "a     x < 1      0.5000  PASS", "b     y < 1           2  FAIL", "c     z < 1           -  not evaluated"]
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"g": {"metric": "x"}}, "needs at least one bound"),
+    ({"g": {"below": 1}}, r"validation\.gates\.g\.metric"),
+    ({"g": {"metric": "x", "under": 1}}, "unknown keys"),
+    ({"g": {"metric": "x", "below": "low"}}, r"validation\.gates\.g\.below"),
+    ({"g": {"metric": "x", "below": True}}, r"validation\.gates\.g\.below"),
+    ({"g": 0.1}, "must be a mapping"),
+])
+def test_malformed_gates_are_refused_naming_the_field(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        gates_from_config(spec)
+
+
+def test_shipped_gates_read_the_documented_metrics():
+    cfg = compose_train(["model=hrm_tiny"])
+    gates = {g.name: g for g in gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))}
+    assert {n: g.metric for n, g in gates.items()} == {
+        "param_budget": "params/total", "sharpe_improvement": "oos/sharpe_improvement",
+        "max_drawdown": "oos/max_drawdown", "spa": "oos/spa_pvalue", "reality_check": "oos/rc_pvalue",
+        "regime_switches": "regime/switches_per_day", "conditioning_mi": "conditioning/mi_symbol_bits",
+        "sim_violations": "sim/violations"}
+    assert (gates["param_budget"].at_least, gates["param_budget"].at_most) == (55e3, 70e3)  # hrm_tiny's budget
+    assert gates["sharpe_improvement"].above == 0.10 and gates["max_drawdown"].below == 0.15
+    assert gates["spa"].below == 0.10 and gates["reality_check"].below == 0.05
+    assert gates["regime_switches"].below == 0.05 and gates["conditioning_mi"].below == 0.1
+    assert gates["sim_violations"].at_most == 0
+    # the documentation in the YAML lists every metric a gate reads
+    text = (CONF_DIR / "validation" / "gates" / "default.yaml").read_text()
+    assert all(f"#   {g.metric}" in text for g in gates.values())
+
+
+def test_a_gate_can_be_switched_off_or_moved_by_override():
+    cfg = compose_train(["model=hrm_tiny", "~validation.gates.sim_violations", "validation.gates.spa.below=0.2"])
+    gates = {g.name: g for g in gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))}
+    assert "sim_violations" not in gates and gates["spa"].below == 0.2
