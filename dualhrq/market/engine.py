@@ -144,10 +144,10 @@ def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, rules: RuleSt
         with np.errstate(invalid="ignore"):
             in_band = (price >= lower[t]) & (price <= upper[t])
         ok = want & quoted & ~paused[t] & in_band
-        short_ok = short_sale_allowed(price, bid[t], rules.ssr[t])
+        short_ok = (short_part == 0) | short_sale_allowed(price, bid[t], rules.ssr[t])
         qty = np.where(ok, np.where(short_ok, order, -long_part), 0.0)
         code = np.where(~want, OK, np.where(~quoted, NO_QUOTE, np.where(paused[t], PAUSE, np.where(
-            ~in_band, BAND, np.where((short_part > 0) & ~short_ok, SSR, OK)))))
+            ~in_band, BAND, np.where(~short_ok, SSR, OK)))))
         filled = _price(qty, ask[t], bid[t], mid, costs.slip(qty, volume[t], sigma[t], displacement))
         price = np.where(qty != 0, filled, np.nan)
         fill_abs = np.abs(qty)

@@ -70,7 +70,7 @@ def doubled(now_us: int, open_us: int, close_us: int, prev_close: np.ndarray, ti
 def bands(reference: np.ndarray, pct: np.ndarray, cap: np.ndarray, double: np.ndarray) -> tuple[np.ndarray, ...]:
     """(lower, upper): reference -/+ min(pct * reference, cap), doubled where ``double``, to the cent."""
     width = np.minimum(pct * reference, cap) * np.where(double, 2.0, 1.0)
-    return np.round(reference - width, 2), np.round(reference + width, 2)
+    return np.round((reference - width) * 100) / 100, np.round((reference + width) * 100) / 100
 
 
 def trade_mean(grid: MarketGrid, lo: int, hi: int, window_us: int) -> tuple[np.ndarray, np.ndarray]:
