@@ -43,6 +43,11 @@ class StrictSimResult(BacktestResult):
     report: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
     metrics: dict[str, float] = field(default_factory=dict)
 
+    def details(self) -> dict[str, float]:
+        """Sortino, hit rate, total return and the rule counts (fills, rejections by reason, violations)."""
+        extra = {k: v for k, v in self.metrics.items() if k not in ("sharpe", "max_drawdown", "turnover")}
+        return {**extra, **{k: float(v) for k, v in describe(self).items()}}
+
 
 class StrictSimBacktest:
     """Book B through the rule engine and cost models on the configured intraday market."""
@@ -116,7 +121,8 @@ class StrictSimBacktest:
         metrics = book_metrics(net, turnover, self.periods_per_year) if net.size else {}
         return StrictSimResult(returns=returns, sharpe=metrics.get("sharpe", float("nan")),
                                max_drawdown=metrics.get("max_drawdown", float("nan")), turnover=turnover,
-                               replay=rec, report=daily_report(rec), metrics=metrics)
+                               replay=rec, report=daily_report(rec).filter(pl.col("date") >= first),
+                               metrics=metrics)
 
 
 def describe(result: StrictSimResult) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""``python -m dualhrq.backtest``: replay a finished training run's out-of-sample signals and log the result.
+
+The signals come from the training run's ``oos_predictions.parquet`` MLflow
+artifact (``run_id=...``) or a file (``predictions=...``); they are replayed
+by ``build(cfg.backtest).run``, the same call the training job makes for its
+evaluation. Where folds predicted the same (ts, symbol), the lowest fold's
+signal is kept, so every decision is replayed once. The run logs the
+book's metrics, the rule counts (fills, rejections by reason, violations),
+the daily violation report, every order with its fill or rejection, the
+per-step P&L and costs, and the equity, drawdown and exposure plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import hydra
+import polars as pl
+from hydra.core.hydra_config import HydraConfig
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.config import build
+from dualhrq.errors import ConfigError, DataError, DualHRQError
+from dualhrq.market.audit import summary_line, violations
+from dualhrq.market.strict_sim import StrictSimResult, describe
+from dualhrq.portfolio.metrics import book_metrics
+from dualhrq.portfolio.plots import save_plots
+from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
+from dualhrq.tracking.summary import format_table
+
+log = logging.getLogger("dualhrq.backtest")
+ARTIFACT = "oos_predictions.parquet"
+
+
+def load_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
+    """The predictions named by ``run_id`` or ``predictions`` (exactly one of them)."""
+    if (cfg.run_id is None) == (cfg.predictions is None):
+        raise ConfigError("set exactly one of run_id=<training run id> or predictions=<parquet file>.")
+    if cfg.predictions is not None:
+        path = Path(cfg.predictions)
+        if not path.is_file():
+            raise DataError(f"predictions={path} is not a file. Fix: point it at a run's {ARTIFACT}.")
+    else:
+        client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
+        try:
+            path = Path(client.download_artifacts(str(cfg.run_id), ARTIFACT, str(workdir)))
+        except (MlflowException, OSError) as err:
+            raise DataError(f"run_id={cfg.run_id}: no {ARTIFACT} artifact in {cfg.logger.mlflow.tracking_uri} "
+                            f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
+    frame = pl.read_parquet(path)
+    order = ["fold", "ts"] if "fold" in frame.columns else ["ts"]
+    return frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
+
+
+def replay(cfg: DictConfig) -> dict[str, float]:
+    """Replay, log and print; returns the run's metrics."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    sim = build(cfg.backtest)
+    with tempfile.TemporaryDirectory() as tmp:
+        predictions = load_predictions(cfg, Path(tmp))
+    result = sim.run(predictions)
+    tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
+    try:
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+        tracker.log_params({k: v for k, v in flatten_config(cfg).items() if k.startswith("backtest.")})
+        tracker.set_tags({"source.run_id": cfg.run_id or "", "source.predictions": cfg.predictions or "",
+                          "backtest": cfg.backtest._target_, **override_tags(overrides)})
+        net = result.returns["net"].to_numpy()
+        metrics = {f"bt/{k}": v for k, v in book_metrics(net, result.turnover, sim.periods_per_year).items()}
+        lines = [f"Replayed {predictions.height} decisions on {predictions['symbol'].n_unique()} symbols, "
+                 f"{result.returns.height} days ({cfg.backtest._target_})."]
+        if isinstance(result, StrictSimResult):
+            metrics.update({f"bt/{k}": float(v) for k, v in describe(result).items()})
+            if str(cfg.backtest.market.get("_target_", "")).endswith("synthetic.generate_bars"):
+                tracker.set_tags({"data.synthetic": True})
+                lines.append("Market: SYNTHETIC intraday bars (dualhrq.data.synthetic).")
+            lines.append(summary_line(result.report))
+            files = {"violation_report.csv": result.report, "violations.csv": violations(result.replay),
+                     "orders.parquet": result.replay.events(), "steps.parquet": result.replay.per_step(),
+                     "returns.parquet": result.returns}
+            for name, frame in files.items():
+                path = output_dir / name
+                frame.write_csv(path) if name.endswith(".csv") else frame.write_parquet(path)
+                tracker.log_artifact(path, "backtest")
+            if cfg.plots:
+                for path in save_plots(result.returns, result.replay.per_step(), sim.capital,
+                                       output_dir / "plots", "Book B (strict sim)"):
+                    tracker.log_artifact(path, "plots")
+        tracker.log_metrics(metrics)
+        counts = {f"bt/{k}" for k in describe(result)} if isinstance(result, StrictSimResult) else set()
+        table = format_table([{"metric": k, "value": int(v) if k in counts else v} for k, v in metrics.items()],
+                             "Replay")
+        report = "\n".join([*lines, "", table, "", f"MLflow run {tracker.run_id} ({tracker.tracking_uri})"])
+        (output_dir / "summary.txt").write_text(report + "\n")
+        tracker.log_artifact(output_dir / "summary.txt")
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_artifact(output_dir / "config.yaml")
+        print("\n" + report, flush=True)
+        tracker.finish()
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="replay.yaml")
+def main(cfg: DictConfig) -> float:
+    try:
+        return float(replay(cfg)["bt/sharpe"])
+    except DualHRQError as err:
+        log.error("%s: %s", type(err).__name__, err)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
