@@ -97,26 +97,32 @@ def validate_quotes(frame: pl.DataFrame | pl.LazyFrame, source: str = "market ba
         raise DataError(f"{source}: crossed quotes (bid > ask). Fix: drop or repair those quotes.")
     if not bool(df["luld_tier"].is_in([1, 2]).all()):
         raise DataError(f"{source}: luld_tier must be 1 or 2. Fix: set the tier of every symbol.")
-    if df.select(pl.struct("symbol", "ts").is_duplicated().any()).item():
+    df = df.sort("symbol", "ts")
+    repeated = (pl.col("symbol") == pl.col("symbol").shift(1)) & (pl.col("ts") == pl.col("ts").shift(1))
+    if df.select(repeated.any()).item():
         raise DataError(f"{source}: duplicate (symbol, ts) bars. Fix: keep one bar per symbol and minute.")
-    return df.sort("symbol", "ts")
+    return df
 
 
 def build_grid(frame: pl.DataFrame | pl.LazyFrame, bar: timedelta = timedelta(minutes=1),
                source: str = "market bars") -> MarketGrid:
     """Validate intraday bars and lay them out as (time, symbol) arrays."""
     df = validate_quotes(frame, source)
-    symbols = tuple(df["symbol"].unique().sort().to_list())
-    ts = df["ts"].to_numpy()
-    bar_ts = np.unique(ts)
-    t_idx = np.searchsorted(bar_ts, ts)
-    s_idx = np.searchsorted(np.array(symbols, dtype=object), df["symbol"].to_numpy())
+    symbols = tuple(df["symbol"].unique(maintain_order=True).to_list())  # sorted: the frame is
+    bar_ts = df["ts"].unique().sort().to_numpy()
     shape = (bar_ts.size, len(symbols))
+    complete = df.height == shape[0] * shape[1]  # every symbol has a bar at every time: a plain reshape
+    if not complete:
+        idx = df.select(t=pl.col("ts").rank("dense") - 1, s=pl.col("symbol").rank("dense") - 1)
+        t_idx, s_idx = idx["t"].to_numpy(), idx["s"].to_numpy()
     arrays = {}
     for name in VALUES:
-        a = np.full(shape, np.nan if name != "trades" else 0.0)
-        a[t_idx, s_idx] = df[name].cast(pl.Float64).to_numpy()
-        arrays[name] = a
+        values = df[name].cast(pl.Float64).to_numpy()
+        if complete:
+            arrays[name] = np.ascontiguousarray(values.reshape(shape[1], shape[0]).T)
+        else:
+            arrays[name] = np.full(shape, np.nan if name != "trades" else 0.0)
+            arrays[name][t_idx, s_idx] = values
     tiers = df.group_by("symbol").agg(pl.col("luld_tier").first()).sort("symbol")["luld_tier"].to_numpy()
     day_of = bar_ts.astype("datetime64[D]")
     day_values, day_start, day_index = np.unique(day_of, return_index=True, return_inverse=True)
