@@ -74,7 +74,7 @@ class MarketParams:
     """Knobs of the synthetic market; volatilities are annualised, rates per symbol-day."""
 
     market_vol: tuple[float, float] = (0.15, 0.45)  # calm, stressed
-    regime_stay: tuple[float, float] = (0.97, 0.85)  # daily probability of staying in each regime
+    regime_stay: tuple[float, float] = (0.92, 0.80)  # daily probability of staying in each regime
     idio_vol: tuple[float, float] = (0.10, 0.25)  # range of per-symbol idiosyncratic volatility
     beta: tuple[float, float] = (0.6, 1.4)
     price: tuple[float, float] = (15.0, 300.0)  # range of starting prices (log-uniform)
