@@ -46,9 +46,10 @@ def quote_imbalance(bid_size: pl.Expr, ask_size: pl.Expr, window: int) -> pl.Exp
 
 
 def signed_volume_imbalance(close: pl.Expr, volume: pl.Expr, window: int) -> pl.Expr:
-    """sum(tick sign * V) / sum(V) over ``window`` bars: order flow when no quote sizes exist."""
+    """sum(tick sign * V) / sum(V) over ``window`` bars (0 without volume): order flow when no quote sizes
+    exist."""
     total = volume.rolling_sum(window)
-    return pl.when(total > 0).then((tick_sign(close) * volume).rolling_sum(window) / total).otherwise(0.0)
+    return pl.when(total > 0).then((tick_sign(close) * volume).rolling_sum(window) / total).when(total == 0).then(0.0)
 
 
 def uptick_share(close: pl.Expr, window: int) -> pl.Expr:
@@ -56,7 +57,7 @@ def uptick_share(close: pl.Expr, window: int) -> pl.Expr:
     change = close.diff().sign()
     moves = (change != 0).cast(pl.Float64).rolling_sum(window)
     ups = (change > 0).cast(pl.Float64).rolling_sum(window)
-    return pl.when(moves > 0).then(ups / moves - 0.5).otherwise(0.0)
+    return pl.when(moves > 0).then(ups / moves - 0.5).when(moves == 0).then(0.0)
 
 
 def zero_return_share(close: pl.Expr, window: int) -> pl.Expr:
