@@ -103,7 +103,7 @@ def pandas_features(df: pd.DataFrame, spec: IntradayFeatureSpec) -> pd.DataFrame
     out["gap"] = np.log(o / prev)
     out["body"] = np.log(c / o)
     out[f"drawdown_{lg}"] = np.log(c / roll(c, lg, "max"))
-    out[f"vol_ratio_{s}_{lg}"] = 0.5 * np.log(roll(r**2, s, "mean") / roll(r**2, lg, "mean"))
+    out[f"vol_ratio_{s}_{lg}"] = 0.5 * np.log((roll(r**2, s, "mean") + 1e-12) / (roll(r**2, lg, "mean") + 1e-12))
     typical = (h + low + c) / 3
     session = df["ts"].dt.date
     keys = [df["symbol"], session]
