@@ -35,6 +35,7 @@ Symbol ``i`` draws from its own random stream, so it is the same whatever
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -73,7 +74,7 @@ class MarketParams:
     """Knobs of the synthetic market; volatilities are annualised, rates per symbol-day."""
 
     market_vol: tuple[float, float] = (0.15, 0.45)  # calm, stressed
-    regime_stay: tuple[float, float] = (0.97, 0.85)  # daily probability of staying in each regime
+    regime_stay: tuple[float, float] = (0.92, 0.80)  # daily probability of staying in each regime
     idio_vol: tuple[float, float] = (0.10, 0.25)  # range of per-symbol idiosyncratic volatility
     beta: tuple[float, float] = (0.6, 1.4)
     price: tuple[float, float] = (15.0, 300.0)  # range of starting prices (log-uniform)
@@ -386,3 +387,103 @@ def write_bars(
         folder.mkdir(parents=True, exist_ok=True)
         _symbol_frame(i, name, seed, market).write_parquet(folder / "bars.parquet")
     return pl.scan_parquet(root / "**" / "*.parquet", hive_partitioning=False)
+
+
+# ---------------------------------------------------------------- options
+
+
+def _third_fridays_after(day: date, count: int) -> list[date]:
+    """The next ``count`` monthly expiries (third Fridays) at least a week after ``day``."""
+    out, year, month = [], day.year, day.month
+    while len(out) < count:
+        friday = _nth_weekday(year, month, 4, 3)
+        if friday >= day + timedelta(days=7):
+            out.append(friday)
+        year, month = year + month // 12, month % 12 + 1
+    return out
+
+
+def svi_surface(
+    bars: pl.DataFrame | pl.LazyFrame, seed: int = 0, n_expiries: int = 4, rate: float = 0.04,
+    long_run_vol: float = 0.30,
+) -> pl.DataFrame:
+    """True raw SVI parameters per (date, symbol, expiry) of the SYNTHETIC option market.
+
+    Each day's surface is an SSVI surface (Gatheral & Jacquier 2014, eq. 4.1)
+    ``w(k, theta) = theta/2 (1 + rho phi k + sqrt((phi k + rho)^2 + 1 - rho^2))``
+    with the power-law ``phi = eta / sqrt(theta (1 + theta))`` (gamma = 1/2)
+    and ``eta (1 + |rho|) <= 2``, which is free of butterfly and calendar
+    arbitrage (their Corollary 4.1 and Theorem 4.2) as long as the ATM total
+    variance ``theta`` rises with maturity. ``theta`` follows a mean-reverting
+    term structure from the day's realized variance (times a 1.1 risk premium)
+    to ``long_run_vol``. Each SSVI slice is a raw SVI slice with
+    ``a = theta (1 - rho^2) / 2, b = theta phi / 2, m = -rho / phi,
+    sigma = sqrt(1 - rho^2) / phi`` (their Lemma 3.2).
+
+    Columns: ``date, symbol, expiry, tau, underlying, rate, forward, a, b, rho, m, sigma``.
+    """
+    positive_int(n_expiries, "n_expiries")
+    daily = (
+        bars.lazy()
+        .select("ts", "symbol", "close", mid=(pl.col("bid") + pl.col("ask")) / 2)
+        .with_columns(r=pl.col("mid").log().diff().over("symbol", pl.col("ts").dt.date()))
+        .group_by("symbol", date=pl.col("ts").dt.date())
+        .agg(underlying=pl.col("close").last(), rv=(pl.col("r") ** 2).sum() * 252)
+        .sort("symbol", "date")
+        .with_columns(v0=(1.1**2) * pl.col("rv").ewm_mean(span=5).over("symbol"))
+        .collect()
+    )
+    rows = []
+    for (symbol,), one in daily.group_by("symbol", maintain_order=True):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, zlib.crc32(symbol.encode()))))
+        rho = rng.uniform(-0.7, -0.3)
+        eta = rng.uniform(1.2, 1.9) / (1 + abs(rho))
+        for day, spot, v0 in one.select("date", "underlying", "v0").iter_rows():
+            for expiry in _third_fridays_after(day, n_expiries):
+                tau = (expiry - day).days / 365.0
+                kappa, v_long = 4.0, long_run_vol**2
+                theta = v_long * tau + (v0 - v_long) * (1 - math.exp(-kappa * tau)) / kappa
+                phi = eta / math.sqrt(theta * (1 + theta))
+                rows.append((day, symbol, expiry, tau, spot, rate, spot * math.exp(rate * tau),
+                             theta * (1 - rho**2) / 2, theta * phi / 2, rho, -rho / phi,
+                             math.sqrt(1 - rho**2) / phi))
+    return pl.DataFrame(rows, orient="row", schema={
+        "date": pl.Date, "symbol": pl.String, "expiry": pl.Date, "tau": pl.Float64, "underlying": pl.Float64,
+        "rate": pl.Float64, "forward": pl.Float64, "a": pl.Float64, "b": pl.Float64, "rho": pl.Float64,
+        "m": pl.Float64, "sigma": pl.Float64})
+
+
+def generate_option_chain(
+    bars: pl.DataFrame | pl.LazyFrame, seed: int = 0, n_expiries: int = 4, n_strikes: int = 11,
+    rate: float = 0.04,
+) -> pl.DataFrame:
+    """SYNTHETIC end-of-day option chain, one row per (date, symbol, expiry, strike, right).
+
+    Strikes span +-2.5 ATM standard deviations of log-moneyness around the
+    forward (cent-rounded); ``iv`` is read off the true surface of
+    :func:`svi_surface` at the rounded strike and ``price`` is the BSM value
+    (no dividends) at that iv, so prices carry no static arbitrage.
+    Columns: ``date, symbol, expiry, tau, strike, right, underlying, rate, iv, price``.
+    """
+    from dualhrq.features.options import bsm_price
+
+    positive_int(n_strikes, "n_strikes")
+    surface = svi_surface(bars, seed=seed, n_expiries=n_expiries, rate=rate)
+    grid = pl.DataFrame({"z": np.linspace(-2.5, 2.5, n_strikes)})
+    theta = pl.col("a") + pl.col("b") * (pl.col("rho") * -pl.col("m") + (pl.col("m") ** 2 + pl.col("sigma") ** 2)
+                                         .sqrt())
+    chain = (
+        surface.join(grid, how="cross")
+        .with_columns(strike=(pl.col("forward") * (pl.col("z") * theta.sqrt()).exp()).round(2))
+        .with_columns(k=(pl.col("strike") / pl.col("forward")).log())
+        .with_columns(w=pl.col("a") + pl.col("b") * (pl.col("rho") * (pl.col("k") - pl.col("m"))
+                                                    + ((pl.col("k") - pl.col("m")) ** 2 + pl.col("sigma") ** 2)
+                                                    .sqrt()))
+        .with_columns(iv=(pl.col("w") / pl.col("tau")).sqrt())
+        .join(pl.DataFrame({"right": ["C", "P"]}), how="cross")
+    )
+    price = bsm_price(chain["underlying"].to_numpy(), chain["strike"].to_numpy(), chain["tau"].to_numpy(),
+                      chain["rate"].to_numpy(), chain["iv"].to_numpy(), chain["right"].to_numpy() == "C")
+    return (chain.with_columns(price=pl.Series(price))
+            .select("date", "symbol", "expiry", "tau", "strike", "right", "underlying", "rate", "iv", "price")
+            .sort("date", "symbol", "expiry", "strike", "right"))

@@ -14,6 +14,7 @@ from dualhrq.data.synthetic import (
     MarketParams,
     generate_bars,
     generate_events,
+    generate_option_chain,
     holidays,
     trading_calendar,
     write_bars,
@@ -135,3 +136,20 @@ def test_written_tree_reads_back(tmp_path) -> None:
 def test_impossible_settings_are_config_errors(kwargs, field) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         generate_bars(**kwargs)
+
+
+def test_option_chain_follows_the_contract_and_has_no_static_arbitrage_in_prices() -> None:
+    bars = generate_bars(2, n_days=2, seed=1).collect()
+    chain = generate_option_chain(bars, seed=1)
+    assert chain.schema == pl.Schema({
+        "date": pl.Date, "symbol": pl.String, "expiry": pl.Date, "tau": pl.Float64, "strike": pl.Float64,
+        "right": pl.String, "underlying": pl.Float64, "rate": pl.Float64, "iv": pl.Float64, "price": pl.Float64})
+    assert chain.height == 2 * 2 * 4 * 11 * 2 and set(chain["right"]) == {"C", "P"}
+    closes = bars.group_by("symbol", date=pl.col("ts").dt.date()).agg(pl.col("close").last())
+    joined = chain.join(closes, on=["symbol", "date"])
+    assert (joined["underlying"] == joined["close"]).all()
+    assert (chain["expiry"] > chain["date"]).all() and (chain["tau"] > 0).all()
+    for _, calls in chain.filter(pl.col("right") == "C").group_by("date", "symbol", "expiry"):
+        price, strike = calls["price"].to_numpy(), calls["strike"].to_numpy()
+        slope = np.diff(price) / np.diff(strike)
+        assert (slope < 0).all() and (slope > -1).all() and (np.diff(slope) > 0).all()  # monotone, convex
