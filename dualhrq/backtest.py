@@ -7,7 +7,10 @@ evaluation. Where folds predicted the same (ts, symbol), the lowest fold's
 signal is kept, so every decision is replayed once. The run logs the
 book's metrics, the rule counts (fills, rejections by reason, violations),
 the daily violation report, every order with its fill or rejection, the
-per-step P&L and costs, and the equity, drawdown and exposure plots.
+per-step P&L and costs, and the equity, drawdown and exposure plots. With
+``options.enabled`` Book A (``portfolio.book_a``) runs on the option chain
+of the same market, symbols and days, and its Greek P&L attribution is
+logged alongside.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from dualhrq.config import build
 from dualhrq.errors import ConfigError, DataError, DualHRQError
 from dualhrq.market.audit import summary_line, violations
-from dualhrq.market.strict_sim import StrictSimResult, describe
+from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, describe
+from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.metrics import book_metrics
 from dualhrq.portfolio.plots import save_plots
 from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
@@ -54,6 +58,37 @@ def load_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
     frame = pl.read_parquet(path)
     order = ["fold", "ts"] if "fold" in frame.columns else ["ts"]
     return frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
+
+
+def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFrame
+                 ) -> tuple[pl.DataFrame, dict[str, float], list[str]]:
+    """Book A on the option chain of the replayed symbols and days: attribution, metrics, summary lines."""
+    symbols = predictions["symbol"].unique().sort().to_list()
+    first, last = predictions["ts"].min().date(), predictions["ts"].max().date()
+    surface = None
+    if cfg.options.chain_path is not None:
+        chain = pl.read_parquet(cfg.options.chain_path).filter(
+            pl.col("symbol").is_in(symbols) & pl.col("date").is_between(first, last))
+    else:
+        bars = sim.market_bars(symbols, first, last)
+        chain = build(cfg.options.chain)(bars)
+        surface = build(cfg.options.surface)(bars) if cfg.options.surface is not None else None
+    book: OptionsBook = build(cfg.options.book)
+    out = book.run(chain, surface)
+    daily = out.group_by("date").agg(pl.col("net").sum()).sort("date")
+    net = daily["net"].to_numpy() / book.capital
+    terms = out.select(pl.col("^(delta|gamma|vega|theta)_pnl$").abs()).sum_horizontal()
+    metrics = {f"book_a/{k}": v for k, v in book_metrics(net, 0.0, sim.periods_per_year).items() if k != "turnover"}
+    metrics.update({f"book_a/{k}_pnl": float(out[f"{k}_pnl"].sum()) for k in ("delta", "gamma", "vega", "theta")})
+    metrics["book_a/residual_pnl"] = float(out["residual"].sum())
+    metrics["book_a/residual_share"] = float(out["residual"].abs().sum() / terms.sum())
+    metrics["book_a/max_abs_net_delta"] = float(out["net_delta"].abs().max())
+    lines = [f"Book A ({book.side} {book.structure}s, {out['symbol'].n_unique()} symbols, {daily.height} days): "
+             f"P&L {out['net'].sum():,.0f} = delta {metrics['book_a/delta_pnl']:,.0f} + gamma "
+             f"{metrics['book_a/gamma_pnl']:,.0f} + vega {metrics['book_a/vega_pnl']:,.0f} + theta "
+             f"{metrics['book_a/theta_pnl']:,.0f} + residual {metrics['book_a/residual_pnl']:,.0f} - costs "
+             f"{out['costs'].sum():,.0f}; |residual| is {metrics['book_a/residual_share']:.1%} of |attributed|."]
+    return out, metrics, lines
 
 
 def replay(cfg: DictConfig) -> dict[str, float]:
@@ -91,6 +126,13 @@ def replay(cfg: DictConfig) -> dict[str, float]:
                 for path in save_plots(result.returns, result.replay.per_step(), sim.capital,
                                        output_dir / "plots", "Book B (strict sim)"):
                     tracker.log_artifact(path, "plots")
+        if cfg.options.enabled and isinstance(result, StrictSimResult):
+            book_a, book_a_metrics, book_a_lines = options_book(cfg, sim, predictions)
+            metrics.update(book_a_metrics)
+            lines += book_a_lines
+            path = output_dir / "book_a_attribution.parquet"
+            book_a.write_parquet(path)
+            tracker.log_artifact(path, "book_a")
         tracker.log_metrics(metrics)
         counts = {f"bt/{k}" for k in describe(result)} if isinstance(result, StrictSimResult) else set()
         table = format_table([{"metric": k, "value": int(v) if k in counts else v} for k, v in metrics.items()],

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,11 @@ class StrictSimBacktest:
             _LOADED[key] = (bars.collect() if isinstance(bars, pl.LazyFrame) else bars).lazy()
         return _LOADED[key]
 
+    def market_bars(self, symbols: list[str], first: date, last: date) -> pl.DataFrame:
+        """The market's bars of ``symbols`` from ``first`` to ``last`` (inclusive dates)."""
+        return (self._bars().filter(pl.col("symbol").is_in(symbols) & pl.col("ts").dt.date().is_between(first, last))
+                .collect())
+
     def replay(self, predictions: pl.DataFrame) -> StrictSimResult:
         """Replay ``predictions`` (ts, symbol, signal[, t1]) and assemble the result."""
         missing = [c for c in ("ts", "symbol", "signal") if c not in predictions.columns]
@@ -82,9 +87,7 @@ class StrictSimBacktest:
         first = predictions["ts"].min().date()
         last_col = "t1" if "t1" in predictions.columns else "ts"
         last = max(predictions[last_col].max(), predictions["ts"].max()).date()
-        bars = (self._bars().filter(pl.col("symbol").is_in(symbols)
-                                    & pl.col("ts").dt.date().is_between(first - timedelta(days=10), last))
-                .collect())
+        bars = self.market_bars(symbols, first - timedelta(days=10), last)
         present = set(bars["symbol"].unique().to_list())
         absent = [s for s in symbols if s not in present]
         if absent:

@@ -5,7 +5,12 @@ intraday data contract's chain: date, symbol, expiry, tau, strike, right,
 underlying, rate, iv, price): a straddle (call and put at the strike nearest
 the underlying) or a strangle (call and put at the strikes nearest
 ``underlying * (1 +/- width)``), in the first expiry at least ``min_tau_days``
-out, rolled when fewer than ``roll_tau_days`` remain. The size is the largest
+out, rolled when fewer than ``roll_tau_days`` remain (the synthetic chain
+lists expiries at least a week out, so the roll must come before that). Held
+contracts are marked at their quote, or where the day's chain does not list
+their strike, by Black-Scholes-Merton at the implied volatility interpolated
+along that expiry's smile in log-moneyness (or read off the true raw SVI
+surface where it is given, as the synthetic market provides). The size is the largest
 whole number of contracts within the vega and dollar-gamma limits; the
 underlying hedge makes the book delta-neutral at every close.
 
@@ -24,44 +29,33 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
 
 from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.features.options import bsm_greeks, bsm_price
 
 CHAIN_COLUMNS = ("date", "symbol", "expiry", "tau", "strike", "right", "underlying", "rate", "iv", "price")
+KEY = ["symbol", "expiry", "strike", "right"]
+VALUES = ["underlying", "tau", "rate", "iv", "price", "delta", "gamma", "vega", "theta"]
 
 
-def bsm(spot: np.ndarray, strike: np.ndarray, tau: np.ndarray, rate: np.ndarray, vol: np.ndarray,
-        call: np.ndarray) -> dict[str, np.ndarray]:
-    """Black-Scholes-Merton price, delta, gamma, vega (per unit vol) and theta (per year, as calendar time runs)."""
-    spot, strike, tau, rate, vol, call = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in
-                                                                (spot, strike, tau, rate, vol)), np.asarray(call))
-    sq = vol * np.sqrt(tau)
-    d1 = (np.log(spot / strike) + (rate + 0.5 * vol * vol) * tau) / sq
-    d2 = d1 - sq
-    disc = strike * np.exp(-rate * tau)
-    pdf = norm.pdf(d1)
-    call_price = spot * norm.cdf(d1) - disc * norm.cdf(d2)
-    price = np.where(call, call_price, call_price - spot + disc)  # put-call parity
-    delta = np.where(call, norm.cdf(d1), norm.cdf(d1) - 1.0)
-    gamma = pdf / (spot * sq)
-    vega = spot * pdf * np.sqrt(tau)
-    theta_call = -spot * pdf * vol / (2 * np.sqrt(tau)) - rate * disc * norm.cdf(d2)
-    theta = np.where(call, theta_call, theta_call + rate * disc)
-    return {"price": price, "delta": delta, "gamma": gamma, "vega": vega, "theta": theta}
+def with_greeks(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add delta, gamma, vega (per unit vol) and theta (per year of calendar time) from the row's iv."""
+    g = bsm_greeks(frame["underlying"].to_numpy(), frame["strike"].to_numpy(), frame["tau"].to_numpy(),
+                   frame["rate"].to_numpy(), frame["iv"].to_numpy(), (frame["right"] == "C").to_numpy())
+    return frame.with_columns(**{k: pl.Series(g[k]) for k in ("delta", "gamma", "vega", "theta")})
 
 
 @dataclass(frozen=True)
 class OptionsBook:
-    """Structure, expiry choice, Greek limits and costs of Book A (``books.options``)."""
+    """Structure, expiry choice, Greek limits and costs of Book A (``options.book`` of the replay config)."""
 
     structure: str = "straddle"
     side: str = "long"
     width: float = 0.05
     min_tau_days: int = 20
-    roll_tau_days: int = 5
-    vega_limit: float = 5_000.0  # $ per vol point (0.01), per symbol
-    gamma_limit: float = 20_000.0  # $ P&L for a 1% move from gamma (Gamma S^2 / 2 * 0.01^2 * 1e4), per symbol
+    roll_tau_days: int = 12
+    vega_limit: float = 500.0  # $ per vol point (0.01), per symbol
+    gamma_limit: float = 2_000.0  # $ gamma P&L of a 1% move, Gamma (0.01 S)^2 / 2, per symbol
     multiplier: int = 100
     capital: float = 1_000_000.0
     commission_per_contract: float = 0.65
@@ -69,19 +63,19 @@ class OptionsBook:
 
     def __post_init__(self) -> None:
         if self.structure not in ("straddle", "strangle"):
-            raise ConfigError(f"books.options.structure={self.structure!r}; choose straddle or strangle.")
+            raise ConfigError(f"options.book.structure={self.structure!r}; choose straddle or strangle.")
         if self.side not in ("long", "short"):
-            raise ConfigError(f"books.options.side={self.side!r}; choose long or short.")
-        positive_int(self.min_tau_days, "books.options.min_tau_days")
-        positive_int(self.multiplier, "books.options.multiplier")
-        if not 0 <= self.roll_tau_days < self.min_tau_days:
-            raise ConfigError("books.options.roll_tau_days must be >= 0 and below min_tau_days, got "
+            raise ConfigError(f"options.book.side={self.side!r}; choose long or short.")
+        positive_int(self.min_tau_days, "options.book.min_tau_days")
+        positive_int(self.multiplier, "options.book.multiplier")
+        if not 0 < self.roll_tau_days < self.min_tau_days:
+            raise ConfigError("options.book.roll_tau_days must be > 0 and below min_tau_days, got "
                               f"{self.roll_tau_days} (min_tau_days={self.min_tau_days}).")
         for name in ("vega_limit", "gamma_limit", "capital"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"books.options.{name} must be > 0, got {getattr(self, name)!r}.")
+                raise ConfigError(f"options.book.{name} must be > 0, got {getattr(self, name)!r}.")
         if self.structure == "strangle" and not 0 < self.width < 1:
-            raise ConfigError(f"books.options.width={self.width} must be in (0, 1) for a strangle.")
+            raise ConfigError(f"options.book.width={self.width} must be in (0, 1) for a strangle.")
 
     def _legs(self, day: pl.DataFrame) -> pl.DataFrame:
         """The two legs per symbol for a new position, from one day's chain."""
@@ -95,6 +89,7 @@ class OptionsBook:
                 .group_by("symbol", "right", maintain_order=True).first()
                 .select("symbol", "expiry", "strike", "right"))
 
+
     def _size(self, legs: pl.DataFrame) -> pl.DataFrame:
         """Largest whole number of structures per symbol within the vega and dollar-gamma limits."""
         per = legs.group_by("symbol").agg(
@@ -103,73 +98,97 @@ class OptionsBook:
         return per.with_columns(max_contracts=pl.min_horizontal(
             (self.vega_limit / pl.col("vega_pt")).floor(), (self.gamma_limit / pl.col("gamma_1pct")).floor()))
 
-    def _rebalance(self, quotes: pl.DataFrame, held: pl.DataFrame) -> pl.DataFrame:
-        """Tomorrow's legs (symbol, expiry, strike, right, contracts) after rolls and the Greek limits."""
-        key = ["symbol", "expiry", "strike", "right"]
-        keep = held.join(quotes.select(*key, "tau"), on=key).filter(pl.col("tau") * 365.0 >= self.roll_tau_days)
-        keep = keep.filter(pl.len().over("symbol") == 2).select(*key, "contracts")
+    def _mark(self, book: pl.DataFrame, quotes: pl.DataFrame, today, surface: pl.DataFrame | None) -> pl.DataFrame:
+        """The book's legs valued on today's chain (see the module docstring)."""
+        listed = book.join(quotes.select(*KEY, *VALUES), on=KEY, how="left")
+        missing = listed.filter(pl.col("price").is_null())
+        if missing.height == 0:
+            return listed
+        rows = []
+        for (symbol, expiry), legs in missing.group_by("symbol", "expiry"):
+            smile = quotes.filter((pl.col("symbol") == symbol) & (pl.col("expiry") == expiry)).sort("strike")
+            if smile.height == 0:
+                raise DataError(f"option chain on {today}: no quotes for {symbol} expiring {expiry}, which the "
+                                "book holds. Fix: raise options.book.roll_tau_days so positions roll while "
+                                "their expiry is still listed.")
+            spot, tau = smile["underlying"][0], smile["tau"][0]
+            svi = None if surface is None else surface.filter(
+                (pl.col("date") == today) & (pl.col("symbol") == symbol) & (pl.col("expiry") == expiry))
+            if svi is not None and svi.height:
+                p = svi.row(0, named=True)
+                k = np.log(legs["strike"].to_numpy() / p["forward"]) - p["m"]
+                w = p["a"] + p["b"] * (p["rho"] * k + np.sqrt(k * k + p["sigma"] ** 2))
+                iv = np.sqrt(w / tau)
+            else:
+                iv = np.interp(np.log(legs["strike"].to_numpy() / spot), np.log(smile["strike"].to_numpy() / spot),
+                               smile["iv"].to_numpy())
+            rows.append(legs.select(*KEY, "contracts").with_columns(
+                underlying=pl.lit(spot), tau=pl.lit(tau), rate=pl.lit(smile["rate"][0]),
+                iv=pl.Series(iv)))
+        marked = pl.concat(rows)
+        marked = marked.with_columns(price=pl.Series(bsm_price(
+            marked["underlying"].to_numpy(), marked["strike"].to_numpy(), marked["tau"].to_numpy(),
+            marked["rate"].to_numpy(), marked["iv"].to_numpy(), (marked["right"] == "C").to_numpy())))
+        return pl.concat([listed.filter(pl.col("price").is_not_null()), with_greeks(marked).select(listed.columns)])
+
+    def _rebalance(self, quotes: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
+        """Tonight's legs after rolls and the Greek limits, valued at today's close."""
         sign = 1.0 if self.side == "long" else -1.0
-        new = (self._legs(quotes.filter(~pl.col("symbol").is_in(keep["symbol"].unique().to_list())))
-               .with_columns(contracts=pl.lit(float("inf"))))
-        legs = pl.concat([keep.with_columns(pl.col("contracts").abs()), new]).join(quotes, on=key)
+        keep = marked.filter((pl.col("tau") * 365.0 >= self.roll_tau_days) & (pl.len().over("symbol") == 2))
+        new = self._legs(quotes.filter(~pl.col("symbol").is_in(keep["symbol"].unique().to_list())))
+        new = new.join(quotes.select(*KEY, *VALUES), on=KEY).with_columns(contracts=pl.lit(float("inf")))
+        legs = pl.concat([keep.with_columns(pl.col("contracts").abs()), new.select(keep.columns)])
         cap = self._size(legs).select("symbol", "max_contracts")
         return (legs.join(cap, on="symbol")
                 .with_columns(contracts=sign * pl.min_horizontal("contracts", "max_contracts"))
-                .select(*key, "contracts"))
+                .drop("max_contracts"))
 
-    def run(self, chain: pl.DataFrame) -> pl.DataFrame:
-        """Per (date, symbol): contracts, hedge, Greeks of the book, and the day's P&L attributed."""
+    def run(self, chain: pl.DataFrame, surface: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Per (date, symbol): contracts, hedge, Greeks of the book, and the day's P&L attributed.
+
+        ``surface`` (raw SVI parameters per date, symbol, expiry with the
+        forward: ``a, b, rho, m, sigma, forward``), where known, marks
+        unlisted strikes exactly instead of by interpolation.
+        """
         missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
         if missing:
             raise DataError(f"option chain lacks columns {missing}; Book A needs {list(CHAIN_COLUMNS)}.")
-        greeks = bsm(chain["underlying"].to_numpy(), chain["strike"].to_numpy(), chain["tau"].to_numpy(),
-                     chain["rate"].to_numpy(), chain["iv"].to_numpy(), (chain["right"] == "C").to_numpy())
-        chain = chain.with_columns(**{k: v for k, v in greeks.items() if k != "price"})
-        key = ["symbol", "expiry", "strike", "right"]
+        chain = with_greeks(chain.select(CHAIN_COLUMNS))
         m = float(self.multiplier)
-        book = pl.DataFrame(schema={**{k: chain.schema[k] for k in key}, "contracts": pl.Float64})
+        book = pl.DataFrame(schema={**{k: chain.schema[k] for k in KEY}, "contracts": pl.Float64})
         hedge = pl.DataFrame(schema={"symbol": pl.String, "hedge": pl.Float64})
         prev = None
         rows = []
         days = chain["date"].unique().sort().to_list()
         for d, today in enumerate(days):
             quotes = chain.filter(pl.col("date") == today)
+            marked = self._mark(book, quotes, today, surface)
             if prev is not None and book.height:
-                rows.append(self._attribute(prev, quotes, today))
+                rows.append(self._attribute(prev, marked, today))
             if d == len(days) - 1:
                 break
-            new_book = self._rebalance(quotes, book)
-            legs = new_book.join(quotes, on=key)
-            new_hedge = legs.group_by("symbol").agg(hedge=-(pl.col("contracts") * pl.col("delta")).sum() * m,
-                                                    spot=pl.col("underlying").first())
-            new_hedge = new_hedge.with_columns(pl.col("hedge").round(0))
-            traded = (new_book.join(book, on=key, how="full", coalesce=True, suffix="_old")
+            legs = self._rebalance(quotes, marked)
+            new_hedge = legs.group_by("symbol").agg(hedge=(-(pl.col("contracts") * pl.col("delta")).sum() * m)
+                                                    .round(0), spot=pl.col("underlying").first())
+            traded = (legs.select(*KEY, "contracts").join(book, on=KEY, how="full", coalesce=True, suffix="_old")
                       .with_columns(pl.col("contracts", "contracts_old").fill_null(0.0))
-                      .group_by("symbol").agg(contracts_traded=(pl.col("contracts") - pl.col("contracts_old"))
-                                              .abs().sum()))
+                      .group_by("symbol").agg(traded=(pl.col("contracts") - pl.col("contracts_old")).abs().sum()))
             costs = (new_hedge.join(hedge, on="symbol", how="left", suffix="_old")
                      .join(traded, on="symbol", how="full", coalesce=True)
-                     .with_columns(pl.col("hedge", "hedge_old", "contracts_traded").fill_null(0.0))
-                     .select("symbol", costs=pl.col("contracts_traded") * self.commission_per_contract
-                             + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot").fill_null(0.0)
+                     .with_columns(pl.col("hedge", "hedge_old", "traded", "spot").fill_null(0.0))
+                     .select("symbol", costs=pl.col("traded") * self.commission_per_contract
+                             + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot")
                              * self.hedge_cost_bps * 1e-4))
-            book, hedge = new_book, new_hedge.select("symbol", "hedge")
+            book, hedge = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge")
             prev = {"legs": legs, "hedge": hedge, "costs": costs}
         if not rows:
             raise DataError("option chain: Book A needs at least two days of quotes.")
         return pl.concat(rows).sort("date", "symbol")
 
-    def _attribute(self, prev: dict, quotes: pl.DataFrame, today) -> pl.DataFrame:
-        """Yesterday's book through today's quotes: total P&L and its Greek terms, per symbol."""
-        key = ["symbol", "expiry", "strike", "right"]
-        m = float(self.multiplier)
-        now = prev["legs"].join(quotes.select(*key, "price", "iv", "tau", "underlying"), on=key, how="left",
-                                suffix="_now")
-        if now["price_now"].null_count():
-            gone = now.filter(pl.col("price_now").is_null())["symbol"].unique().to_list()
-            raise DataError(f"option chain on {today}: held contracts of {gone} are not quoted. "
-                            "Fix: quote every contract until its expiry.")
-        q = pl.col("contracts") * m
+    def _attribute(self, prev: dict, marked: pl.DataFrame, today) -> pl.DataFrame:
+        """Last night's book through today's marks: total P&L and its Greek terms, per symbol."""
+        now = prev["legs"].join(marked.select(*KEY, *(pl.col(c).alias(f"{c}_now") for c in VALUES)), on=KEY)
+        q = pl.col("contracts") * float(self.multiplier)
         ds = pl.col("underlying_now") - pl.col("underlying")
         per_leg = now.select(
             "symbol", option_pnl=q * (pl.col("price_now") - pl.col("price")), delta=q * pl.col("delta"),

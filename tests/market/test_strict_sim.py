@@ -129,7 +129,10 @@ def test_replay_cli_reads_a_training_runs_predictions_and_logs_the_result(tmp_pa
     names = {a.path for d in ("plots", "backtest") for a in client.list_artifacts(runs[0].info.run_id, d)}
     assert {"plots/equity.png", "plots/drawdown.png", "plots/exposure.png", "backtest/violation_report.csv",
             "backtest/orders.parquet"} <= names
-    same = replay_main(_replay_cfg(tmp_path, "again", [f"predictions={path}", "plots=false"]))
+    assert client.list_artifacts(runs[0].info.run_id, "book_a")[0].path == "book_a/book_a_attribution.parquet"
+    assert abs(metrics["book_a/max_abs_net_delta"]) <= 0.5 and metrics["book_a/residual_share"] < 0.2
+    same = replay_main(_replay_cfg(tmp_path, "again", [f"predictions={path}", "plots=false",
+                                                       "options.enabled=false"]))
     assert same["bt/sharpe"] == pytest.approx(metrics["bt/sharpe"])
     with pytest.raises(ConfigError, match="exactly one"):
         replay_main(_replay_cfg(tmp_path, "none", []))
