@@ -24,7 +24,7 @@ import polars as pl
 from hydra.core.hydra_config import HydraConfig
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dualhrq.config import build
 from dualhrq.errors import ConfigError, DataError, DualHRQError
@@ -40,14 +40,15 @@ log = logging.getLogger("dualhrq.backtest")
 ARTIFACT = "oos_predictions.parquet"
 
 
-def load_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
-    """The predictions named by ``run_id`` or ``predictions`` (exactly one of them)."""
+def load_predictions(cfg: DictConfig, workdir: Path) -> tuple[pl.DataFrame, DictConfig | None]:
+    """The predictions named by ``run_id`` or ``predictions`` (exactly one), and the training run's config."""
     if (cfg.run_id is None) == (cfg.predictions is None):
         raise ConfigError("set exactly one of run_id=<training run id> or predictions=<parquet file>.")
     if cfg.predictions is not None:
         path = Path(cfg.predictions)
         if not path.is_file():
             raise DataError(f"predictions={path} is not a file. Fix: point it at a run's {ARTIFACT}.")
+        config = path.parent / "config.yaml"
     else:
         client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
         try:
@@ -55,9 +56,14 @@ def load_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
         except (MlflowException, OSError) as err:
             raise DataError(f"run_id={cfg.run_id}: no {ARTIFACT} artifact in {cfg.logger.mlflow.tracking_uri} "
                             f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
+        try:
+            config = Path(client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir)))
+        except (MlflowException, OSError):
+            config = workdir / "none"
     frame = pl.read_parquet(path)
     order = ["fold", "ts"] if "fold" in frame.columns else ["ts"]
-    return frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
+    frame = frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
+    return frame, (OmegaConf.load(config) if config.is_file() else None)
 
 
 def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFrame
@@ -95,9 +101,13 @@ def replay(cfg: DictConfig) -> dict[str, float]:
     """Replay, log and print; returns the run's metrics."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    sim = build(cfg.backtest)
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = load_predictions(cfg, Path(tmp))
+        predictions, trained = load_predictions(cfg, Path(tmp))
+    if trained is not None and "data" in trained:
+        with open_dict(cfg):
+            cfg.data = trained.data  # the market the model was trained on
+        log.info("replaying on the training run's data: %s", cfg.data.get("name"))
+    sim = build(cfg.backtest)
     result = sim.run(predictions)
     tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
     try:
@@ -111,9 +121,9 @@ def replay(cfg: DictConfig) -> dict[str, float]:
                  f"{result.returns.height} days ({cfg.backtest._target_})."]
         if isinstance(result, StrictSimResult):
             metrics.update({f"bt/{k}": float(v) for k, v in describe(result).items()})
-            if str(cfg.backtest.market.get("_target_", "")).endswith("synthetic.generate_bars"):
+            if cfg.data.get("synthetic", False):
                 tracker.set_tags({"data.synthetic": True})
-                lines.append("Market: SYNTHETIC intraday bars (dualhrq.data.synthetic).")
+                lines.append(f"Market: {cfg.data.name} -- SYNTHETIC (a seeded model market, not real data).")
             lines.append(summary_line(result.report))
             files = {"violation_report.csv": result.report, "violations.csv": violations(result.replay),
                      "orders.parquet": result.replay.events(), "steps.parquet": result.replay.per_step(),

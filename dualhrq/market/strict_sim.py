@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,10 @@ class StrictSimBacktest:
         missing = [c for c in ("ts", "symbol", "signal") if c not in predictions.columns]
         if missing:
             raise DataError(f"predictions lack columns {missing}; the strict simulator needs ts, symbol, signal.")
+        if (predictions["ts"].dt.time() == time(0, 0)).all():
+            raise DataError("predictions are daily (every ts at midnight); the strict simulator replays decisions "
+                            "on intraday bars. Fix: train with data=synthetic_intraday (or intraday bars with "
+                            "quotes), or use backtest=daily.")
         symbols = predictions["symbol"].unique().sort().to_list()
         first = predictions["ts"].min().date()
         last_col = "t1" if "t1" in predictions.columns else "ts"

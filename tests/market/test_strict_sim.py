@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from dualhrq.backtest import replay as replay_main
 from dualhrq.config import CONF_DIR, build, compose_train
@@ -68,8 +68,9 @@ def _prediction_frame(bars: pl.DataFrame, every: int = 30) -> pl.DataFrame:
         pl.col("ts").dt.date() > pl.date(2024, 1, 2))
 
 
+@pytest.mark.slow
 def test_the_training_job_calls_work_with_strict_sim():
-    cfg = compose_train(["backtest=strict_sim", *(f"backtest.market.{k}={v}" for k, v in LONG.items())])
+    cfg = compose_train(["backtest=strict_sim", *_data(LONG)])
     check_config(cfg)
     preds = _prediction_frame(generate_bars(**LONG).collect(), every=60)
     # run_fold: build(cfg.backtest).run(frame)
@@ -91,18 +92,27 @@ def test_the_training_job_calls_work_with_strict_sim():
 
 def test_daily_signals_are_refused_with_the_fix(month):
     daily = pl.DataFrame({"ts": [datetime(2024, 1, 3)], "symbol": ["SP500"], "signal": [1.0]})
-    with pytest.raises(DataError, match="data=synthetic_intraday"):
+    with pytest.raises(DataError, match="daily"):
         StrictSimBacktest(month).run(daily.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
+    elsewhere = pl.DataFrame({"ts": [datetime(2024, 1, 3, 10)], "symbol": ["XYZ"], "signal": [1.0]})
+    with pytest.raises(DataError, match="data=synthetic_intraday"):
+        StrictSimBacktest(month).run(elsewhere.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
+    with pytest.raises(DataError, match="quotes"):  # the bundled daily data as the market: no quotes
+        build(compose_train(["backtest=strict_sim"]).backtest).run(
+            elsewhere.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
     with pytest.raises(ConfigError, match="capital"):
         StrictSimBacktest(month, capital=-1.0)
     with pytest.raises(ConfigError, match="slippage"):
         check_config(compose_train(["backtest=strict_sim", "backtest.costs.slippage=cubic"]))
 
 
+def _data(params: dict) -> list[str]:
+    return ["data=synthetic_intraday", *(f"data.source.{k}={v}" for k, v in params.items())]
+
+
 def _replay_cfg(tmp_path, out, overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="replay", overrides=[
-            *(f"backtest.market.{k}={v}" for k, v in WEEK.items()),
             f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/mlruns.db",
             f"logger.mlflow.artifact_location={tmp_path}/mlartifacts", *overrides])
     with open_dict(cfg):
@@ -120,6 +130,10 @@ def test_replay_cli_reads_a_training_runs_predictions_and_logs_the_result(tmp_pa
     exp = client.create_experiment("train", artifact_location=(tmp_path / "mlartifacts").as_uri())
     source = client.create_run(exp).info.run_id
     client.log_artifact(source, str(path))
+    trained = tmp_path / "config.yaml"  # the training run's resolved config: replay on its data
+    data = OmegaConf.to_container(compose_train(_data(WEEK)).data, resolve=True)
+    trained.write_text(OmegaConf.to_yaml({"data": data}))
+    client.log_artifact(source, str(trained))
 
     metrics = replay_main(_replay_cfg(tmp_path, "out", [f"run_id={source}"]))
     assert metrics["bt/violations"] == 0 and metrics["bt/fills"] > 0
@@ -131,8 +145,11 @@ def test_replay_cli_reads_a_training_runs_predictions_and_logs_the_result(tmp_pa
             "backtest/orders.parquet"} <= names
     assert client.list_artifacts(runs[0].info.run_id, "book_a")[0].path == "book_a/book_a_attribution.parquet"
     assert abs(metrics["book_a/max_abs_net_delta"]) <= 0.5 and metrics["book_a/residual_share"] < 0.2
-    same = replay_main(_replay_cfg(tmp_path, "again", [f"predictions={path}", "plots=false",
-                                                       "options.enabled=false"]))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    preds.write_parquet(alone / "oos_predictions.parquet")  # no config.yaml beside it: data from overrides
+    same = replay_main(_replay_cfg(tmp_path, "again", [f"predictions={alone / 'oos_predictions.parquet'}",
+                                                       "plots=false", "options.enabled=false", *_data(WEEK)]))
     assert same["bt/sharpe"] == pytest.approx(metrics["bt/sharpe"])
     with pytest.raises(ConfigError, match="exactly one"):
         replay_main(_replay_cfg(tmp_path, "none", []))
