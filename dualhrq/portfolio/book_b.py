@@ -6,9 +6,12 @@ decision at the close of bar ``ts``. The configured transform
 volatility targeting, ``weight = target * vol_target / (sigma * sqrt(bars
 per year)) / n_symbols`` capped at ``max_weight`` (Moreira and Muir 2017),
 with ``sigma`` the symbol's recent per-bar volatility, and turned into whole
-shares at the decision bar's mid. The position is held until ``t1`` (the
-label's end) or the symbol's next decision, whichever comes first; without
-``t1`` until the next decision. With ``slices > 1`` every change of target
+shares at the decision bar's mid. The position is held until the symbol's
+next decision on the same trading day replaces it; the day's last decision
+is held until ``t1`` (the label's end), so a book trading on a stride
+longer than the label horizon does not close and reopen between decisions
+but is flat across gaps (overnight, between test blocks). Without ``t1`` a
+decision holds until the next one. With ``slices > 1`` every change of target
 is worked over that many bars along the Almgren-Chriss trajectory.
 """
 
@@ -87,7 +90,10 @@ class EquityBook:
         held[t_idx, s_idx] = shares
         end = np.full((T, N), np.iinfo(np.int64).max)
         if "t1" in frame.columns:
-            end[t_idx, s_idx] = np.searchsorted(grid.bar_ts, frame["t1"].to_numpy())
+            nxt = pl.col("ts").shift(-1).over("symbol")
+            last_of_day = frame.select((nxt.is_null() | (nxt.dt.date() != pl.col("ts").dt.date())).alias("x"))["x"]
+            t1_idx = np.searchsorted(grid.bar_ts, frame["t1"].to_numpy())
+            end[t_idx, s_idx] = np.where(last_of_day.to_numpy(), t1_idx, np.iinfo(np.int64).max)
         decided = np.isfinite(held)
         last = np.maximum.accumulate(np.where(decided, np.arange(T)[:, None], -1), axis=0)
         cols = np.arange(N)

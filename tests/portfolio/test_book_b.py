@@ -65,6 +65,20 @@ def test_volatility_target_sizing_and_holding_until_t1():
     assert target[29] == 0 and target[35] == 0  # flat before the decision and from t1 on
 
 
+def test_decisions_hold_until_replaced_the_same_day_and_the_last_until_t1():
+    closes = 50 * np.exp(np.cumsum(np.tile([0.001, -0.001], 30)))
+    day1, day2 = bars("2024-03-05", closes, start="10:00"), bars("2024-03-06", closes, start="10:00")
+    grid = build_grid(pl.concat([day1, day2]))
+    at = [20, 40, 60 + 20]  # two decisions on day 1 (20 bars apart, t1 after 5 bars), one on day 2
+    ts = grid.bar_ts[at]
+    frame = pl.DataFrame({"ts": ts, "symbol": ["AAA"] * 3, "signal": [1.0, -1.0, 1.0],
+                          "t1": ts + np.timedelta64(5, "m")})
+    target = EquityBook(vol_window=10).targets(frame, grid, 1e6)[:, 0]
+    assert (target[20:40] > 0).all() and (target[40:45] < 0).all()  # held across the gap to the next decision
+    assert (target[45:80] == 0).all()  # the day's last decision ends at its t1: flat overnight
+    assert (target[80:85] > 0).all() and (target[85:] == 0).all()
+
+
 def test_almgren_chriss_slicing_works_a_change_over_the_slices():
     closes = 50 * np.exp(np.cumsum(np.tile([0.001, -0.001], 20)))
     grid = build_grid(bars("2024-03-05", closes, start="10:00"))
