@@ -26,13 +26,7 @@ from dualhrq.market.costs import CostModel
 from dualhrq.market.engine import RuleState, replay
 from dualhrq.market.grid import build_grid
 from dualhrq.market.loop import replay_loop
-from dualhrq.market.strict_sim import StrictSimBacktest
-
-
-def adversarial(bars: pl.DataFrame) -> pl.DataFrame:
-    return (bars.select("ts", "symbol", signal=pl.when(pl.col("close").diff().over("symbol") < 0)
-                        .then(-1.0).otherwise(0.0))
-            .with_columns(t1=pl.col("ts").shift(-1).over("symbol")).drop_nulls("t1"))
+from dualhrq.market.strict_sim import StrictSimBacktest, adversarial_signals
 
 
 def main() -> None:
@@ -46,7 +40,7 @@ def main() -> None:
     start = time.perf_counter()
     bars = generate_bars(n_symbols=args.symbols, start="2024-01-02", n_days=args.days, seed=args.seed).collect()
     generated = time.perf_counter() - start
-    signals = adversarial(bars)
+    signals = adversarial_signals(bars)
     costs = CostModel()
 
     start = time.perf_counter()

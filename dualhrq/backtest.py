@@ -1,7 +1,9 @@
 """``python -m dualhrq.backtest``: replay a finished training run's out-of-sample signals and log the result.
 
 The signals come from the training run's ``oos_predictions.parquet`` MLflow
-artifact (``run_id=...``) or a file (``predictions=...``); they are replayed
+artifact (``run_id=...``) or a file (``predictions=...``), or, with
+``adversarial=true``, are the rule-testing signal that shorts after every
+falling bar of the configured market; they are replayed
 by ``build(cfg.backtest).run``, the same call the training job makes for its
 evaluation. Where folds predicted the same (ts, symbol), the lowest fold's
 signal is kept, so every decision is replayed once. The run logs the
@@ -29,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from dualhrq.config import build
 from dualhrq.errors import ConfigError, DataError, DualHRQError
 from dualhrq.market.audit import summary_line, violations
-from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, describe
+from dualhrq.market.grid import validate_quotes
+from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, adversarial_signals, describe
 from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.metrics import book_metrics
 from dualhrq.portfolio.plots import save_plots
@@ -101,8 +104,14 @@ def replay(cfg: DictConfig) -> dict[str, float]:
     """Replay, log and print; returns the run's metrics."""
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        predictions, trained = load_predictions(cfg, Path(tmp))
+    if cfg.adversarial:
+        if cfg.run_id is not None or cfg.predictions is not None:
+            raise ConfigError("adversarial=true replays its own signal; drop run_id/predictions.")
+        predictions, trained = adversarial_signals(validate_quotes(build(cfg.data.source)())), None
+        log.info("adversarial signal on %s: short after every falling bar", cfg.data.get("name"))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions, trained = load_predictions(cfg, Path(tmp))
     if trained is not None and "data" in trained:
         with open_dict(cfg):
             cfg.data = trained.data  # the market the model was trained on
@@ -114,6 +123,7 @@ def replay(cfg: DictConfig) -> dict[str, float]:
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         tracker.log_params({k: v for k, v in flatten_config(cfg).items() if k.startswith("backtest.")})
         tracker.set_tags({"source.run_id": cfg.run_id or "", "source.predictions": cfg.predictions or "",
+                          "source.adversarial": cfg.adversarial,
                           "backtest": cfg.backtest._target_, **override_tags(overrides)})
         net = result.returns["net"].to_numpy()
         metrics = {f"bt/{k}": v for k, v in book_metrics(net, result.turnover, sim.periods_per_year).items()}
@@ -136,7 +146,7 @@ def replay(cfg: DictConfig) -> dict[str, float]:
                 for path in save_plots(result.returns, result.replay.per_step(), sim.capital,
                                        output_dir / "plots", "Book B (strict sim)"):
                     tracker.log_artifact(path, "plots")
-        if cfg.options.enabled and isinstance(result, StrictSimResult):
+        if cfg.options.enabled and isinstance(result, StrictSimResult) and not cfg.adversarial:
             book_a, book_a_metrics, book_a_lines = options_book(cfg, sim, predictions)
             metrics.update(book_a_metrics)
             lines += book_a_lines

@@ -132,6 +132,17 @@ class StrictSimBacktest:
                                metrics=metrics)
 
 
+def adversarial_signals(bars: pl.DataFrame) -> pl.DataFrame:
+    """The rule-testing signal: short (-1) after every bar that closed lower, held one bar, on every symbol.
+
+    It tries to short into every decline, exactly what Rule 201 restricts
+    after a 10% drop and what LULD bands stop in a limit-down state.
+    """
+    falling = pl.col("close").diff().over("symbol") < 0
+    return (bars.sort("symbol", "ts").select("ts", "symbol", signal=pl.when(falling).then(-1.0).otherwise(0.0))
+            .with_columns(t1=pl.col("ts").shift(-1).over("symbol")).drop_nulls("t1"))
+
+
 def describe(result: StrictSimResult) -> dict[str, Any]:
     """Counts of the daily report for logs: fills, rejections (by reason) and violations."""
     report = result.report

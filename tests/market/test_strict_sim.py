@@ -17,7 +17,7 @@ from dualhrq.data.synthetic import generate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import summary_line
 from dualhrq.market.backtest import SignalBacktest
-from dualhrq.market.strict_sim import StrictSimBacktest
+from dualhrq.market.strict_sim import StrictSimBacktest, adversarial_signals
 from dualhrq.train import check_config
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.oos import evaluate_oos
@@ -37,16 +37,9 @@ def week():
     return generate_bars(**WEEK).collect()
 
 
-def adversarial(bars: pl.DataFrame) -> pl.DataFrame:
-    """Short every decline: signal -1 after each falling bar, held for one bar."""
-    return (bars.select("ts", "symbol", signal=pl.when(pl.col("close").diff().over("symbol") < 0)
-                        .then(-1.0).otherwise(0.0))
-            .with_columns(t1=pl.col("ts").shift(-1).over("symbol")).drop_nulls("t1")
-            .filter(pl.col("ts").dt.date() > pl.date(2024, 1, 2)))
-
-
 def test_adversarial_month_breaks_no_rule_and_is_refused_often(month):
-    result = StrictSimBacktest(month).run(adversarial(month))
+    signals = adversarial_signals(month).filter(pl.col("ts").dt.date() > pl.date(2024, 1, 2))
+    result = StrictSimBacktest(month).run(signals)
     report = result.report
     assert report.height == 20  # the first day only gives the previous close
     assert report["violations"].sum() == 0
@@ -151,6 +144,10 @@ def test_replay_cli_reads_a_training_runs_predictions_and_logs_the_result(tmp_pa
     same = replay_main(_replay_cfg(tmp_path, "again", [f"predictions={alone / 'oos_predictions.parquet'}",
                                                        "plots=false", "options.enabled=false", *_data(WEEK)]))
     assert same["bt/sharpe"] == pytest.approx(metrics["bt/sharpe"])
+    crash_week = {**WEEK, "seed": 19}  # SYN000 falls 18% on 2024-01-04
+    rules = replay_main(_replay_cfg(tmp_path, "adversarial", ["adversarial=true", "plots=false",
+                                                              *_data(crash_week)]))
+    assert rules["bt/violations"] == 0 and rules["bt/rejections"] > 0
     with pytest.raises(ConfigError, match="exactly one"):
         replay_main(_replay_cfg(tmp_path, "none", []))
     with pytest.raises(DataError, match="run_id"):
