@@ -81,8 +81,12 @@ class CostModel:
             return np.where(volume > 0, self.impact_coef * qty / volume, 0.0)
 
     def commission(self, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
-        notional = np.abs(qty) * np.nan_to_num(price)
-        return np.abs(qty) * self.commission_per_share + notional * self.commission_bps * 1e-4
+        """Per-share plus basis-point commission of fills ``qty`` at ``price`` (0 where nothing filled)."""
+        size = np.abs(qty)
+        fee = size * self.commission_per_share
+        if self.commission_bps:
+            fee = fee + np.where(size > 0, size * price, 0.0) * self.commission_bps * 1e-4
+        return fee
 
     def borrow(self, short_value: np.ndarray) -> np.ndarray:
         """One trading day's borrow fee on the closing value of short positions (a positive amount)."""
@@ -93,12 +97,12 @@ def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
     """(T, N) std of the last ``window`` one-bar log returns up to each bar (NaN gaps count as no move)."""
     r = np.zeros_like(close)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r[1:] = np.nan_to_num(np.log(close[1:] / close[:-1]), nan=0.0, posinf=0.0, neginf=0.0)
-    c1 = np.cumsum(r, axis=0)
-    c2 = np.cumsum(r * r, axis=0)
-    lag1 = np.vstack([np.zeros((window, r.shape[1])), c1[:-window]])[: r.shape[0]]
-    lag2 = np.vstack([np.zeros((window, r.shape[1])), c2[:-window]])[: r.shape[0]]
-    n = np.minimum(np.arange(1, r.shape[0] + 1), window)[:, None]
-    mean = (c1 - lag1) / n
-    var = np.maximum((c2 - lag2) / n - mean * mean, 0.0)
-    return np.sqrt(var * n / np.maximum(n - 1, 1))
+        np.log(close[1:] / close[:-1], out=r[1:])
+    r[~np.isfinite(r)] = 0.0
+    c1, c2 = np.cumsum(r, axis=0), np.cumsum(r * r, axis=0)
+    s1, s2 = c1.copy(), c2.copy()
+    s1[window:] -= c1[:-window]
+    s2[window:] -= c2[:-window]
+    n = np.minimum(np.arange(1, r.shape[0] + 1), window)[:, None].astype(float)
+    var = np.maximum(s2 - s1 * s1 / n, 0.0) / np.maximum(n - 1, 1)
+    return np.sqrt(var)
