@@ -26,7 +26,8 @@ from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import daily_report
 from dualhrq.market.backtest import BacktestResult
 from dualhrq.market.costs import CostModel
-from dualhrq.market.engine import Replay, replay
+from dualhrq.market.engine import Replay
+from dualhrq.market.engine import replay as trade
 from dualhrq.market.grid import build_grid
 from dualhrq.portfolio.book_b import EquityBook
 from dualhrq.portfolio.metrics import book_metrics
@@ -103,7 +104,7 @@ class StrictSimBacktest:
         start = prior[-1] if prior.len() else first  # one earlier day gives the first day its previous close
         grid = build_grid(bars.filter(pl.col("ts").dt.date() >= start), source="strict_sim market")
         target = self.book.targets(predictions, grid, self.capital)
-        rec = replay(grid, target, self.costs)
+        rec = trade(grid, target, self.costs)
         return self._result(rec, first)
 
     run = replay

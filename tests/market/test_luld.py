@@ -116,3 +116,11 @@ def test_limit_up_state_on_the_bid():
     state = luld_state(_quotes([50.01, 52.52, 52.52, 50.01], bids=[49.99, 52.50, 52.50, 49.99]))
     assert state.limit[1:, 0].tolist() == [0, LIMIT_UP, LIMIT_UP, 0]
     assert not state.paused.any()
+
+
+def test_a_replay_across_amendment_18_applies_each_days_table():
+    # Friday 21 Feb 2020 (old plan: opening window doubled) and Monday 24 Feb 2020 (Amendment 18: not)
+    days = [bars(d, [50.0, 50.0], start="09:35", flat=True, trades=1) for d in ("2020-02-21", "2020-02-24")]
+    grid = build_grid(with_prior_close(pl.concat(days), "2020-02-20", 50.0))
+    width = (luld_state(grid).upper - luld_state(grid).lower)[:, 0] / 2
+    assert width[1:].tolist() == pytest.approx([5.0, 5.0, 2.5, 2.5])  # tier 1, $50: 2 x 5% then 5%
