@@ -46,6 +46,7 @@ def check_config(cfg: DictConfig) -> None:
     check_conditioning(cfg.model.conditioning)
     check_model_config(cfg.model)
     build(cfg.validation.splitter)
+    build(cfg.backtest)
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
     for key in ("seq_len", "horizon", "stride", "batch_size"):
@@ -122,7 +123,8 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/act_steps": out["steps"],
                "oos/sharpe": result.sharpe,
                "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
-               "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test)}
+               "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test),
+               **{f"sim/{k}": v for k, v in result.details().items()}}
     log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
              fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
              out["loss"], result.sharpe, seconds)

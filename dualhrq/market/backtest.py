@@ -33,6 +33,10 @@ class BacktestResult:
     def net(self) -> np.ndarray:
         return self.returns["net"].to_numpy()
 
+    def details(self) -> dict[str, float]:
+        """Further figures of the replay for the run's metrics; the close-to-close replay has none."""
+        return {}
+
 
 @dataclass(frozen=True)
 class SignalBacktest:

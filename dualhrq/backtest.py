@@ -1,0 +1,183 @@
+"""``python -m dualhrq.backtest``: replay a finished training run's out-of-sample signals and log the result.
+
+The signals come from the training run's ``oos_predictions.parquet`` MLflow
+artifact (``run_id=...``) or a file (``predictions=...``), or, with
+``adversarial=true``, are the rule-testing signal that shorts after every
+falling bar of the configured market; they are replayed
+by ``build(cfg.backtest).run``, the same call the training job makes for its
+evaluation. Where folds predicted the same (ts, symbol), the lowest fold's
+signal is kept, so every decision is replayed once. The run logs the
+book's metrics, the rule counts (fills, rejections by reason, violations),
+the daily violation report, every order with its fill or rejection, the
+per-step P&L and costs, and the equity, drawdown and exposure plots. With
+``options.enabled`` Book A (``portfolio.book_a``) runs on the option chain
+of the same market, symbols and days, and its Greek P&L attribution is
+logged alongside.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import hydra
+import polars as pl
+from hydra.core.hydra_config import HydraConfig
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from dualhrq.config import build
+from dualhrq.errors import ConfigError, DataError, DualHRQError
+from dualhrq.market.audit import summary_line, violations
+from dualhrq.market.grid import validate_quotes
+from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, adversarial_signals, describe
+from dualhrq.portfolio.book_a import OptionsBook
+from dualhrq.portfolio.metrics import book_metrics
+from dualhrq.portfolio.plots import save_plots
+from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
+from dualhrq.tracking.summary import format_table
+
+log = logging.getLogger("dualhrq.backtest")
+ARTIFACT = "oos_predictions.parquet"
+
+
+def load_predictions(cfg: DictConfig, workdir: Path) -> tuple[pl.DataFrame, DictConfig | None]:
+    """The predictions named by ``run_id`` or ``predictions`` (exactly one), and the training run's config."""
+    if (cfg.run_id is None) == (cfg.predictions is None):
+        raise ConfigError("set exactly one of run_id=<training run id> or predictions=<parquet file>.")
+    if cfg.predictions is not None:
+        path = Path(cfg.predictions)
+        if not path.is_file():
+            raise DataError(f"predictions={path} is not a file. Fix: point it at a run's {ARTIFACT}.")
+        config = path.parent / "config.yaml"
+    else:
+        client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
+        try:
+            path = Path(client.download_artifacts(str(cfg.run_id), ARTIFACT, str(workdir)))
+        except (MlflowException, OSError) as err:
+            raise DataError(f"run_id={cfg.run_id}: no {ARTIFACT} artifact in {cfg.logger.mlflow.tracking_uri} "
+                            f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
+        try:
+            config = Path(client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir)))
+        except (MlflowException, OSError):
+            config = workdir / "none"
+    frame = pl.read_parquet(path)
+    order = ["fold", "ts"] if "fold" in frame.columns else ["ts"]
+    frame = frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
+    return frame, (OmegaConf.load(config) if config.is_file() else None)
+
+
+def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFrame
+                 ) -> tuple[pl.DataFrame, dict[str, float], list[str]]:
+    """Book A on the option chain of the replayed symbols and days: attribution, metrics, summary lines."""
+    symbols = predictions["symbol"].unique().sort().to_list()
+    first, last = predictions["ts"].min().date(), predictions["ts"].max().date()
+    surface = None
+    if cfg.options.chain_path is not None:
+        chain = pl.read_parquet(cfg.options.chain_path).filter(
+            pl.col("symbol").is_in(symbols) & pl.col("date").is_between(first, last))
+    else:
+        bars = sim.market_bars(symbols, first, last)
+        chain = build(cfg.options.chain)(bars)
+        surface = build(cfg.options.surface)(bars) if cfg.options.surface is not None else None
+    book: OptionsBook = build(cfg.options.book)
+    out = book.run(chain, surface)
+    daily = out.group_by("date").agg(pl.col("net").sum()).sort("date")
+    net = daily["net"].to_numpy() / book.capital
+    terms = out.select(pl.col("^(delta|gamma|vega|theta)_pnl$").abs()).sum_horizontal()
+    metrics = {f"book_a/{k}": v for k, v in book_metrics(net, 0.0, sim.periods_per_year).items() if k != "turnover"}
+    metrics.update({f"book_a/{k}_pnl": float(out[f"{k}_pnl"].sum()) for k in ("delta", "gamma", "vega", "theta")})
+    metrics["book_a/residual_pnl"] = float(out["residual"].sum())
+    metrics["book_a/residual_share"] = float(out["residual"].abs().sum() / terms.sum())
+    metrics["book_a/max_abs_net_delta"] = float(out["net_delta"].abs().max())
+    lines = [f"Book A ({book.side} {book.structure}s, {out['symbol'].n_unique()} symbols, {daily.height} days): "
+             f"P&L {out['net'].sum():,.0f} = delta {metrics['book_a/delta_pnl']:,.0f} + gamma "
+             f"{metrics['book_a/gamma_pnl']:,.0f} + vega {metrics['book_a/vega_pnl']:,.0f} + theta "
+             f"{metrics['book_a/theta_pnl']:,.0f} + residual {metrics['book_a/residual_pnl']:,.0f} - costs "
+             f"{out['costs'].sum():,.0f}; |residual| is {metrics['book_a/residual_share']:.1%} of |attributed|."]
+    return out, metrics, lines
+
+
+def replay(cfg: DictConfig) -> dict[str, float]:
+    """Replay, log and print; returns the run's metrics."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.adversarial:
+        if cfg.run_id is not None or cfg.predictions is not None:
+            raise ConfigError("adversarial=true replays its own signal; drop run_id/predictions.")
+        predictions, trained = adversarial_signals(validate_quotes(build(cfg.data.source)())), None
+        log.info("adversarial signal on %s: short after every falling bar", cfg.data.get("name"))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions, trained = load_predictions(cfg, Path(tmp))
+    if trained is not None and "data" in trained:
+        with open_dict(cfg):
+            cfg.data = trained.data  # the market the model was trained on
+        log.info("replaying on the training run's data: %s", cfg.data.get("name"))
+    sim = build(cfg.backtest)
+    result = sim.run(predictions)
+    tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
+    try:
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+        tracker.log_params({k: v for k, v in flatten_config(cfg).items() if k.startswith("backtest.")})
+        tracker.set_tags({"source.run_id": cfg.run_id or "", "source.predictions": cfg.predictions or "",
+                          "source.adversarial": cfg.adversarial,
+                          "backtest": cfg.backtest._target_, **override_tags(overrides)})
+        net = result.returns["net"].to_numpy()
+        metrics = {f"bt/{k}": v for k, v in book_metrics(net, result.turnover, sim.periods_per_year).items()}
+        lines = [f"Replayed {predictions.height} decisions on {predictions['symbol'].n_unique()} symbols, "
+                 f"{result.returns.height} days ({cfg.backtest._target_})."]
+        if isinstance(result, StrictSimResult):
+            metrics.update({f"bt/{k}": float(v) for k, v in describe(result).items()})
+            if cfg.data.get("synthetic", False):
+                tracker.set_tags({"data.synthetic": True})
+                lines.append(f"Market: {cfg.data.name} -- SYNTHETIC (a seeded model market, not real data).")
+            lines.append(summary_line(result.report))
+            files = {"violation_report.csv": result.report, "violations.csv": violations(result.replay),
+                     "orders.parquet": result.replay.events(), "steps.parquet": result.replay.per_step(),
+                     "returns.parquet": result.returns}
+            for name, frame in files.items():
+                path = output_dir / name
+                frame.write_csv(path) if name.endswith(".csv") else frame.write_parquet(path)
+                tracker.log_artifact(path, "backtest")
+            if cfg.plots:
+                for path in save_plots(result.returns, result.replay.per_step(), sim.capital,
+                                       output_dir / "plots", "Book B (strict sim)"):
+                    tracker.log_artifact(path, "plots")
+        if cfg.options.enabled and isinstance(result, StrictSimResult) and not cfg.adversarial:
+            book_a, book_a_metrics, book_a_lines = options_book(cfg, sim, predictions)
+            metrics.update(book_a_metrics)
+            lines += book_a_lines
+            path = output_dir / "book_a_attribution.parquet"
+            book_a.write_parquet(path)
+            tracker.log_artifact(path, "book_a")
+        tracker.log_metrics(metrics)
+        counts = {f"bt/{k}" for k in describe(result)} if isinstance(result, StrictSimResult) else set()
+        table = format_table([{"metric": k, "value": int(v) if k in counts else v} for k, v in metrics.items()],
+                             "Replay")
+        report = "\n".join([*lines, "", table, "", f"MLflow run {tracker.run_id} ({tracker.tracking_uri})"])
+        (output_dir / "summary.txt").write_text(report + "\n")
+        tracker.log_artifact(output_dir / "summary.txt")
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_artifact(output_dir / "config.yaml")
+        print("\n" + report, flush=True)
+        tracker.finish()
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="replay.yaml")
+def main(cfg: DictConfig) -> float:
+    try:
+        return float(replay(cfg)["bt/sharpe"])
+    except DualHRQError as err:
+        log.error("%s: %s", type(err).__name__, err)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

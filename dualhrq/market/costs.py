@@ -1,0 +1,108 @@
+"""Transaction costs: market impact (slippage), commissions and the borrow fee of short positions.
+
+Slippage is the adverse move of the execution price beyond the touch (ask
+for a buy, bid for a sell), as a fraction of the mid price, for an order of
+``q`` shares in a bar that traded ``V`` shares:
+
+- ``linear``: ``coef * q / V``, the linear temporary impact of Almgren and
+  Chriss (2000);
+- ``sqrt``: ``coef * sigma * sqrt(q / V)``, the square-root impact law
+  (Almgren, Thum, Hauptmann and Li 2005; Toth et al. 2011), ``sigma`` the
+  recent per-bar return volatility;
+- ``exp_decay``: transient impact (Obizhaeva and Wang 2013): each fill
+  displaces the price by ``coef * q / V`` in its direction and the
+  displacement decays as ``exp(-dt / decay_s)``; a fill pays the displacement
+  left by earlier fills (signed: selling into one's own buying pressure earns
+  it back) plus its own ``coef * q / V``.
+
+Crossing the spread (paying ask minus mid, or mid minus bid) is reported as
+its own cost. Commissions are per share plus basis points of the notional;
+short positions pay ``borrow_bps`` a year on their closing value, accrued
+each trading day as 1/252 of the annual rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dualhrq.errors import ConfigError
+
+SLIPPAGE_MODELS = ("none", "linear", "sqrt", "exp_decay")
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Slippage model and fee schedule of the strict simulator (``backtest.costs``)."""
+
+    slippage: str = "sqrt"
+    impact_coef: float = 0.5
+    decay_s: float = 300.0
+    commission_per_share: float = 0.0035
+    commission_bps: float = 0.0
+    borrow_bps: float = 50.0
+    vol_window: int = 30
+
+    def __post_init__(self) -> None:
+        if self.slippage not in SLIPPAGE_MODELS:
+            raise ConfigError(f"backtest.costs.slippage={self.slippage!r}; choose one of {list(SLIPPAGE_MODELS)}.")
+        for name in ("impact_coef", "commission_per_share", "commission_bps", "borrow_bps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"backtest.costs.{name} must be a finite number >= 0, got {value!r}.")
+        if not (isinstance(self.decay_s, int | float) and self.decay_s > 0):
+            raise ConfigError(f"backtest.costs.decay_s must be > 0 seconds, got {self.decay_s!r}.")
+        if isinstance(self.vol_window, bool) or not isinstance(self.vol_window, int) or self.vol_window < 2:
+            raise ConfigError(f"backtest.costs.vol_window must be an integer >= 2 bars, got {self.vol_window!r}.")
+
+    def slip(self, qty: np.ndarray, volume: np.ndarray, sigma: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+        """Adverse price move as a fraction of mid for signed orders ``qty`` (NaN where ``volume`` <= 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            part = np.where(volume > 0, np.abs(qty) / volume, np.nan)
+        if self.slippage == "none":
+            return np.where(np.isfinite(part), 0.0, np.nan)
+        if self.slippage == "linear":
+            return self.impact_coef * part
+        if self.slippage == "sqrt":
+            return self.impact_coef * sigma * np.sqrt(part)
+        return self.impact_coef * part + np.sign(qty) * displacement
+
+    def decay(self, dt_s: float) -> float:
+        """Share of the transient displacement left after ``dt_s`` seconds (0 where impact is not transient)."""
+        return math.exp(-dt_s / self.decay_s) if self.slippage == "exp_decay" else 0.0
+
+    def push(self, qty: np.ndarray, volume: np.ndarray) -> np.ndarray:
+        """Signed displacement a fill adds to the transient impact."""
+        if self.slippage != "exp_decay":
+            return np.zeros_like(qty)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(volume > 0, self.impact_coef * qty / volume, 0.0)
+
+    def commission(self, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """Per-share plus basis-point commission of fills ``qty`` at ``price`` (0 where nothing filled)."""
+        size = np.abs(qty)
+        fee = size * self.commission_per_share
+        if self.commission_bps:
+            fee = fee + np.where(size > 0, size * price, 0.0) * self.commission_bps * 1e-4
+        return fee
+
+    def borrow(self, short_value: np.ndarray) -> np.ndarray:
+        """One trading day's borrow fee on the closing value of short positions (a positive amount)."""
+        return short_value * self.borrow_bps * 1e-4 / 252.0
+
+
+def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
+    """(T, N) std of the last ``window`` one-bar log returns up to each bar (NaN gaps count as no move)."""
+    r = np.zeros_like(close)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.log(close[1:] / close[:-1], out=r[1:])
+    r[~np.isfinite(r)] = 0.0
+    c1, c2 = np.cumsum(r, axis=0), np.cumsum(r * r, axis=0)
+    s1, s2 = c1.copy(), c2.copy()
+    s1[window:] -= c1[:-window]
+    s2[window:] -= c2[:-window]
+    n = np.minimum(np.arange(1, r.shape[0] + 1), window)[:, None].astype(float)
+    var = np.maximum(s2 - s1 * s1 / n, 0.0) / np.maximum(n - 1, 1)
+    return np.sqrt(var)

@@ -1,0 +1,84 @@
+"""The U.S. market rules the strict simulator enforces, as immutable tables keyed by effective date.
+
+Rules change by regulatory amendment, not by configuration: a replay of a
+past day must apply the rules in force on that day. Each table is a frozen
+dataclass; the versions of a rule form a tuple sorted by effective date, and
+``*_in_force(day)`` picks the latest version effective on or before ``day``.
+Nothing here is read from the Hydra config.
+
+Sources:
+- SEC Rule 201 (17 CFR 242.201, short sale price test), compliance date
+  28 February 2011.
+- Plan to Address Extraordinary Market Volatility (the LULD plan), Appendix A
+  (percentage parameters), Sections V-VII (limit states, pauses), in effect
+  from 8 April 2013; Eighteenth Amendment in effect from 24 February 2020
+  (no doubling in the opening window; the closing-window doubling kept for
+  Tier 1 and for Tier 2 stocks priced at or below $3.00).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+
+from dualhrq.errors import DataError
+
+
+@dataclass(frozen=True)
+class SSRRule:
+    """Rule 201: a drop of ``trigger_drop`` below the prior close restricts short sales for that day and the next."""
+
+    effective: date
+    trigger_drop: float = 0.10  # "decline ... by 10% or more from the prior day's closing price"
+
+
+@dataclass(frozen=True)
+class LULDTable:
+    """One version of the LULD plan's parameters (Appendix A and the doubling windows)."""
+
+    effective: date
+    tier1_pct: float = 0.05  # Tier 1, previous close above $3.00
+    tier2_pct: float = 0.10  # Tier 2, previous close above $3.00
+    mid_pct: float = 0.20  # both tiers, previous close from $0.75 to $3.00 inclusive
+    low_abs: float = 0.15  # both tiers, previous close below $0.75: the lesser of $0.15 ...
+    low_pct: float = 0.75  # ... or 75%
+    mid_floor: float = 0.75
+    mid_cap: float = 3.00
+    ref_window: timedelta = timedelta(minutes=5)  # reference price: mean of the trades of the preceding 5 minutes
+    ref_move: float = 0.01  # the reference price is updated only when it moves 1% or more
+    limit_state_limit: timedelta = timedelta(seconds=15)  # a limit state not resolved within 15 s pauses trading
+    pause: timedelta = timedelta(minutes=5)
+    opening_window: timedelta = timedelta(minutes=15)  # 9:30-9:45
+    closing_window: timedelta = timedelta(minutes=25)  # 3:35-4:00, or the last 25 minutes of an early close
+    double_opening: bool = True
+    # closing-window doubling: for every stock (False) or only Tier 1 and Tier 2 at or below mid_cap (True)
+    closing_double_tier2_low_only: bool = False
+
+
+SSR_RULES: tuple[SSRRule, ...] = (SSRRule(effective=date(2011, 2, 28)),)
+LULD_TABLES: tuple[LULDTable, ...] = (
+    LULDTable(effective=date(2013, 4, 8)),
+    LULDTable(effective=date(2020, 2, 24), double_opening=False, closing_double_tier2_low_only=True),
+)
+MARKET_OPEN = time(9, 30)
+
+
+def _in_force(tables: tuple, day: date, what: str):
+    chosen = None
+    for table in tables:
+        if table.effective <= day:
+            chosen = table
+    if chosen is None:
+        raise DataError(f"bars on {day}: no {what} rules were in force before {tables[0].effective}; "
+                        "Fix: replay days from that date on.")
+    return chosen
+
+
+def ssr_in_force(day: date) -> SSRRule:
+    """The Rule 201 version that applies on ``day``."""
+    return _in_force(SSR_RULES, day, "SEC Rule 201")
+
+
+def luld_in_force(day: date) -> LULDTable:
+    """The LULD plan version that applies on ``day``."""
+    return _in_force(LULD_TABLES, day, "LULD")

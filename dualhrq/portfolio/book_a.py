@@ -1,0 +1,211 @@
+"""Book A, the options book: delta-hedged ATM straddles or strangles with Greek limits and P&L attribution.
+
+Every day and symbol the book holds one structure on the option chain (the
+intraday data contract's chain: date, symbol, expiry, tau, strike, right,
+underlying, rate, iv, price): a straddle (call and put at the strike nearest
+the underlying) or a strangle (call and put at the strikes nearest
+``underlying * (1 +/- width)``), in the first expiry at least ``min_tau_days``
+out, rolled when fewer than ``roll_tau_days`` remain (the synthetic chain
+lists expiries at least a week out, so the roll must come before that). Held
+contracts are marked at their quote, or where the day's chain does not list
+their strike, by Black-Scholes-Merton at the implied volatility interpolated
+along that expiry's smile in log-moneyness (or read off the true raw SVI
+surface where it is given, as the synthetic market provides). The size is the largest
+whole number of contracts within the vega and dollar-gamma limits; the
+underlying hedge makes the book delta-neutral at every close.
+
+The day's P&L of a position is attributed with its Black-Scholes-Merton
+Greeks at the previous close (Hull, "Options, Futures and Other
+Derivatives", ch. 19): delta ``D dS`` (options and hedge together), gamma
+``G dS^2 / 2``, vega ``V d(sigma)`` (the contract's own implied volatility),
+theta ``Theta d(tau)``, and the residual, which holds the higher-order terms
+(vanna, volga, speed) and the rate; on a chain priced by Black-Scholes from
+a known surface it stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.features.options import bsm_greeks, bsm_price
+
+CHAIN_COLUMNS = ("date", "symbol", "expiry", "tau", "strike", "right", "underlying", "rate", "iv", "price")
+KEY = ["symbol", "expiry", "strike", "right"]
+VALUES = ["underlying", "tau", "rate", "iv", "price", "delta", "gamma", "vega", "theta"]
+
+
+def with_greeks(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add delta, gamma, vega (per unit vol) and theta (per year of calendar time) from the row's iv."""
+    g = bsm_greeks(frame["underlying"].to_numpy(), frame["strike"].to_numpy(), frame["tau"].to_numpy(),
+                   frame["rate"].to_numpy(), frame["iv"].to_numpy(), (frame["right"] == "C").to_numpy())
+    return frame.with_columns(**{k: pl.Series(g[k]) for k in ("delta", "gamma", "vega", "theta")})
+
+
+@dataclass(frozen=True)
+class OptionsBook:
+    """Structure, expiry choice, Greek limits and costs of Book A (``options.book`` of the replay config)."""
+
+    structure: str = "straddle"
+    side: str = "long"
+    width: float = 0.05
+    min_tau_days: int = 20
+    roll_tau_days: int = 12
+    vega_limit: float = 500.0  # $ per vol point (0.01), per symbol
+    gamma_limit: float = 2_000.0  # $ gamma P&L of a 1% move, Gamma (0.01 S)^2 / 2, per symbol
+    multiplier: int = 100
+    capital: float = 1_000_000.0
+    commission_per_contract: float = 0.65
+    hedge_cost_bps: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.structure not in ("straddle", "strangle"):
+            raise ConfigError(f"options.book.structure={self.structure!r}; choose straddle or strangle.")
+        if self.side not in ("long", "short"):
+            raise ConfigError(f"options.book.side={self.side!r}; choose long or short.")
+        positive_int(self.min_tau_days, "options.book.min_tau_days")
+        positive_int(self.multiplier, "options.book.multiplier")
+        if not 0 < self.roll_tau_days < self.min_tau_days:
+            raise ConfigError("options.book.roll_tau_days must be > 0 and below min_tau_days, got "
+                              f"{self.roll_tau_days} (min_tau_days={self.min_tau_days}).")
+        for name in ("vega_limit", "gamma_limit", "capital"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"options.book.{name} must be > 0, got {getattr(self, name)!r}.")
+        if self.structure == "strangle" and not 0 < self.width < 1:
+            raise ConfigError(f"options.book.width={self.width} must be in (0, 1) for a strangle.")
+
+    def _legs(self, day: pl.DataFrame) -> pl.DataFrame:
+        """The two legs per symbol for a new position, from one day's chain."""
+        eligible = day.filter(pl.col("tau") * 365.0 >= self.min_tau_days)
+        expiry = eligible.group_by("symbol").agg(pl.col("expiry").min())
+        legs = eligible.join(expiry, on=["symbol", "expiry"])
+        up, down = (1 + self.width, 1 - self.width) if self.structure == "strangle" else (1.0, 1.0)
+        aim = pl.when(pl.col("right") == "C").then(pl.col("underlying") * up).otherwise(pl.col("underlying") * down)
+        return (legs.with_columns(distance=(pl.col("strike") - aim).abs())
+                .sort("symbol", "right", "distance", "strike")
+                .group_by("symbol", "right", maintain_order=True).first()
+                .select("symbol", "expiry", "strike", "right"))
+
+
+    def _size(self, legs: pl.DataFrame) -> pl.DataFrame:
+        """Largest whole number of structures per symbol within the vega and dollar-gamma limits."""
+        per = legs.group_by("symbol").agg(
+            vega_pt=(pl.col("vega") * 0.01).sum() * self.multiplier,
+            gamma_1pct=(0.5 * pl.col("gamma") * pl.col("underlying") ** 2 * 1e-4).sum() * self.multiplier)
+        return per.with_columns(max_contracts=pl.min_horizontal(
+            (self.vega_limit / pl.col("vega_pt")).floor(), (self.gamma_limit / pl.col("gamma_1pct")).floor()))
+
+    def _mark(self, book: pl.DataFrame, quotes: pl.DataFrame, today, surface: pl.DataFrame | None) -> pl.DataFrame:
+        """The book's legs valued on today's chain (see the module docstring)."""
+        listed = book.join(quotes.select(*KEY, *VALUES), on=KEY, how="left")
+        missing = listed.filter(pl.col("price").is_null())
+        if missing.height == 0:
+            return listed
+        rows = []
+        for (symbol, expiry), legs in missing.group_by("symbol", "expiry"):
+            smile = quotes.filter((pl.col("symbol") == symbol) & (pl.col("expiry") == expiry)).sort("strike")
+            if smile.height == 0:
+                raise DataError(f"option chain on {today}: no quotes for {symbol} expiring {expiry}, which the "
+                                "book holds. Fix: raise options.book.roll_tau_days so positions roll while "
+                                "their expiry is still listed.")
+            spot, tau = smile["underlying"][0], smile["tau"][0]
+            svi = None if surface is None else surface.filter(
+                (pl.col("date") == today) & (pl.col("symbol") == symbol) & (pl.col("expiry") == expiry))
+            if svi is not None and svi.height:
+                p = svi.row(0, named=True)
+                k = np.log(legs["strike"].to_numpy() / p["forward"]) - p["m"]
+                w = p["a"] + p["b"] * (p["rho"] * k + np.sqrt(k * k + p["sigma"] ** 2))
+                iv = np.sqrt(w / tau)
+            else:
+                iv = np.interp(np.log(legs["strike"].to_numpy() / spot), np.log(smile["strike"].to_numpy() / spot),
+                               smile["iv"].to_numpy())
+            rows.append(legs.select(*KEY, "contracts").with_columns(
+                underlying=pl.lit(spot), tau=pl.lit(tau), rate=pl.lit(smile["rate"][0]),
+                iv=pl.Series(iv)))
+        marked = pl.concat(rows)
+        marked = marked.with_columns(price=pl.Series(bsm_price(
+            marked["underlying"].to_numpy(), marked["strike"].to_numpy(), marked["tau"].to_numpy(),
+            marked["rate"].to_numpy(), marked["iv"].to_numpy(), (marked["right"] == "C").to_numpy())))
+        return pl.concat([listed.filter(pl.col("price").is_not_null()), with_greeks(marked).select(listed.columns)])
+
+    def _rebalance(self, quotes: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
+        """Tonight's legs after rolls and the Greek limits, valued at today's close."""
+        sign = 1.0 if self.side == "long" else -1.0
+        keep = marked.filter((pl.col("tau") * 365.0 >= self.roll_tau_days) & (pl.len().over("symbol") == 2))
+        new = self._legs(quotes.filter(~pl.col("symbol").is_in(keep["symbol"].unique().to_list())))
+        new = new.join(quotes.select(*KEY, *VALUES), on=KEY).with_columns(contracts=pl.lit(float("inf")))
+        legs = pl.concat([keep.with_columns(pl.col("contracts").abs()), new.select(keep.columns)])
+        cap = self._size(legs).select("symbol", "max_contracts")
+        return (legs.join(cap, on="symbol")
+                .with_columns(contracts=sign * pl.min_horizontal("contracts", "max_contracts"))
+                .drop("max_contracts"))
+
+    def run(self, chain: pl.DataFrame, surface: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Per (date, symbol): contracts, hedge, Greeks of the book, and the day's P&L attributed.
+
+        ``surface`` (raw SVI parameters per date, symbol, expiry with the
+        forward: ``a, b, rho, m, sigma, forward``), where known, marks
+        unlisted strikes exactly instead of by interpolation.
+        """
+        missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
+        if missing:
+            raise DataError(f"option chain lacks columns {missing}; Book A needs {list(CHAIN_COLUMNS)}.")
+        chain = with_greeks(chain.select(CHAIN_COLUMNS))
+        m = float(self.multiplier)
+        book = pl.DataFrame(schema={**{k: chain.schema[k] for k in KEY}, "contracts": pl.Float64})
+        hedge = pl.DataFrame(schema={"symbol": pl.String, "hedge": pl.Float64})
+        prev = None
+        rows = []
+        days = chain["date"].unique().sort().to_list()
+        for d, today in enumerate(days):
+            quotes = chain.filter(pl.col("date") == today)
+            marked = self._mark(book, quotes, today, surface)
+            if prev is not None and book.height:
+                rows.append(self._attribute(prev, marked, today))
+            if d == len(days) - 1:
+                break
+            legs = self._rebalance(quotes, marked)
+            new_hedge = legs.group_by("symbol").agg(hedge=(-(pl.col("contracts") * pl.col("delta")).sum() * m)
+                                                    .round(0), spot=pl.col("underlying").first())
+            traded = (legs.select(*KEY, "contracts").join(book, on=KEY, how="full", coalesce=True, suffix="_old")
+                      .with_columns(pl.col("contracts", "contracts_old").fill_null(0.0))
+                      .group_by("symbol").agg(traded=(pl.col("contracts") - pl.col("contracts_old")).abs().sum()))
+            costs = (new_hedge.join(hedge, on="symbol", how="left", suffix="_old")
+                     .join(traded, on="symbol", how="full", coalesce=True)
+                     .with_columns(pl.col("hedge", "hedge_old", "traded", "spot").fill_null(0.0))
+                     .select("symbol", costs=pl.col("traded") * self.commission_per_contract
+                             + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot")
+                             * self.hedge_cost_bps * 1e-4))
+            book, hedge = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge")
+            prev = {"legs": legs, "hedge": hedge, "costs": costs}
+        if not rows:
+            raise DataError("option chain: Book A needs at least two days of quotes.")
+        return pl.concat(rows).sort("date", "symbol")
+
+    def _attribute(self, prev: dict, marked: pl.DataFrame, today) -> pl.DataFrame:
+        """Last night's book through today's marks: total P&L and its Greek terms, per symbol."""
+        now = prev["legs"].join(marked.select(*KEY, *(pl.col(c).alias(f"{c}_now") for c in VALUES)), on=KEY)
+        q = pl.col("contracts") * float(self.multiplier)
+        ds = pl.col("underlying_now") - pl.col("underlying")
+        per_leg = now.select(
+            "symbol", option_pnl=q * (pl.col("price_now") - pl.col("price")), delta=q * pl.col("delta"),
+            delta_pnl=q * pl.col("delta") * ds, gamma_pnl=0.5 * q * pl.col("gamma") * ds**2,
+            vega_pnl=q * pl.col("vega") * (pl.col("iv_now") - pl.col("iv")),
+            theta_pnl=q * pl.col("theta") * (pl.col("tau") - pl.col("tau_now")),
+            gamma=q * pl.col("gamma"), vega=q * pl.col("vega"), theta=q * pl.col("theta"),
+            contracts=pl.col("contracts").abs(), ds=ds)
+        out = (per_leg.group_by("symbol").agg(pl.exclude("ds", "contracts").sum(), pl.col("ds").first(),
+                                              pl.col("contracts").max())
+               .join(prev["hedge"], on="symbol").join(prev["costs"], on="symbol", how="left")
+               .with_columns(hedge_pnl=pl.col("hedge") * pl.col("ds"), net_delta=pl.col("delta") + pl.col("hedge")))
+        return out.with_columns(
+            date=pl.lit(today), delta_pnl=pl.col("delta_pnl") + pl.col("hedge_pnl"),
+            total=pl.col("option_pnl") + pl.col("hedge_pnl"),
+        ).with_columns(
+            residual=pl.col("total") - pl.sum_horizontal("delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl"),
+            net=pl.col("total") - pl.col("costs").fill_null(0.0),
+        ).select("date", "symbol", "contracts", "hedge", "net_delta", "gamma", "vega", "theta", "total",
+                 "delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl", "residual", "costs", "net")

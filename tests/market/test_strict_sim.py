@@ -1,0 +1,168 @@
+"""The strict simulator end to end: the adversarial month, the training job's calls, the replay CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf, open_dict
+
+from dualhrq.backtest import replay as replay_main
+from dualhrq.config import CONF_DIR, build, compose_train
+from dualhrq.data.synthetic import generate_bars
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.market.audit import summary_line
+from dualhrq.market.backtest import SignalBacktest
+from dualhrq.market.strict_sim import StrictSimBacktest, adversarial_signals
+from dualhrq.train import check_config
+from dualhrq.validation.cpcv import CombinatorialPurgedKFold
+from dualhrq.validation.oos import evaluate_oos
+
+MONTH = dict(n_symbols=8, start="2024-01-02", n_days=21, seed=0)
+WEEK = dict(n_symbols=3, start="2024-01-02", n_days=5, seed=0)
+LONG = dict(n_symbols=2, start="2024-01-02", n_days=30, seed=0)  # paths long enough for the SPA bootstrap
+
+
+@pytest.fixture(scope="module")
+def month():
+    return generate_bars(**MONTH).collect()
+
+
+@pytest.fixture(scope="module")
+def week():
+    return generate_bars(**WEEK).collect()
+
+
+def test_adversarial_month_breaks_no_rule_and_is_refused_often(month):
+    signals = adversarial_signals(month).filter(pl.col("ts").dt.date() > pl.date(2024, 1, 2))
+    result = StrictSimBacktest(month).run(signals)
+    report = result.report
+    assert report.height == 20  # the first day only gives the previous close
+    assert report["violations"].sum() == 0
+    assert report["rejected_ssr_short_at_or_below_bid"].sum() > 0
+    assert report["rejections"].sum() == report.select(pl.sum_horizontal(pl.col("^rejected_.*$"))).sum().item()
+    assert "0 violations: no rule was broken" in summary_line(report)
+    assert result.details()["violations"] == 0.0
+    net = result.returns
+    assert np.allclose(net["gross"] - net["cost"], net["net"]) and (net["cost"] > 0).all()
+
+
+def _prediction_frame(bars: pl.DataFrame, every: int = 30) -> pl.DataFrame:
+    """A training job's prediction frame on intraday bars: one decision every ``every`` minutes, 15-bar labels."""
+    rng = np.random.default_rng(0)
+    frame = (bars.filter(pl.col("ts").dt.minute() % every == 0)
+             .select("ts", "symbol", t1=pl.col("ts") + pl.duration(minutes=15)))
+    return frame.with_columns(fold=pl.lit(0, pl.Int32), signal=pl.Series(np.tanh(rng.normal(size=frame.height))),
+                              forecast=0.0, target=0.0, next_return=0.0).filter(
+        pl.col("ts").dt.date() > pl.date(2024, 1, 2))
+
+
+@pytest.mark.slow
+def test_the_training_job_calls_work_with_strict_sim():
+    cfg = compose_train(["backtest=strict_sim", *_data(LONG)])
+    check_config(cfg)
+    preds = _prediction_frame(generate_bars(**LONG).collect(), every=60)
+    # run_fold: build(cfg.backtest).run(frame)
+    result = build(cfg.backtest).run(preds)
+    assert result.returns.columns == ["ts", "gross", "cost", "net"] and np.isfinite(result.sharpe)
+    assert result.details()["violations"] == 0.0 and result.details()["fills"] > 0
+    # train(): evaluate_oos over the CPCV paths against buy-and-hold, with the same backtester
+    splitter = CombinatorialPurgedKFold(n_groups=2, n_test_groups=1, purge_days=0, embargo_days=0)
+    t = preds["ts"].to_numpy()
+    groups = splitter.groups(np.unique(t))
+    fold_of = pl.DataFrame({"ts": np.unique(t), "fold": groups.astype(np.int32)})
+    folds = preds.drop("fold").join(fold_of, on="ts").with_columns(pl.lit(0.0).alias("oos/loss"),
+                                                                  pl.lit(0.0).alias("oos/sharpe"))
+    stats = {"n_trials": 1, "sr_variance": 0.0, "bootstrap_reps": 20}
+    summary = evaluate_oos(folds, splitter, t, [0, 1], build(cfg.backtest), stats)
+    assert np.isfinite(summary.metrics["oos/sharpe"]) and np.isfinite(summary.metrics["baseline/sharpe"])
+    assert isinstance(build(compose_train([]).backtest), SignalBacktest)  # the daily default is untouched
+
+
+def test_daily_signals_are_refused_with_the_fix(month):
+    daily = pl.DataFrame({"ts": [datetime(2024, 1, 3)], "symbol": ["SP500"], "signal": [1.0]})
+    with pytest.raises(DataError, match="daily"):
+        StrictSimBacktest(month).run(daily.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
+    elsewhere = pl.DataFrame({"ts": [datetime(2024, 1, 3, 10)], "symbol": ["XYZ"], "signal": [1.0]})
+    with pytest.raises(DataError, match="data=synthetic_intraday"):
+        StrictSimBacktest(month).run(elsewhere.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
+    with pytest.raises(DataError, match="quotes"):  # the bundled daily data as the market: no quotes
+        build(compose_train(["backtest=strict_sim"]).backtest).run(
+            elsewhere.with_columns(pl.col("ts").cast(pl.Datetime("us"))))
+    with pytest.raises(ConfigError, match="capital"):
+        StrictSimBacktest(month, capital=-1.0)
+    with pytest.raises(ConfigError, match="slippage"):
+        check_config(compose_train(["backtest=strict_sim", "backtest.costs.slippage=cubic"]))
+
+
+def _data(params: dict) -> list[str]:
+    return ["data=synthetic_intraday", *(f"data.source.{k}={v}" for k, v in params.items())]
+
+
+def _replay_cfg(tmp_path, out, overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="replay", overrides=[
+            f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/mlruns.db",
+            f"logger.mlflow.artifact_location={tmp_path}/mlartifacts", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / out)
+        cfg.paths.root_dir = str(tmp_path)
+    return cfg
+
+
+@pytest.mark.slow
+def test_replay_cli_reads_a_training_runs_predictions_and_logs_the_result(tmp_path, week):
+    preds = _prediction_frame(week)
+    path = tmp_path / "oos_predictions.parquet"
+    preds.write_parquet(path)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns.db")
+    exp = client.create_experiment("train", artifact_location=(tmp_path / "mlartifacts").as_uri())
+    source = client.create_run(exp).info.run_id
+    client.log_artifact(source, str(path))
+    trained = tmp_path / "config.yaml"  # the training run's resolved config: replay on its data
+    data = OmegaConf.to_container(compose_train(_data(WEEK)).data, resolve=True)
+    trained.write_text(OmegaConf.to_yaml({"data": data}))
+    client.log_artifact(source, str(trained))
+
+    metrics = replay_main(_replay_cfg(tmp_path, "out", [f"run_id={source}"]))
+    assert metrics["bt/violations"] == 0 and metrics["bt/fills"] > 0
+    runs = client.search_runs([client.get_experiment_by_name("backtest").experiment_id])
+    assert len(runs) == 1 and runs[0].data.tags["source.run_id"] == source
+    assert runs[0].data.tags["data.synthetic"] == "True"
+    names = {a.path for d in ("plots", "backtest") for a in client.list_artifacts(runs[0].info.run_id, d)}
+    assert {"plots/equity.png", "plots/drawdown.png", "plots/exposure.png", "backtest/violation_report.csv",
+            "backtest/orders.parquet"} <= names
+    assert client.list_artifacts(runs[0].info.run_id, "book_a")[0].path == "book_a/book_a_attribution.parquet"
+    assert abs(metrics["book_a/max_abs_net_delta"]) <= 0.5 and metrics["book_a/residual_share"] < 0.2
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    preds.write_parquet(alone / "oos_predictions.parquet")  # no config.yaml beside it: data from overrides
+    same = replay_main(_replay_cfg(tmp_path, "again", [f"predictions={alone / 'oos_predictions.parquet'}",
+                                                       "plots=false", "options.enabled=false", *_data(WEEK)]))
+    assert same["bt/sharpe"] == pytest.approx(metrics["bt/sharpe"])
+    crash_week = {**WEEK, "seed": 19}  # SYN000 falls 18% on 2024-01-04
+    rules = replay_main(_replay_cfg(tmp_path, "adversarial", ["adversarial=true", "plots=false",
+                                                              *_data(crash_week)]))
+    assert rules["bt/violations"] == 0 and rules["bt/rejections"] > 0
+    with pytest.raises(ConfigError, match="exactly one"):
+        replay_main(_replay_cfg(tmp_path, "none", []))
+    with pytest.raises(DataError, match="run_id"):
+        replay_main(_replay_cfg(tmp_path, "bad", ["run_id=0123456789abcdef"]))
+
+
+@pytest.mark.slow
+def test_a_training_run_evaluated_by_strict_sim_replays_to_the_same_result(tmp_path):
+    from dualhrq.train import train
+    from tests.e2e.conftest import compose_tiny, runs_of
+
+    data = ["data=synthetic_intraday", "data.source.n_symbols=2", "data.source.n_days=75", "validation.folds=[0]"]
+    train(compose_tiny(tmp_path, [*data, "backtest=strict_sim", "task_name=sim"]))
+    (run,) = runs_of(tmp_path, "sim")
+    assert run.data.metrics["fold0-sim/violations"] == 0 and run.data.metrics["fold0-sim/fills"] > 0
+    cfg = _replay_cfg(tmp_path, "replay", [f"run_id={run.info.run_id}", "plots=false", "options.enabled=false"])
+    replayed = replay_main(cfg)  # the data section comes from the run's config.yaml
+    assert replayed["bt/sharpe"] == pytest.approx(run.data.metrics["oos/sharpe"])

@@ -1,0 +1,109 @@
+"""Book A on hand-built chains priced by Black-Scholes from a known volatility surface."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dualhrq.data.synthetic import generate_bars, generate_option_chain, svi_surface
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.features.options import bsm_greeks, bsm_price
+from dualhrq.portfolio.book_a import OptionsBook
+
+
+def chain(spots: dict[str, list[float]], vol=lambda k, s, tau, d: 0.25 + 0.1 * (np.log(k / s)) ** 2 + 0.002 * d,
+          start=date(2024, 1, 2), rate=0.03, expiries=None) -> pl.DataFrame:
+    """Daily chains: expiries on fixed dates, strikes every 1% of the first spot, BSM prices at ``vol``."""
+    rows = []
+    expiries = expiries or [start + timedelta(days=n) for n in (24, 52, 80)]
+    for sym, path in spots.items():
+        strikes = path[0] * np.arange(0.80, 1.2001, 0.01)
+        for d, s in enumerate(path):
+            today = start + timedelta(days=d)
+            for ex in expiries:
+                tau = (ex - today).days / 365.0
+                if tau <= 0:
+                    continue
+                for right in ("C", "P"):
+                    iv = vol(strikes, s, tau, d)
+                    price = bsm_price(s, strikes, tau, rate, iv, right == "C")
+                    rows.append(pl.DataFrame({"date": today, "symbol": sym, "expiry": ex, "tau": tau,
+                                              "strike": strikes, "right": right, "underlying": s, "rate": rate,
+                                              "iv": iv, "price": price}))
+    return pl.concat(rows)
+
+
+def _path(n=30, seed=0, s0=100.0, vol=0.25):
+    rng = np.random.default_rng(seed)
+    return list(s0 * np.exp(np.cumsum(np.r_[0.0, rng.normal(0, vol / np.sqrt(365), n - 1)])))
+
+
+def test_straddle_is_delta_hedged_within_limits_and_attribution_leaves_a_small_residual():
+    book = OptionsBook(structure="straddle", vega_limit=2_000.0, gamma_limit=5_000.0, min_tau_days=20,
+                       roll_tau_days=5)  # the hand-built chain lists every expiry until it expires
+    out = book.run(chain({"AAA": _path(), "BBB": _path(seed=1, s0=40.0)}))
+    assert out.height == 2 * 29
+    assert (out["net_delta"].abs() <= 0.5).all()  # hedged to the nearest share
+    assert (out["vega"].abs() * 0.01 <= 2_000.0 + 1e-6).all() and (out["contracts"] > 0).all()
+    terms = out.select(pl.sum_horizontal("delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl") + pl.col("residual"))
+    assert np.allclose(terms.to_series().to_numpy(), out["total"].to_numpy())
+    # the residual holds the third- and cross-order terms of a one-day step: a few % of the attributed P&L
+    attributed = out.select(pl.col("delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl").abs().sum()).sum_horizontal()
+    assert out["residual"].abs().sum() < 0.05 * attributed.item()
+    assert (out["vega_pnl"] > 0).mean() > 0.9  # the surface rises 0.2 vol points a day: long vega gains
+
+
+def test_rolls_before_expiry_and_short_strangles_sell_the_wings():
+    spots = _path(n=40)
+    out = OptionsBook(structure="strangle", side="short", width=0.05, min_tau_days=20, roll_tau_days=5).run(
+        chain({"AAA": spots}))
+    assert (out["vega"] < 0).all() and (out["theta"] > 0).all()  # short options: short vega, collects theta
+    book = OptionsBook(structure="strangle", width=0.05, min_tau_days=20, roll_tau_days=5)
+    quotes = chain({"AAA": spots}).filter(pl.col("date") == date(2024, 1, 2))
+    legs = book._legs(quotes).sort("right")
+    assert legs["expiry"].to_list() == [date(2024, 1, 26)] * 2  # first expiry with >= 20 days
+    assert legs["strike"].to_list() == pytest.approx([105.0, 95.0])
+
+
+def test_gamma_pnl_by_hand_for_one_day():
+    spots = [100.0, 102.0, 102.0]
+    out = OptionsBook(vega_limit=1e9, gamma_limit=1e9, commission_per_contract=0.0).run(
+        chain({"AAA": spots}, vol=lambda k, s, tau, d: np.full_like(k, 0.2)))
+    first = out.row(0, named=True)
+    g = bsm_greeks(100.0, 100.0, 24 / 365, 0.03, 0.2, True)["gamma"] * 2  # straddle: call and put gamma are equal
+    assert first["gamma_pnl"] == pytest.approx(0.5 * first["contracts"] * 100 * g * 4.0, rel=1e-9)
+    assert first["vega_pnl"] == 0.0
+
+
+def test_bad_book_a_settings_and_chains_are_refused():
+    with pytest.raises(ConfigError, match="structure"):
+        OptionsBook(structure="butterfly")
+    with pytest.raises(ConfigError, match="roll_tau_days"):
+        OptionsBook(min_tau_days=5, roll_tau_days=10)
+    with pytest.raises(DataError, match="iv"):
+        OptionsBook().run(chain({"AAA": _path(5)}).drop("iv"))
+
+
+def test_contracts_missing_from_a_days_chain_are_marked_along_its_smile():
+    spots = _path(n=12)
+    flat = lambda k, s, tau, d: np.full_like(k, 0.3)  # noqa: E731
+    fixed = chain({"AAA": spots}, vol=flat)
+    # the same market listing strikes around each day's spot (as the synthetic chain does): held strikes vanish
+    expiries = sorted(fixed["expiry"].unique().to_list())
+    moving = pl.concat([chain({"AAA": [s]}, vol=flat, start=date(2024, 1, 2) + timedelta(days=d), expiries=expiries)
+                        for d, s in enumerate(spots)])
+    book = OptionsBook(min_tau_days=20, roll_tau_days=5)
+    a, b = book.run(fixed), book.run(moving)
+    first_strike = book._legs(moving.filter(pl.col("date") == date(2024, 1, 2)))["strike"][0]
+    assert first_strike not in moving.filter(pl.col("date") == date(2024, 1, 3))["strike"].to_list()
+    assert a["total"].to_numpy() == pytest.approx(b["total"].to_numpy(), rel=1e-6, abs=1e-6)
+
+
+def test_on_the_synthetic_chain_the_book_stays_hedged_and_the_residual_small():
+    bars = generate_bars(n_symbols=4, start="2024-01-02", n_days=15, seed=0)
+    out = OptionsBook().run(generate_option_chain(bars, seed=0), svi_surface(bars, seed=0))
+    assert out["symbol"].n_unique() == 4 and (out["net_delta"].abs() <= 0.5).all()
+    assert (out["vega"].abs() * 0.01 <= OptionsBook().vega_limit + 1e-6).all()
+    share = out["residual"].abs() / out.select(pl.col("^(delta|gamma|vega|theta)_pnl$").abs()).sum_horizontal()
+    assert share.median() < 0.10  # jump days (the market's crashes) carry the rest
