@@ -20,7 +20,8 @@ from dualhrq.market.backtest import SignalBacktest
 from dualhrq.market.strict_sim import StrictSimBacktest, adversarial_signals
 from dualhrq.train import check_config
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
-from dualhrq.validation.oos import evaluate_oos
+from dualhrq.validation.evidence import StatsSettings, Trials, evaluate_paths
+from dualhrq.validation.oos import path_returns
 
 MONTH = dict(n_symbols=8, start="2024-01-02", n_days=21, seed=0)
 WEEK = dict(n_symbols=3, start="2024-01-02", n_days=5, seed=0)
@@ -70,16 +71,17 @@ def test_the_training_job_calls_work_with_strict_sim():
     result = build(cfg.backtest).run(preds)
     assert result.returns.columns == ["ts", "gross", "cost", "net"] and np.isfinite(result.sharpe)
     assert result.details()["violations"] == 0.0 and result.details()["fills"] > 0
-    # train(): evaluate_oos over the CPCV paths against buy-and-hold, with the same backtester
+    # the end of train(): CPCV path returns against buy-and-hold with the same backtester, then the statistics
     splitter = CombinatorialPurgedKFold(n_groups=2, n_test_groups=1, purge_days=0, embargo_days=0)
     t = preds["ts"].to_numpy()
     groups = splitter.groups(np.unique(t))
     fold_of = pl.DataFrame({"ts": np.unique(t), "fold": groups.astype(np.int32)})
-    folds = preds.drop("fold").join(fold_of, on="ts").with_columns(pl.lit(0.0).alias("oos/loss"),
-                                                                  pl.lit(0.0).alias("oos/sharpe"))
-    stats = {"n_trials": 1, "sr_variance": 0.0, "bootstrap_reps": 20}
-    summary = evaluate_oos(folds, splitter, t, [0, 1], build(cfg.backtest), stats)
-    assert np.isfinite(summary.metrics["oos/sharpe"]) and np.isfinite(summary.metrics["baseline/sharpe"])
+    folds = preds.drop("fold").join(fold_of, on="ts").with_columns(pl.lit(1.0).alias("baseline:buy_and_hold"))
+    returns = path_returns(folds, splitter, t, [0, 1], build(cfg.backtest))
+    assert set(returns["strategy"]) == {"model", "buy_and_hold"}
+    evidence = evaluate_paths(returns, "buy_and_hold", Trials(n=1, sr_variance=0.0, source="config"),
+                              StatsSettings(bootstrap_reps=20))
+    assert np.isfinite(evidence.metrics["oos/sharpe"])
     assert isinstance(build(compose_train([]).backtest), SignalBacktest)  # the daily default is untouched
 
 
