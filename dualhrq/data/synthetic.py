@@ -25,8 +25,9 @@ Bar columns (the contract shared with the simulator): ``ts`` Datetime("us"),
 naive America/New_York wall-clock start of the bar, 09:30..15:59 (09:30..12:59
 on early-close days); ``symbol``; ``open, high, low, close, volume`` Float64;
 ``trades`` Int64; ``bid, ask, bid_size, ask_size`` Float64 (quotes at the
-bar's close); ``luld_tier`` Int8 (1 for the first half of the symbols, else
-2). Sorted by (symbol, ts).
+bar's close); ``luld_tier`` Int8 (1 for even-numbered symbols, 2 for odd
+ones, so a symbol's tier does not depend on ``n_symbols``). Sorted by
+(symbol, ts).
 
 Symbol ``i`` draws from its own random stream, so it is the same whatever
 ``n_symbols`` is; only the shared market path depends on ``seed`` alone.

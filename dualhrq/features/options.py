@@ -113,8 +113,10 @@ class SVIRaw:
 
 @dataclass(frozen=True)
 class SVIFit:
+    """A fitted slice and its root-mean-square error in total variance."""
+
     params: SVIRaw
-    rmse: float  # of total variance
+    rmse: float
 
 
 def fit_svi(k: np.ndarray, w: np.ndarray) -> SVIFit:
