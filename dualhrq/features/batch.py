@@ -16,9 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
-from dualhrq.data.synthetic import MINUTES_EARLY_CLOSE
 from dualhrq.errors import ConfigError
 from dualhrq.features.engine import IntradayFeatureSpec, intraday_query
+
+_SHORTEST_SESSION = 210  # minute bars in a 09:30-13:00 early-close session
 
 
 def write_intraday_features(
@@ -31,10 +32,10 @@ def write_intraday_features(
     written by ``write_bars`` or checked by ``load_parquet``); rows may come
     in any order. Returns a scan of the written parts.
     """
-    if spec.vol_regime:
-        raise ConfigError("data.features.vol_regime fits a model per symbol over its whole history, which "
-                          "chunking cannot do. Fix: set vol_regime=false here and add it from compute_features.")
-    if spec.long + spec.tsrv_k > warmup_days * MINUTES_EARLY_CLOSE:
+    if spec.vol_regime or spec.options:
+        raise ConfigError("data.features.vol_regime and data.features.options fit models outside the columnar "
+                          "query. Fix: set both to false here and add them with compute_features.")
+    if spec.long + spec.tsrv_k > warmup_days * _SHORTEST_SESSION:
         raise ConfigError(f"warmup_days={warmup_days} holds fewer bars than the longest window "
                           f"(data.features.long={spec.long}). Fix: raise warmup_days.")
     out = Path(out_dir)
