@@ -185,7 +185,8 @@ def train(cfg: DictConfig) -> float | None:
         outcome = finish_training_run(
             cfg, tracker, predictions=predictions, splitter=splitter, t=samples.t, folds=selected, bars=dm.bars,
             counts=counts, budget_table=format_budget_table(counts, model.budget),
-            data_label=f"{dm.name} ({'synthetic' if dm.synthetic else 'real'} data)", output_dir=output_dir)
+            data_label=dm.name + (" -- SYNTHETIC (a seeded model market, not real data)" if dm.synthetic else ""),
+            output_dir=output_dir)
         tracker.finish()
     except BaseException as err:
         if tracker is not None:

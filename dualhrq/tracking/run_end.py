@@ -105,6 +105,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     run_line = (f"MLflow run {tracker.run_id} in experiment '{cfg.logger.mlflow.experiment_name}'\n"
                 f"  look at it: mlflow ui --backend-store-uri {tracker.tracking_uri}")
     summary = "\n\n".join([
+        f"Data: {data_label}",
         format_table(folds_table, "Out-of-sample results per fold"),
         format_table(_console_rows(evidence.path_rows), f"CPCV paths (net of costs), tests vs {baselines['primary']}; "
                      "row 'mean' = path-average series"),
