@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -39,6 +40,10 @@ from dualhrq.validation.gates import FAIL, GatesFailed
 from dualhrq.validation.oos import OBJECTIVES
 
 log = logging.getLogger("dualhrq.train")
+
+# Deep supervision steps the optimiser itself; the checkpoint it resumes from is meant to hold the
+# state after the step, which is what Lightning saves and warns about.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 
 def check_config(cfg: DictConfig) -> None:
