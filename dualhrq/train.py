@@ -183,6 +183,7 @@ def train(cfg: DictConfig) -> float | None:
         counts = count_parameters(model.net)
         tracker.log_metrics({f"params/{k}": v for k, v in counts.items()})
         report = "\n\n".join([
+            f"Data: {dm.name}" + (" -- SYNTHETIC (a seeded model market, not real data)" if dm.synthetic else ""),
             format_table(summary.fold_rows, "Out-of-sample results per fold"),
             format_table(summary.path_rows, "CPCV paths (net of costs) vs buy-and-hold"),
             format_budget_table(counts, model.budget),

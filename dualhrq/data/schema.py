@@ -13,6 +13,17 @@ close      Float64             last price, > 0
 volume     Float64             traded quantity, >= 0
 =========  ==================  ============================================
 
+Intraday sources may add any of these optional columns (kept when present):
+
+=========  ==================  ============================================
+trades     Int64               number of trades in the bar, >= 0
+bid, ask   Float64             quotes at the bar's close, > 0, bid <= ask
+                               (always together)
+bid_size,  Float64             displayed size at the bid and the ask, >= 0
+ask_size                       (always together)
+luld_tier  Int8                LULD tier of the symbol, 1 or 2
+=========  ==================  ============================================
+
 Rows are unique per (symbol, ts). ``validate_bars`` is the single gate: it
 casts lossless types, rejects anything that would silently corrupt features
 or labels with one ``DataError`` naming the column and the fix, and returns
@@ -34,6 +45,15 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
     "close": pl.Float64(),
     "volume": pl.Float64(),
 }
+OPTIONAL_SCHEMA: dict[str, pl.DataType] = {
+    "trades": pl.Int64(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
+    "bid_size": pl.Float64(),
+    "ask_size": pl.Float64(),
+    "luld_tier": pl.Int8(),
+}
+_PAIRS = (("bid", "ask"), ("bid_size", "ask_size"))
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
 
@@ -47,7 +67,8 @@ def validate_bars(frame: pl.DataFrame | pl.LazyFrame, *, source: str) -> pl.Data
     """
     df = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
     _check_columns(df, source)
-    df = df.select(_cast(name, df.schema[name], source) for name in BAR_SCHEMA)
+    names = [*BAR_SCHEMA, *(c for c in OPTIONAL_SCHEMA if c in df.columns)]
+    df = df.select(_cast(name, df.schema[name], source) for name in names)
     if df.height == 0:
         raise DataError(f"{source}: no rows. Fix: point the source at a file with bars.")
     _check_values(df, source)
@@ -63,12 +84,17 @@ def _check_columns(df: pl.DataFrame, source: str) -> None:
             f"{source}: missing columns {missing}; bars need exactly {required}. "
             "Fix: rename your columns to these names."
         )
-    extra = [c for c in df.columns if c not in BAR_SCHEMA]
+    extra = [c for c in df.columns if c not in BAR_SCHEMA and c not in OPTIONAL_SCHEMA]
     if extra:
         raise DataError(
-            f"{source}: unexpected columns {extra}; bars have exactly {required}. "
-            "Fix: drop or rename the extra columns."
+            f"{source}: unexpected columns {extra}; bars have exactly {required}, optionally with "
+            f"{list(OPTIONAL_SCHEMA)}. Fix: drop or rename the extra columns."
         )
+    for pair in _PAIRS:
+        present = [c for c in pair if c in df.columns]
+        if len(present) == 1:
+            (lone,) = set(pair) - set(present)
+            raise DataError(f"{source}: column '{present[0]}' without '{lone}'. Fix: supply both or neither.")
 
 
 def _cast(name: str, dtype: pl.DataType, source: str) -> pl.Expr:
@@ -89,13 +115,16 @@ def _cast(name: str, dtype: pl.DataType, source: str) -> pl.Expr:
         if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
             return col.cast(pl.String)
         fix = "store symbols as strings"
+    elif name in ("trades", "luld_tier"):
+        if dtype.is_integer():
+            return col.cast(OPTIONAL_SCHEMA[name])
+        fix = "store it as an integer"
     else:
         if dtype.is_numeric():
             return col.cast(pl.Float64)
         fix = "store it as a number"
-    raise DataError(
-        f"{source}: column '{name}' has type {dtype}, expected {BAR_SCHEMA[name]}. Fix: {fix}."
-    )
+    expected = BAR_SCHEMA.get(name) or OPTIONAL_SCHEMA[name]
+    raise DataError(f"{source}: column '{name}' has type {dtype}, expected {expected}. Fix: {fix}.")
 
 
 def _first_row(df: pl.DataFrame, mask: pl.Expr) -> str:
@@ -120,6 +149,7 @@ def _check_values(df: pl.DataFrame, source: str) -> None:
         ("volume", pl.col("volume") < 0, "is negative", "volume must be >= 0"),
         ("high", pl.col("high") < pl.col("low"), "is below low", "swap or drop these bars"),
     ]
+    rules += _quote_rules(df)
     for name, bad, what, fix in rules:
         count = df.select(bad.sum()).item()
         if count:
@@ -127,6 +157,28 @@ def _check_values(df: pl.DataFrame, source: str) -> None:
                 f"{source}: column '{name}' {what} in {count} rows "
                 f"(first at {_first_row(df, bad)}). Fix: {fix}."
             )
+
+
+def _quote_rules(df: pl.DataFrame) -> list[tuple[str, pl.Expr, str, str]]:
+    """Value rules of the optional columns present in ``df``."""
+    rules = []
+    for name in ("bid", "ask", "bid_size", "ask_size"):
+        if name in df.columns:
+            rules.append((name, ~pl.col(name).is_finite().fill_null(False), "is null, NaN or infinite",
+                          "drop or fill these rows"))
+    if "bid" in df.columns:
+        rules += [(name, pl.col(name) <= 0, "is not positive", "drop these quotes") for name in ("bid", "ask")]
+        rules.append(("bid", pl.col("bid") > pl.col("ask"), "is above ask (crossed quote)",
+                      "drop crossed quotes or swap the columns if they are mislabelled"))
+    if "bid_size" in df.columns:
+        rules += [(name, pl.col(name) < 0, "is negative", "sizes must be >= 0") for name in ("bid_size", "ask_size")]
+    if "trades" in df.columns:
+        rules.append(("trades", pl.col("trades").is_null() | (pl.col("trades") < 0), "is null or negative",
+                      "trade counts must be >= 0"))
+    if "luld_tier" in df.columns:
+        rules.append(("luld_tier", ~pl.col("luld_tier").is_in([1, 2]).fill_null(False), "is not 1 or 2",
+                      "set the LULD tier of each symbol to 1 or 2"))
+    return rules
 
 
 def _check_order(df: pl.DataFrame, source: str) -> None:

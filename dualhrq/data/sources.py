@@ -1,4 +1,4 @@
-"""Bar sources: the bundled real data from ``arch.data`` and a user's own files.
+"""Bar sources: the bundled real data from ``arch.data``, a user's own files, the synthetic market.
 
 Every loader returns a frame that passed ``validate_bars`` and is sorted by
 (symbol, ts). ``start``/``end`` are inclusive ISO dates; ``end`` keeps the
@@ -67,6 +67,15 @@ def load_vix() -> pl.DataFrame:
     raw = _arch_data("vix").dropna()
     vix = pl.DataFrame({"ts": raw.index.to_numpy(), "vix": raw["vix"].to_numpy()})
     return vix.with_columns(pl.col("ts").cast(pl.Datetime("us")), pl.col("vix").cast(pl.Float64))
+
+
+def load_synthetic(n_symbols: int = 6, start: str | date = "2024-01-02", n_days: int = 30,
+                   seed: int = 0) -> pl.DataFrame:
+    """SYNTHETIC 1-minute bars with quotes from :mod:`dualhrq.data.synthetic`, validated like any source."""
+    from dualhrq.data.synthetic import generate_bars
+
+    bars = generate_bars(n_symbols=n_symbols, start=start, n_days=n_days, seed=seed)
+    return validate_bars(bars, source="synthetic market")
 
 
 def load_parquet(

@@ -3,7 +3,8 @@
 ``feature_names`` needs no data (the parameter counter sizes the input layer
 from it); ``compute_features`` evaluates the same expressions, each with
 ``.over("symbol")``, on bars sorted by (symbol, ts). Warm-up rows are null;
-``build_samples`` drops them.
+``build_samples`` drops them. Two feature sets exist: ``FeatureSpec`` for
+daily bars and ``IntradayFeatureSpec`` for minute bars with quotes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import polars as pl
 
 from dualhrq.data.schema import validate_bars
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.features import microstructure as micro
 from dualhrq.features import pattern, regime
+from dualhrq.features.cross_section import cross_sectional_rank
+from dualhrq.features.vol_regime import markov_volatility_regime
 
 _VIX_ANCHOR = 20.0  # long-run VIX level: vix_log is 0 there and where VIX is missing
 
@@ -36,15 +40,58 @@ class FeatureSpec:
             )
 
 
-def feature_names(spec: FeatureSpec) -> tuple[list[str], list[str]]:
+@dataclass(frozen=True)
+class IntradayFeatureSpec:
+    """Minute-bar features (``data.features`` of ``data=synthetic_intraday``); windows in bars.
+
+    ``quotes``: bars carry bid/ask and their sizes (spread, quote imbalance);
+    without them order flow comes from the tick rule. ``trades``: bars carry
+    trade counts. ``cross_section``: add per-timestamp ranks across symbols.
+    ``vol_regime``: add the Markov-switching volatility regime of
+    ``regime_block``-bar blocks, fitted on each symbol's first
+    ``regime_fit_days`` sessions (which are then left without features).
+    """
+
+    short: int = 5
+    medium: int = 30
+    long: int = 120
+    tsrv_k: int = 5
+    quotes: bool = True
+    trades: bool = True
+    cross_section: bool = True
+    vol_regime: bool = False
+    regime_block: int = 30
+    regime_fit_days: int = 5
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.short < self.medium < self.long:
+            raise ConfigError(
+                f"data.features: windows must satisfy 2 <= short < medium < long, got "
+                f"short={self.short}, medium={self.medium}, long={self.long}. Fix: reorder them."
+            )
+        if not 1 < self.tsrv_k < self.long:
+            raise ConfigError(f"data.features.tsrv_k={self.tsrv_k} must be in 2..long-1 ({self.long - 1}).")
+        if self.regime_block < 2 or self.regime_fit_days < 1:
+            raise ConfigError(f"data.features: regime_block={self.regime_block} must be >= 2 and "
+                              f"regime_fit_days={self.regime_fit_days} >= 1.")
+
+
+Spec = FeatureSpec | IntradayFeatureSpec
+
+
+def feature_names(spec: Spec) -> tuple[list[str], list[str]]:
     """(model input columns, regime columns); the regime columns are a subset."""
+    if isinstance(spec, IntradayFeatureSpec):
+        model_only, regime_cols = _intraday_features(spec)
+        extra = ["vol_regime"] if spec.vol_regime else []
+        return [*model_only, *_ranked(spec), *regime_cols, *extra], [*regime_cols, *extra]
     model_only, regime_cols = _bar_features(spec)
     regime_names = [*regime_cols, *(["vix_log", "vix_available"] if spec.use_vix else [])]
     return [*model_only, *regime_names], regime_names
 
 
 def compute_features(
-    bars: pl.DataFrame, spec: FeatureSpec, vix: pl.DataFrame | None = None
+    bars: pl.DataFrame, spec: Spec, vix: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """``ts, symbol, close`` and every feature column, rows ordered by (symbol, ts).
 
@@ -53,6 +100,11 @@ def compute_features(
     coverage keep ``vix_log = 0`` and ``vix_available = 0``.
     """
     bars = validate_bars(bars, source="compute_features(bars)")
+    if isinstance(spec, IntradayFeatureSpec):
+        if vix is not None:
+            raise ConfigError("data.vix: VIX is a daily series; intraday features do not use it. Fix: set "
+                              "data.vix=null.")
+        return _compute_intraday(bars, spec)
     model_only, regime_cols = _bar_features(spec)
     exprs = {**model_only, **regime_cols}
     query = bars.lazy().with_columns(e.over("symbol").alias(n) for n, e in exprs.items())
@@ -124,3 +176,136 @@ def _checked_vix(vix: pl.DataFrame) -> pl.DataFrame:
     if vix["ts"].is_duplicated().any():
         raise DataError("vix: duplicate 'ts' rows. Fix: keep one VIX value per day.")
     return vix
+
+
+def _intraday_features(spec: IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
+    """(model-only features, regime features) of minute bars, as named per-symbol expressions.
+
+    The session VWAP is the one feature that resets each day; it is written
+    here with its own ``.over("symbol", "session")``.
+    """
+    s, m, lg = spec.short, spec.medium, spec.long
+    o, h, low, c = (pl.col(x) for x in ("open", "high", "low", "close"))
+    volume = regime.traded_volume(pl.col("volume"))
+    r = regime.log_return(c)
+    rv = regime.realized_variance(r, m)
+    bpv = regime.bipower_variation(r, m)
+    session_vwap = micro.vwap(micro.typical_price(h, low, c), pl.col("volume")).over("symbol", "session")
+    model_only = {
+        "log_return": r,
+        f"mom_{s}": pattern.momentum(c, s),
+        f"mom_{m}": pattern.momentum(c, m),
+        f"mom_{lg}": pattern.momentum(c, lg),
+        f"meanrev_z_{m}": pattern.zscore(c, m),
+        f"volume_z_{m}": pattern.zscore(volume.log(), m),
+        "close_location": pattern.close_location(h, low, c),
+        f"atr_{m}": pattern.average_true_range(h, low, c, m),
+        "gap": pattern.gap(o, c),
+        "body": pattern.body(o, c),
+        f"drawdown_{lg}": pattern.drawdown(c, lg),
+        f"vol_ratio_{s}_{lg}": pattern.volatility_ratio(r, s, lg),
+        "vwap_deviation": micro.vwap_deviation(c, session_vwap),
+        f"order_flow_{s}": _order_flow(spec, s),
+        f"order_flow_{m}": _order_flow(spec, m),
+        f"uptick_share_{m}": micro.uptick_share(c, m),
+        f"zero_return_share_{m}": micro.zero_return_share(c, m),
+        "session_progress": micro.session_progress(pl.col("ts")),
+    }
+    if spec.quotes:
+        spread = micro.relative_spread(pl.col("bid"), pl.col("ask"))
+        model_only["spread"] = spread
+        model_only[f"spread_z_{lg}"] = pattern.zscore(spread, lg)
+    if spec.trades:
+        model_only[f"trade_size_ratio_{s}_{lg}"] = micro.mean_trade_size_ratio(volume, pl.col("trades"), s, lg)
+    tsrv = regime.two_scale_realized_variance(c.log(), lg, spec.tsrv_k).clip(lower_bound=0)
+    regime_cols = {
+        f"rvol_{m}": (rv / m).sqrt(),
+        f"bpvol_{m}": (bpv / m).sqrt(),
+        f"tsrv_vol_{lg}": (tsrv / lg).sqrt(),
+        f"jump_share_{m}": regime.jump_share(rv, bpv),
+        f"parkinson_{m}": regime.rolling_volatility(regime.parkinson(h, low), m),
+        f"garman_klass_{m}": regime.rolling_volatility(regime.garman_klass(o, h, low, c), m),
+        f"rogers_satchell_{m}": regime.rolling_volatility(regime.rogers_satchell(o, h, low, c), m),
+        f"amihud_{m}_{lg}": (
+            regime.amihud_illiquidity(r, c, volume, m) / regime.amihud_illiquidity(r, c, volume, lg)
+        ).log(),
+    }
+    return model_only, regime_cols
+
+
+def _order_flow(spec: IntradayFeatureSpec, window: int) -> pl.Expr:
+    if spec.quotes:
+        return micro.quote_imbalance(pl.col("bid_size"), pl.col("ask_size"), window)
+    return micro.signed_volume_imbalance(pl.col("close"), pl.col("volume"), window)
+
+
+def _ranked(spec: IntradayFeatureSpec) -> list[str]:
+    """Features also given as a cross-sectional rank (``rank_<name>``)."""
+    if not spec.cross_section:
+        return []
+    return [f"rank_{n}" for n in (f"mom_{spec.medium}", "vwap_deviation", f"order_flow_{spec.medium}",
+                                  f"rvol_{spec.medium}")]
+
+
+def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFrame:
+    """The lazy plan of every columnar intraday feature over bars sorted by (symbol, ts).
+
+    Returns ``ts, symbol, close`` and the features in ``feature_names``
+    order, less ``vol_regime`` (a model fit, added by ``compute_features``).
+    """
+    _check_intraday_columns(bars.collect_schema().names(), spec)
+    model_only, regime_cols = _intraday_features(spec)
+    per_symbol = {**model_only, **regime_cols}
+    session = {n: e for n, e in per_symbol.items() if n == "vwap_deviation"}
+    query = bars.with_columns(session=pl.col("ts").dt.date()).with_columns(
+        *(e.over("symbol").alias(n) for n, e in per_symbol.items() if n not in session),
+        *(e.alias(n) for n, e in session.items()),
+    )
+    if spec.cross_section:
+        query = query.with_columns(
+            cross_sectional_rank(pl.col(name.removeprefix("rank_"))).alias(name) for name in _ranked(spec))
+    names = [n for n in feature_names(spec)[0] if n != "vol_regime"]
+    return query.select("ts", "symbol", "close", *names)
+
+
+def _check_intraday_columns(columns: list[str], spec: IntradayFeatureSpec) -> None:
+    needs = {"quotes": ["bid", "ask", "bid_size", "ask_size"], "trades": ["trades"]}
+    for flag, cols in needs.items():
+        missing = [c for c in cols if c not in columns]
+        if getattr(spec, flag) and missing:
+            raise DataError(f"data.features.{flag}=true but the bars lack {missing}. "
+                            f"Fix: supply these columns or set data.features.{flag}=false.")
+
+
+def _compute_intraday(bars: pl.DataFrame, spec: IntradayFeatureSpec) -> pl.DataFrame:
+    frame = intraday_query(bars.lazy(), spec).collect()
+    if spec.vol_regime:
+        frame = frame.join(_vol_regime(bars, spec), on=["symbol", "ts"], how="left", maintain_order="left")
+    return frame
+
+
+def _vol_regime(bars: pl.DataFrame, spec: IntradayFeatureSpec) -> pl.DataFrame:
+    """``symbol, ts, vol_regime``: each bar gets the regime probability of the last completed block."""
+    minute = pl.col("ts").dt.hour().cast(pl.Int32) * 60 + pl.col("ts").dt.minute().cast(pl.Int32)
+    keyed = bars.select(
+        "symbol", "ts", session=pl.col("ts").dt.date(), block=minute // spec.regime_block,
+        r2=regime.log_return(pl.col("close")).over("symbol", pl.col("ts").dt.date()).fill_null(0.0) ** 2,
+    )  # intraday returns only: overnight gaps would swamp the first block of each day
+    blocks = keyed.group_by("symbol", "session", "block", maintain_order=True).agg(rv=pl.col("r2").sum())
+    parts = []
+    for (symbol,), one in blocks.group_by("symbol", maintain_order=True):
+        sessions = one["session"].unique(maintain_order=True)
+        fit_n = int(one["session"].is_in(sessions[: spec.regime_fit_days].implode()).sum())
+        if fit_n >= one.height:
+            raise DataError(f"data.features.regime_fit_days={spec.regime_fit_days} covers all of {symbol}'s "
+                            f"{len(sessions)} sessions. Fix: lower it or load more days.")
+        log_rv = one.select(x=pl.col("rv").add(1e-12).log())["x"]
+        # remove the intraday pattern (mean per block of the day, from the fit sessions), leaving regimes
+        seasonal = one.head(fit_n).with_columns(x=log_rv.head(fit_n)).group_by("block").agg(pl.col("x").mean())
+        level = one.join(seasonal, on="block", how="left", maintain_order="left")["x"].fill_null(
+            float(log_rv.head(fit_n).mean()))
+        prob = markov_volatility_regime((log_rv - level).to_numpy(), fit_n)
+        parts.append(one.select("symbol", "session", "block").with_columns(
+            vol_regime=pl.Series(prob, nan_to_null=True).shift(1)))  # known only once the block is complete
+    return keyed.join(pl.concat(parts), on=["symbol", "session", "block"], how="left",
+                      maintain_order="left").select("symbol", "ts", "vol_regime")

@@ -53,6 +53,17 @@ def drawdown(close: pl.Expr, window: int) -> pl.Expr:
     return (close / close.rolling_max(window)).log()
 
 
+_VARIANCE_FLOOR = 1e-12  # per bar, (0.01 bp)^2: keeps runs of unchanged prices finite
+
+
 def volatility_ratio(ret: pl.Expr, short: int, long: int) -> pl.Expr:
-    """ln of short- over long-window RMS return: > 0 when volatility is rising."""
-    return 0.5 * ((ret**2).rolling_mean(short) / (ret**2).rolling_mean(long)).log()
+    """ln of short- over long-window RMS return: > 0 when volatility is rising.
+
+    Both mean squares get a floor of 1e-12, far below any real per-bar
+    variance, so a run of unchanged minute prices gives a large negative
+    number instead of -inf (or of the log of a rolling sum's rounding residue).
+    """
+    def mean_square(window: int) -> pl.Expr:
+        return (ret**2).rolling_mean(window) + _VARIANCE_FLOOR
+
+    return 0.5 * (mean_square(short) / mean_square(long)).log()

@@ -1,0 +1,139 @@
+"""Intraday features: hand-worked formulas, cross-sectional ranks, the composed query's causality."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from scipy.stats import rankdata
+
+from dualhrq.data.synthetic import generate_bars
+from dualhrq.errors import ConfigError, DataError
+from dualhrq.features import microstructure as micro
+from dualhrq.features.cross_section import cross_sectional_rank
+from dualhrq.features.engine import IntradayFeatureSpec, compute_features, feature_names
+
+from .test_regime_features import evaluate
+
+C = [10.0, 10.1, 10.1, 10.0, 10.0, 10.2]
+V = [100.0, 200.0, 300.0, 100.0, 0.0, 400.0]
+
+
+def test_session_vwap_is_the_cumulative_dollar_volume_over_volume() -> None:
+    got = evaluate(micro.vwap(pl.col("p"), pl.col("v")), p=C, v=V)
+    expected = np.cumsum(np.multiply(C, V)) / np.cumsum(V)
+    np.testing.assert_allclose(got, expected)
+    dev = evaluate(micro.vwap_deviation(pl.col("c"), pl.col("w")), c=[10.5], w=[10.0])
+    np.testing.assert_allclose(dev, [np.log(1.05)])
+
+
+def test_tick_rule_carries_the_last_sign_through_zero_ticks() -> None:
+    # changes: -, +, 0, -, 0, +  -> signs 0 (no change yet), +1, +1, -1, -1, +1
+    np.testing.assert_array_equal(evaluate(micro.tick_sign(pl.col("c")), c=C), [0, 1, 1, -1, -1, 1])
+
+
+def test_signed_volume_imbalance_by_hand() -> None:
+    got = evaluate(micro.signed_volume_imbalance(pl.col("c"), pl.col("v"), 3), c=C, v=V)
+    # window of bars 3..5: signs -1, -1, +1 with volumes 100, 0, 400 -> 300 / 500
+    assert got[5] == pytest.approx(300 / 500)
+    # bars 1..3: +200 + 300 - 100 over 600
+    assert got[3] == pytest.approx(400 / 600)
+
+
+def test_quote_imbalance_by_hand() -> None:
+    got = evaluate(micro.quote_imbalance(pl.col("b"), pl.col("a"), 2), b=[300.0, 100.0, 0.0], a=[100.0, 100.0, 0.0])
+    np.testing.assert_allclose(got, [np.nan, (0.5 + 0.0) / 2, 0.0])
+
+
+def test_tick_counts_by_hand() -> None:
+    # changes over bars 1..5: +, 0, -, 0, +  -> 2 ups of 3 moves, 2 of 5 unchanged
+    assert evaluate(micro.uptick_share(pl.col("c"), 5), c=C)[5] == pytest.approx(2 / 3 - 0.5)
+    assert evaluate(micro.zero_return_share(pl.col("c"), 5), c=C)[5] == pytest.approx(2 / 5)
+
+
+def test_spread_trade_size_and_session_clock() -> None:
+    assert evaluate(micro.relative_spread(pl.col("b"), pl.col("a")), b=[99.0], a=[101.0])[0] == pytest.approx(
+        np.log(101 / 99))
+    got = evaluate(micro.mean_trade_size_ratio(pl.col("v"), pl.col("n"), 1, 3), v=[100.0, 100.0, 900.0],
+                   n=[1, 2, 3])
+    assert got[2] == pytest.approx(np.log((900 / 3) / (1100 / 6)))
+    ts = [datetime(2024, 1, 2, 9, 30), datetime(2024, 1, 2, 12, 45), datetime(2024, 1, 2, 15, 59)]
+    np.testing.assert_allclose(evaluate(micro.session_progress(pl.col("ts")), ts=ts), [0, 195 / 390, 389 / 390])
+
+
+def test_cross_sectional_rank_matches_scipy_with_ties_and_nulls() -> None:
+    values = [3.0, 1.0, 3.0, None, 2.0, 5.0, None]
+    frame = pl.DataFrame({"ts": [0, 0, 0, 0, 0, 1, 1], "x": values})
+    got = frame.select(cross_sectional_rank(pl.col("x")))["x"].to_list()
+    ranks = rankdata([3.0, 1.0, 3.0, 2.0], method="average")
+    np.testing.assert_allclose(got[:3] + got[4:5], ((ranks - 1) / 3)[[0, 1, 2, 3]])
+    assert got[3] is None and got[5] == 0.5 and got[6] is None
+
+
+SPEC = IntradayFeatureSpec(short=3, medium=10, long=40, tsrv_k=3, vol_regime=True, regime_block=10,
+                           regime_fit_days=2)
+
+
+@pytest.fixture(scope="module")
+def minute_bars() -> pl.DataFrame:
+    return generate_bars(4, n_days=4, seed=2).collect()
+
+
+def test_names_need_no_data_and_match_the_columns(minute_bars: pl.DataFrame) -> None:
+    inputs, regime_cols = feature_names(SPEC)
+    assert set(regime_cols) <= set(inputs) and len(set(inputs)) == len(inputs) == 34
+    assert "vol_regime" in regime_cols and "rank_mom_10" in inputs and "tsrv_vol_40" in regime_cols
+    out = compute_features(minute_bars, SPEC)
+    assert out.columns == ["ts", "symbol", "close", *inputs]
+    assert_frame_equal(out.select("ts", "symbol", "close"), minute_bars.select("ts", "symbol", "close"))
+    usable = out.drop_nulls()
+    assert usable.height > 0.3 * out.height and np.isfinite(usable.drop("ts", "symbol").to_numpy()).all()
+
+
+def test_without_quotes_or_trades_the_flow_comes_from_the_tick_rule(minute_bars: pl.DataFrame) -> None:
+    bare = minute_bars.select("ts", "symbol", "open", "high", "low", "close", "volume")
+    spec = IntradayFeatureSpec(quotes=False, trades=False)
+    out = compute_features(bare, spec)
+    assert "spread" not in out.columns and "order_flow_30" in out.columns
+    expected = bare.select(micro.signed_volume_imbalance(pl.col("close"), pl.col("volume"), 30).over("symbol"))
+    np.testing.assert_allclose(out["order_flow_30"].to_numpy(), expected.to_series().to_numpy())
+    with pytest.raises(DataError, match=r"data.features.quotes=true but the bars lack \['bid'"):
+        compute_features(bare, IntradayFeatureSpec())
+
+
+def test_every_intraday_feature_is_causal(minute_bars: pl.DataFrame) -> None:
+    """Changing every bar after t (prices, quotes, sizes, volume) leaves all features at or before t unchanged."""
+    before = compute_features(minute_bars, SPEC)
+    rng = np.random.default_rng(4)
+    n = minute_bars.height
+    for cut in (minute_bars["ts"].unique().sort()[900], minute_bars["ts"].unique().sort()[1300]):
+        later = pl.col("ts") > cut
+        scale = pl.lit(rng.uniform(0.7, 1.4, n))
+        changed = minute_bars.with_columns(
+            pl.when(later).then(pl.col(c) * scale).otherwise(pl.col(c))
+            for c in ("open", "high", "low", "close", "bid", "ask"))
+        changed = changed.with_columns(
+            pl.when(later).then(pl.col(c) * pl.lit(rng.uniform(0.1, 5.0, n)).round(0).clip(1))
+            .otherwise(pl.col(c)) for c in ("volume", "bid_size", "ask_size"))
+        after = compute_features(changed, SPEC)
+        assert not after.equals(before)
+        assert_frame_equal(after.filter(~later), before.filter(~later), check_exact=True)
+
+
+def test_no_feature_carries_the_symbol_name_or_price_level(minute_bars: pl.DataFrame) -> None:
+    spec = IntradayFeatureSpec(short=3, medium=10, long=40, tsrv_k=3, cross_section=False)
+    one = minute_bars.filter(pl.col("symbol") == "SYN001")
+    rescaled = one.with_columns(pl.col("open", "high", "low", "close", "bid", "ask") * 8.0,
+                                pl.col("volume", "bid_size", "ask_size") * 3.0, symbol=pl.lit("OTHER"))
+    names, _ = feature_names(spec)
+    assert_frame_equal(compute_features(rescaled, spec).select(names), compute_features(one, spec).select(names),
+                       rel_tol=1e-9, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(short=1), dict(medium=200), dict(tsrv_k=1), dict(regime_block=1)])
+def test_impossible_windows_are_config_errors(kwargs) -> None:
+    with pytest.raises(ConfigError, match="data.features"):
+        IntradayFeatureSpec(**kwargs)
