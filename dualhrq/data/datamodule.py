@@ -119,7 +119,8 @@ class MarketDataModule(L.LightningDataModule):
 
         ``extras`` are per-sample arrays (indexed like the samples) fitted on this
         fold's training part, e.g. regime labels and pattern queries; each item
-        of every split carries them under their names.
+        of every split carries them under their names (replacing an entry of the
+        same name, as the conditioning's own ``regime`` vectors do).
         """
         s = self._require_samples()
         rows = np.unique((s.end_row[fold.train, None] - np.arange(s.seq_len)[None, :]).ravel())

@@ -70,8 +70,8 @@ def build_index(embeddings: np.ndarray, cfg: IndexConfig, centroids: np.ndarray 
 
 
 def set_search_params(index: faiss.Index, cfg: IndexConfig) -> faiss.Index:
-    """Apply ``nprobe`` / ``ef_search`` to an index read back from disk (they are not all stored)."""
-    index = faiss.downcast_index(index)
+    """Apply ``nprobe`` / ``ef_search`` to an index read back with ``faiss.read_index`` (already its concrete
+    type; they are not all stored)."""
     if isinstance(index, faiss.IndexIVF):
         index.nprobe = min(cfg.nprobe, index.nlist)
     if isinstance(index, faiss.IndexHNSW):

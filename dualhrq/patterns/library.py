@@ -29,6 +29,7 @@ from dualhrq.patterns.codebook import assign_codes, code_perplexity, fit_codeboo
 from dualhrq.patterns.index import IndexConfig, build_index, set_search_params
 
 _US_PER_DAY = 86_400 * 1_000_000
+_EXACT_BLOCK = 4_000_000  # distance-matrix entries per block of the exact search
 _ARRAYS = ("embedding", "time", "outcome_end", "scale", "outcome", "quality", "uses", "code", "centroids")
 
 
@@ -41,7 +42,7 @@ class LibraryConfig:
     max_size: int = 200_000
     max_age_days: float | None = None
     quality_halflife: float = 20.0
-    overfetch: int = 4
+    overfetch: int = 8
     score_sample: int = 128
     index: IndexConfig = field(default_factory=IndexConfig)
     seed: int = 0
@@ -205,18 +206,31 @@ class PatternLibrary:
         return ids, dist
 
     def _exact_search(self, q: np.ndarray, t: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Brute-force search of each query within its own admissible range."""
+        """Brute-force search of each query within its own admissible range (one distance matrix per
+        block of queries, inadmissible patterns masked)."""
         k = k or self.cfg.k
         lo, hi = self.admissible(np.asarray(t, dtype=np.int64))
         ids = np.full((len(q), k), -1, np.int64)
         dist = np.full((len(q), k), np.inf, np.float32)
-        for a, b in set(zip(lo.tolist(), hi.tolist(), strict=True)):
-            rows = np.flatnonzero((lo == a) & (hi == b))
-            if b <= a:
-                continue
-            kk = min(k, b - a)
-            d, i = faiss.knn(np.ascontiguousarray(q[rows], dtype=np.float32), self.embedding[a:b], kk)
-            ids[rows, :kk], dist[rows, :kk] = i + a, d
+        width = int(hi.max(initial=0))
+        if width == 0:
+            return ids, dist
+        base = self.embedding[:width]
+        base_sq = (base * base).sum(axis=1)
+        cols = np.arange(width)
+        step = max(1, _EXACT_BLOCK // width)
+        for r in range(0, len(q), step):
+            qb = q[r : r + step]
+            d = np.maximum((qb * qb).sum(axis=1)[:, None] - 2.0 * (qb @ base.T) + base_sq[None, :], 0.0)
+            d[(cols[None, :] < lo[r : r + step, None]) | (cols[None, :] >= hi[r : r + step, None])] = np.inf
+            kk = min(k, width)
+            part = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < width else np.tile(cols, (len(qb), 1))
+            pd = np.take_along_axis(d, part, axis=1)
+            order = np.argsort(pd, axis=1, kind="stable")
+            part, pd = np.take_along_axis(part, order, axis=1), np.take_along_axis(pd, order, axis=1)
+            found = np.isfinite(pd)
+            ids[r : r + step, :kk] = np.where(found, part, -1)
+            dist[r : r + step, :kk] = pd
         return ids, dist
 
     def tokens(self, ids: np.ndarray, dist: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -1,9 +1,16 @@
 """Everything conditioning learns from data, fitted on one CV fold's training part only.
 
+* regime inputs: each symbol's regime features are standardised with that
+  symbol's own training-fold mean and deviation (pooled ones for a symbol
+  without training rows), so "high volatility" means high for that
+  instrument and the level that tells symbols apart is removed; indicator
+  columns (two values or fewer, e.g. "VIX available": data coverage, i.e.
+  the calendar) are left out. These vectors replace the batch's ``regime``;
 * regime labels: the mixture is fitted on the training decision bars, then
   every bar is labelled causally (``regime_labels.py``); a sample's label is
   that of its decision bar;
-* patterns (``regime_rag``): the encoder is fitted on training windows, the
+* patterns (``regime_rag``): features standardised per symbol as above; the
+  encoder is fitted on training windows, the
   library holds the training decisions' patterns and outcomes, and every
   sample (train, validation, test) gets its query embeddings and decision
   time, which the point-in-time search needs.
@@ -44,41 +51,55 @@ def fit_fold_conditioning(kind: str, cfg: CondConfig, samples: SampleSet, fold: 
     out = FoldConditioning()
     if kind not in ("regime", "regime_rag"):
         return out
-    labels, switches = _regime_labels(cfg, samples, fold, row_symbol, row_ts)
+    train_rows = samples.end_row[fold.train]
+    regime = _per_symbol_standardise(samples.regime, row_symbol, train_rows)
+    continuous = np.array([len(np.unique(samples.regime[train_rows, j])) > 2 for j in range(regime.shape[1])])
+    if not continuous.any():
+        raise DataError("regime labels: no continuous regime feature varies over the training fold. "
+                        "Fix: enable regime features in data.features.")
+    regime[:, ~continuous] = 0.0
+    out.extras["regime"] = np.nan_to_num(regime[samples.end_row])
+    labels, switches = _regime_labels(cfg, regime[:, continuous], samples, fold, row_symbol, row_ts)
     out.extras["regime_label"] = labels
     out.metrics["regime/switches_per_day"] = switches
     out.metrics["regime/label_share_max"] = float(np.bincount(labels[fold.train], minlength=cfg.regimes).max()
                                                   / max(len(fold.train), 1))
     if kind == "regime_rag":
-        _patterns(cfg, samples, fold, out)
+        _patterns(cfg, samples, fold, row_symbol, out)
     return out
 
 
-def _regime_labels(cfg: CondConfig, samples: SampleSet, fold: FoldIndex, symbol_row: np.ndarray,
-                   ts: np.ndarray) -> tuple[np.ndarray, float]:
+def _regime_labels(cfg: CondConfig, regime: np.ndarray, samples: SampleSet, fold: FoldIndex,
+                   symbol_row: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, float]:
     """Label of each sample's decision bar and the switches per day over all bars with regime features."""
-    usable = np.flatnonzero(np.isfinite(samples.regime).all(axis=1))
-    train_rows = samples.end_row[fold.train]
-    # indicators (e.g. "VIX available") mark data coverage, i.e. the calendar, not a market state: left out
-    train_x = samples.regime[train_rows]
-    cols = [j for j in range(train_x.shape[1]) if len(np.unique(train_x[:, j])) > 2]
-    if not cols:
-        raise DataError("regime labels: no continuous regime feature varies over the training fold. "
-                        "Fix: enable regime features in data.features.")
-    labeler = RegimeLabeler(cfg.regimes, cfg.labels).fit(samples.regime[:, cols], train_rows)
-    row_labels = np.full(len(samples.regime), -1, np.int64)
-    row_labels[usable] = labeler.label(samples.regime[np.ix_(usable, cols)], symbol_row[usable])
+    usable = np.flatnonzero(np.isfinite(regime).all(axis=1))
+    labeler = RegimeLabeler(cfg.regimes, cfg.labels).fit(regime, samples.end_row[fold.train])
+    row_labels = np.full(len(regime), -1, np.int64)
+    row_labels[usable] = labeler.label(regime[usable], symbol_row[usable])
     switches = switches_per_day(row_labels[usable], symbol_row[usable], ts[usable])
     return row_labels[samples.end_row], switches
 
 
-def _patterns(cfg: CondConfig, samples: SampleSet, fold: FoldIndex, out: FoldConditioning) -> None:
+def _per_symbol_standardise(values: np.ndarray, row_symbol: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
+    """Z-scores with each symbol's mean and deviation over ``train_rows`` (pooled ones where a symbol has
+    fewer than two training rows); float32, NaN where ``values`` is."""
+    rows = train_rows[np.isfinite(values[train_rows]).all(axis=1)]
+    mean = np.broadcast_to(values[rows].mean(axis=0), values.shape).copy()
+    std = np.broadcast_to(values[rows].std(axis=0), values.shape).copy()
+    for sym in np.unique(row_symbol):
+        own = rows[row_symbol[rows] == sym]
+        if len(own) >= 2:
+            at = row_symbol == sym
+            mean[at], std[at] = values[own].mean(axis=0), values[own].std(axis=0)
+    return ((values - mean) / np.where(std > 1e-12, std, 1.0)).astype(np.float32)
+
+
+def _patterns(cfg: CondConfig, samples: SampleSet, fold: FoldIndex, row_symbol: np.ndarray,
+              out: FoldConditioning) -> None:
     pc = cfg.patterns
     check_scales(pc.scales, pc.points, samples.seq_len)
     train_rows = np.unique((samples.end_row[fold.train, None] - np.arange(samples.seq_len)[None, :]).ravel())
-    mean = samples.features[train_rows].mean(axis=0)
-    std = samples.features[train_rows].std(axis=0)
-    features = ((samples.features - mean) / np.where(std > 1e-12, std, 1.0)).astype(np.float32)
+    features = _per_symbol_standardise(samples.features, row_symbol, train_rows)
     features = np.nan_to_num(features)  # warm-up rows; no sample window reaches them
     encoder = PatternEncoder(pc.scales, pc.points, pc.dim, seed=pc.library.seed).fit(
         features, samples.end_row[fold.train])
