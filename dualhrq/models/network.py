@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dualhrq.errors import ConfigError, DataError, positive_int
-from dualhrq.models.conditioning import PatternBatch, build_conditioning
+from dualhrq.models.conditioning import DEFAULT_SIZES, PatternBatch, build_conditioning
 from dualhrq.models.deq import RecursionConfig, SolverStats
 from dualhrq.models.heads import TradingHeads
 from dualhrq.models.hrm import HRM, HRMCarry, LevelSize
@@ -63,9 +63,9 @@ class DualHRQNet(nn.Module):
         norm: str = "post",
         recursion: Mapping[str, Any] | None = None,
         q_head: bool = False,
-        n_regimes: int = 4,
-        pattern_token_dim: int = 0,
-        pool_queries: int = 2,
+        n_regimes: int = DEFAULT_SIZES["n_regimes"],
+        pattern_token_dim: int = DEFAULT_SIZES["pattern_token_dim"],
+        pool_queries: int = DEFAULT_SIZES["pool_queries"],
     ) -> None:
         super().__init__()
         h_size = LevelSize.from_config(h, "model.net.h")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from dualhrq.errors import DataError, positive_int
-from dualhrq.models.conditioning import PatternBatch, build_conditioning
+from dualhrq.models.conditioning import DEFAULT_SIZES, PatternBatch, build_conditioning
 from dualhrq.models.heads import TradingHeads
 from dualhrq.models.hrm import LevelSize, ReasoningModule
 from dualhrq.models.layers import Linear
@@ -40,9 +40,9 @@ class TransformerNet(nn.Module):
         head_hidden: int = 128,
         rope_base: float = 10000.0,
         norm: str = "post",
-        n_regimes: int = 4,
-        pattern_token_dim: int = 0,
-        pool_queries: int = 2,
+        n_regimes: int = DEFAULT_SIZES["n_regimes"],
+        pattern_token_dim: int = DEFAULT_SIZES["pattern_token_dim"],
+        pool_queries: int = DEFAULT_SIZES["pool_queries"],
     ) -> None:
         super().__init__()
         size = LevelSize.from_config(trunk, "model.net.trunk")

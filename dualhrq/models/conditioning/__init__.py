@@ -6,6 +6,7 @@ from torch import nn
 
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.conditioning.base import Conditioning, PatternBatch
+from dualhrq.models.conditioning.config import CondConfig
 from dualhrq.models.conditioning.film import FiLMGenerator
 from dualhrq.models.conditioning.fusion import RegimeRAGConditioner
 from dualhrq.models.conditioning.puzzle_id import SymbolConditioner
@@ -14,9 +15,11 @@ from dualhrq.models.conditioning.retrieval import PatternRetrieval
 
 __all__ = ["CONDITIONING_KINDS", "Conditioning", "FiLMGenerator", "PatternBatch", "PatternRetrieval",
            "RegimeClassifier", "RegimeConditioner", "RegimeRAGConditioner", "SymbolConditioner",
-           "build_conditioning", "check_conditioning"]
+           "DEFAULT_SIZES", "build_conditioning", "check_conditioning"]
 
 CONDITIONING_KINDS = ("none", "puzzle_id", "regime", "regime_rag")
+# sizes from conf/model/cond/default.yaml's defaults, for nets built without a model.cond
+DEFAULT_SIZES = CondConfig().net_sizes()
 
 
 def check_conditioning(kind: str) -> None:
@@ -27,7 +30,8 @@ def check_conditioning(kind: str) -> None:
 
 def build_conditioning(
     kind: str, *, n_regime_features: int, n_symbols: int, l_layers: int, l_dim: int, hidden: int,
-    n_regimes: int = 4, pattern_token_dim: int = 0, pool_queries: int = 2,
+    n_regimes: int = DEFAULT_SIZES["n_regimes"], pattern_token_dim: int = DEFAULT_SIZES["pattern_token_dim"],
+    pool_queries: int = DEFAULT_SIZES["pool_queries"],
 ) -> nn.Module | None:
     """The conditioner named by ``model.conditioning``; None for "none".
 
