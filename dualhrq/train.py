@@ -146,7 +146,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
         tracker.log_artifact(final, f"checkpoints/fold{fold.fold}")
         final.unlink()  # kept once, in the MLflow artifact store (about 100 MB per fold for hrm_27m)
         if cond.library is not None:
-            tracker.log_artifact(cond.library.save(fold_dir / "patterns"), f"patterns/fold{fold.fold}")
+            tracker.log_artifact(cond.library.save(fold_dir / "patterns" / f"fold{fold.fold}"), "patterns")
     frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items()
                                  if k.startswith(("oos", *COND_PREFIXES))))
     frame.write_parquet(pred_path)
