@@ -8,9 +8,12 @@ training decision bar, with its forward outcome: the standardised return over
 Point in time: a search at decision time t only returns patterns whose
 outcome window ended strictly before t (``outcome_end < t``), and, with a
 ``max_age``, no later than ``max_age`` before it. Patterns are kept sorted by
-``outcome_end``, so the admissible set is an id range; the index is searched
-with over-fetching, out-of-range hits are dropped, and a query left with too
-few neighbours is answered by exact search over its range. Every returned id
+``outcome_end``, so the admissible set is an id range. Exact search (a
+small library) computes distances to the range directly (a blocked matrix
+product: at 16 dimensions faster than ``IndexFlatL2`` with the over-fetch);
+IVF and HNSW are searched with over-fetching, out-of-range hits are dropped,
+and a query left with too few neighbours is answered by exact search over
+its range. Every returned id
 passes the range check: this is the leakage guard of the retrieval path.
 """
 
@@ -192,6 +195,8 @@ class PatternLibrary:
         dist = np.full((len(q), k), np.inf, np.float32)
         if not len(self) or not len(q):
             return ids, dist
+        if self.cfg.index.resolve(len(self)) == "flat":
+            return self._exact_search(q, np.asarray(t), k)  # exact, and the range is applied directly
         fetch = min(len(self), k * self.cfg.overfetch)
         d_all, i_all = self.index.search(q, fetch)
         ok = (i_all >= lo[:, None]) & (i_all < hi[:, None])
@@ -221,8 +226,14 @@ class PatternLibrary:
         step = max(1, _EXACT_BLOCK // width)
         for r in range(0, len(q), step):
             qb = q[r : r + step]
-            d = np.maximum((qb * qb).sum(axis=1)[:, None] - 2.0 * (qb @ base.T) + base_sq[None, :], 0.0)
-            d[(cols[None, :] < lo[r : r + step, None]) | (cols[None, :] >= hi[r : r + step, None])] = np.inf
+            d = qb @ base.T
+            d *= -2.0
+            d += base_sq[None, :]
+            d += (qb * qb).sum(axis=1)[:, None]
+            np.maximum(d, 0.0, out=d)
+            for i in np.flatnonzero((lo[r : r + step] > 0) | (hi[r : r + step] < width)):
+                d[i, : lo[r + i]] = np.inf
+                d[i, hi[r + i] :] = np.inf
             kk = min(k, width)
             part = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < width else np.tile(cols, (len(qb), 1))
             pd = np.take_along_axis(d, part, axis=1)

@@ -16,6 +16,7 @@ from dualhrq.models.conditioning.config import CondConfig
 from dualhrq.models.conditioning.rag import PatternRetriever
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import DualHRQNet
+from dualhrq.patterns.index import IndexConfig
 from dualhrq.patterns.library import LibraryConfig, PatternLibrary
 
 DAY = 86_400_000_000
@@ -49,10 +50,12 @@ class BrokenIndex:
 
 
 def library(n=200, seed=0):
+    """An HNSW library: its FAISS index is what the tests replace (exact search bypasses the index)."""
     rng = np.random.default_rng(seed)
     t = np.arange(n, dtype=np.int64) * DAY
-    return PatternLibrary.build(LibraryConfig(k=3, codebook=4), rng.normal(size=(n, SCALES, DIM)).astype(np.float32),
-                                t, t + DAY, rng.normal(size=n).astype(np.float32))
+    return PatternLibrary.build(LibraryConfig(k=3, codebook=4, index=IndexConfig(kind="hnsw")),
+                                rng.normal(size=(n, SCALES, DIM)).astype(np.float32), t, t + DAY,
+                                rng.normal(size=n).astype(np.float32))
 
 
 def query(b=4):

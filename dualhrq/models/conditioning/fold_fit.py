@@ -39,6 +39,7 @@ class FoldConditioning:
 
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     library: PatternLibrary | None = None
+    encoder: PatternEncoder | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -111,6 +112,6 @@ def _patterns(cfg: CondConfig, samples: SampleSet, fold: FoldIndex, row_symbol: 
     library = PatternLibrary.build(pc.library, query[fold.train], t[fold.train], t1[fold.train], outcome[fold.train])
     out.extras["query"] = query
     out.extras["t"] = t
-    out.library = library
+    out.library, out.encoder = library, encoder
     out.metrics["patterns/encoder_variance"] = encoder.explained_variance()
     out.metrics.update({f"patterns/{k}": v for k, v in library.stats().items()})
