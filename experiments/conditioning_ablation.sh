@@ -16,4 +16,4 @@ EXPERIMENT="${ABLATION_EXPERIMENT:-conditioning_ablation}"
 python -m dualhrq.train -m +experiment=regime_film task_name="$EXPERIMENT" model=hrm_tiny \
   validation.splitter.n_test_groups=2 trainer.max_steps=200 trainer.val_check_interval=50 \
   model.conditioning=none,puzzle_id,regime,regime_rag "$@"
-python experiments/ablation_table.py --experiment "$EXPERIMENT"
+python "$(dirname "$0")/ablation_table.py" --experiment "$EXPERIMENT"
