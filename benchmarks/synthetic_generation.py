@@ -1,10 +1,12 @@
-"""Generation rate of the SYNTHETIC intraday market, written to parquet one symbol at a time.
+"""Generation rate of the SYNTHETIC intraday market: in memory, and written to parquet.
 
     python benchmarks/synthetic_generation.py --symbols 500 --days 252 --out /tmp/dualhrq_bench/bars
 
-Times ``write_bars`` (generate + write a ``symbol=<name>/bars.parquet`` tree)
-in a fresh process and reports rows/s and that process's peak RSS. Prints
-one JSON line.
+Two timings, each in a fresh process with its own peak RSS: ``generate``
+consumes the lazy ``generate_bars`` scan (one symbol in memory at a time,
+nothing kept), ``write`` runs ``write_bars`` (generate + write a
+``symbol=<name>/bars.parquet`` tree, the input of feature_throughput.py).
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -19,14 +21,27 @@ import time
 from pathlib import Path
 
 
-def _generate(out: str, symbols: int, days: int, seed: int) -> dict[str, float]:
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _generate(symbols: int, days: int, seed: int) -> dict[str, float]:
+    import polars as pl
+
+    from dualhrq.data.synthetic import generate_bars
+
+    start = time.perf_counter()
+    rows = generate_bars(n_symbols=symbols, n_days=days, seed=seed).select(pl.len()).collect().item()
+    return {"seconds": time.perf_counter() - start, "rows": rows, "peak_rss_gb": _peak_gb()}
+
+
+def _write(out: str, symbols: int, days: int, seed: int) -> dict[str, float]:
     from dualhrq.data.synthetic import write_bars
 
     start = time.perf_counter()
     scan = write_bars(out, n_symbols=symbols, n_days=days, seed=seed)
     seconds = time.perf_counter() - start
-    rows = scan.select("ts").collect().height
-    return {"seconds": seconds, "rows": rows, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    return {"seconds": seconds, "rows": scan.select("ts").collect().height, "peak_rss_gb": _peak_gb()}
 
 
 def main() -> None:
@@ -40,14 +55,20 @@ def main() -> None:
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        got = pool.apply(_generate, (str(out), args.symbols, args.days, args.seed))
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        gen = pool.apply(_generate, (args.symbols, args.days, args.seed))
+    with context.Pool(1) as pool:
+        wrote = pool.apply(_write, (str(out), args.symbols, args.days, args.seed))
     size = sum(f.stat().st_size for f in out.rglob("*.parquet"))
     print(json.dumps({
         "benchmark": "synthetic_generation", "data": "SYNTHETIC", "symbols": args.symbols, "days": args.days,
-        "rows": got["rows"], "seconds": round(got["seconds"], 2), "rows_per_s": round(got["rows"] / got["seconds"]),
-        "peak_rss_gb": round(got["peak_rss_gb"], 3), "parquet_gb": round(size / 2**30, 3), "cpus": os.cpu_count(),
-        "out": str(out),
+        "rows": gen["rows"], "generate_seconds": round(gen["seconds"], 2),
+        "generate_rows_per_s": round(gen["rows"] / gen["seconds"]),
+        "generate_peak_rss_gb": round(gen["peak_rss_gb"], 3),
+        "write_seconds": round(wrote["seconds"], 2), "write_rows_per_s": round(wrote["rows"] / wrote["seconds"]),
+        "write_peak_rss_gb": round(wrote["peak_rss_gb"], 3), "parquet_gb": round(size / 2**30, 3),
+        "cpus": os.cpu_count(), "out": str(out),
     }))
 
 

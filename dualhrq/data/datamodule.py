@@ -59,6 +59,7 @@ class MarketDataModule(L.LightningDataModule):
         source: Callable[[], pl.DataFrame],
         features: FeatureSpec,
         vix: Callable[[], pl.DataFrame] | None = None,
+        options: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
         seq_len: int = 32,
         horizon: int = 1,
         stride: int = 1,
@@ -73,6 +74,7 @@ class MarketDataModule(L.LightningDataModule):
         self.source = source
         self.spec = features
         self.vix = vix
+        self.options = options  # bars -> end-of-day option chain, read when the features ask for it
         self.seq_len = seq_len
         self.horizon = horizon
         self.stride = stride
@@ -106,7 +108,9 @@ class MarketDataModule(L.LightningDataModule):
         if self.samples is None:
             self.bars = self.source()
             vix = self.vix() if self.vix is not None else None
-            frame = compute_features(self.bars, self.spec, vix)
+            wants_options = getattr(self.spec, "options", False)
+            chain = self.options(self.bars) if wants_options and self.options is not None else None
+            frame = compute_features(self.bars, self.spec, vix, options=chain)
             cols, regime_cols = feature_names(self.spec)
             self.samples = build_samples(frame, cols, regime_cols, seq_len=self.seq_len,
                                          horizon=self.horizon, stride=self.stride)

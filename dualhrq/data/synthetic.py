@@ -25,8 +25,9 @@ Bar columns (the contract shared with the simulator): ``ts`` Datetime("us"),
 naive America/New_York wall-clock start of the bar, 09:30..15:59 (09:30..12:59
 on early-close days); ``symbol``; ``open, high, low, close, volume`` Float64;
 ``trades`` Int64; ``bid, ask, bid_size, ask_size`` Float64 (quotes at the
-bar's close); ``luld_tier`` Int8 (1 for the first half of the symbols, else
-2). Sorted by (symbol, ts).
+bar's close); ``luld_tier`` Int8 (1 for even-numbered symbols, 2 for odd
+ones, so a symbol's tier does not depend on ``n_symbols``). Sorted by
+(symbol, ts).
 
 Symbol ``i`` draws from its own random stream, so it is the same whatever
 ``n_symbols`` is; only the shared market path depends on ``seed`` alone.
@@ -376,7 +377,8 @@ def write_bars(
     """Write SYNTHETIC bars as ``path/symbol=<name>/bars.parquet`` and return a scan of them.
 
     One symbol is in memory at a time. The files keep every column, so the
-    tree reads back with or without hive partitioning.
+    tree reads back with or without hive partitioning; row groups hold a
+    week of bars, so scans filtered by time read little more than they need.
     """
     _checked(n_symbols, n_days, seed)
     params = params or MarketParams()
@@ -385,7 +387,9 @@ def write_bars(
     for i, name in enumerate(symbol_names(n_symbols)):
         folder = root / f"symbol={name}"
         folder.mkdir(parents=True, exist_ok=True)
-        _symbol_frame(i, name, seed, market).write_parquet(folder / "bars.parquet")
+        # week-sized row groups let a scan filtered on ts skip the rest of the year
+        _symbol_frame(i, name, seed, market).write_parquet(folder / "bars.parquet",
+                                                           row_group_size=5 * MINUTES_FULL_DAY)
     return pl.scan_parquet(root / "**" / "*.parquet", hive_partitioning=False)
 
 
@@ -475,6 +479,8 @@ def generate_option_chain(
     chain = (
         surface.join(grid, how="cross")
         .with_columns(strike=(pl.col("forward") * (pl.col("z") * theta.sqrt()).exp()).round(2))
+        .filter(pl.col("strike") > 0)  # deep wings of a very volatile day round to zero
+        .unique(["date", "symbol", "expiry", "strike"], keep="first", maintain_order=True)
         .with_columns(k=(pl.col("strike") / pl.col("forward")).log())
         .with_columns(w=pl.col("a") + pl.col("b") * (pl.col("rho") * (pl.col("k") - pl.col("m"))
                                                     + ((pl.col("k") - pl.col("m")) ** 2 + pl.col("sigma") ** 2)

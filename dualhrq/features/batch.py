@@ -31,9 +31,9 @@ def write_intraday_features(
     written by ``write_bars`` or checked by ``load_parquet``); rows may come
     in any order. Returns a scan of the written parts.
     """
-    if spec.vol_regime:
-        raise ConfigError("data.features.vol_regime fits a model per symbol over its whole history, which "
-                          "chunking cannot do. Fix: set vol_regime=false here and add it from compute_features.")
+    if spec.vol_regime or spec.options:
+        raise ConfigError("data.features.vol_regime and data.features.options fit models outside the columnar "
+                          "query. Fix: set both to false here and add them with compute_features.")
     if spec.long + spec.tsrv_k > warmup_days * MINUTES_EARLY_CLOSE:
         raise ConfigError(f"warmup_days={warmup_days} holds fewer bars than the longest window "
                           f"(data.features.long={spec.long}). Fix: raise warmup_days.")

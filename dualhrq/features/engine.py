@@ -18,6 +18,7 @@ from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import microstructure as micro
 from dualhrq.features import pattern, regime
 from dualhrq.features.cross_section import cross_sectional_rank
+from dualhrq.features.options import surface_features
 from dualhrq.features.vol_regime import markov_volatility_regime
 
 _VIX_ANCHOR = 20.0  # long-run VIX level: vix_log is 0 there and where VIX is missing
@@ -50,6 +51,8 @@ class IntradayFeatureSpec:
     ``vol_regime``: add the Markov-switching volatility regime of
     ``regime_block``-bar blocks, fitted on each symbol's first
     ``regime_fit_days`` sessions (which are then left without features).
+    ``options``: add the option-surface features of the previous session's
+    end-of-day chain (``options.surface_features``).
     """
 
     short: int = 5
@@ -62,6 +65,7 @@ class IntradayFeatureSpec:
     vol_regime: bool = False
     regime_block: int = 30
     regime_fit_days: int = 5
+    options: bool = False
 
     def __post_init__(self) -> None:
         if not 2 <= self.short < self.medium < self.long:
@@ -77,13 +81,14 @@ class IntradayFeatureSpec:
 
 
 Spec = FeatureSpec | IntradayFeatureSpec
+SURFACE_FEATURES = ("atm_iv", "atm_term_slope", "rr25", "bf25")
 
 
 def feature_names(spec: Spec) -> tuple[list[str], list[str]]:
     """(model input columns, regime columns); the regime columns are a subset."""
     if isinstance(spec, IntradayFeatureSpec):
         model_only, regime_cols = _intraday_features(spec)
-        extra = ["vol_regime"] if spec.vol_regime else []
+        extra = (["vol_regime"] if spec.vol_regime else []) + (list(SURFACE_FEATURES) if spec.options else [])
         return [*model_only, *_ranked(spec), *regime_cols, *extra], [*regime_cols, *extra]
     model_only, regime_cols = _bar_features(spec)
     regime_names = [*regime_cols, *(["vix_log", "vix_available"] if spec.use_vix else [])]
@@ -91,20 +96,23 @@ def feature_names(spec: Spec) -> tuple[list[str], list[str]]:
 
 
 def compute_features(
-    bars: pl.DataFrame, spec: Spec, vix: pl.DataFrame | None = None
+    bars: pl.DataFrame, spec: Spec, vix: pl.DataFrame | None = None, options: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """``ts, symbol, close`` and every feature column, rows ordered by (symbol, ts).
 
     VIX is joined on the exact bar time (a daily bar and the VIX close of the
     same day), so nothing later than the bar is used; rows outside VIX
-    coverage keep ``vix_log = 0`` and ``vix_available = 0``.
+    coverage keep ``vix_log = 0`` and ``vix_available = 0``. ``options`` is
+    an end-of-day option chain, used by intraday specs with ``options=True``.
     """
     bars = validate_bars(bars, source="compute_features(bars)")
     if isinstance(spec, IntradayFeatureSpec):
         if vix is not None:
             raise ConfigError("data.vix: VIX is a daily series; intraday features do not use it. Fix: set "
                               "data.vix=null.")
-        return _compute_intraday(bars, spec)
+        return _compute_intraday(bars, spec, options)
+    if options is not None:
+        raise ConfigError("data.options: option features exist for intraday data only. Fix: set data.options=null.")
     model_only, regime_cols = _bar_features(spec)
     exprs = {**model_only, **regime_cols}
     query = bars.lazy().with_columns(e.over("symbol").alias(n) for n, e in exprs.items())
@@ -251,7 +259,8 @@ def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFram
     """The lazy plan of every columnar intraday feature over bars sorted by (symbol, ts).
 
     Returns ``ts, symbol, close`` and the features in ``feature_names``
-    order, less ``vol_regime`` (a model fit, added by ``compute_features``).
+    order, less ``vol_regime`` and the option-surface features (model fits,
+    added by ``compute_features``).
     """
     _check_intraday_columns(bars.collect_schema().names(), spec)
     model_only, regime_cols = _intraday_features(spec)
@@ -264,7 +273,8 @@ def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFram
     if spec.cross_section:
         query = query.with_columns(
             cross_sectional_rank(pl.col(name.removeprefix("rank_"))).alias(name) for name in _ranked(spec))
-    names = [n for n in feature_names(spec)[0] if n != "vol_regime"]
+    fitted = {"vol_regime", *SURFACE_FEATURES}
+    names = [n for n in feature_names(spec)[0] if n not in fitted]
     return query.select("ts", "symbol", "close", *names)
 
 
@@ -277,11 +287,28 @@ def _check_intraday_columns(columns: list[str], spec: IntradayFeatureSpec) -> No
                             f"Fix: supply these columns or set data.features.{flag}=false.")
 
 
-def _compute_intraday(bars: pl.DataFrame, spec: IntradayFeatureSpec) -> pl.DataFrame:
+def _compute_intraday(bars: pl.DataFrame, spec: IntradayFeatureSpec, options: pl.DataFrame | None) -> pl.DataFrame:
     frame = intraday_query(bars.lazy(), spec).collect()
     if spec.vol_regime:
         frame = frame.join(_vol_regime(bars, spec), on=["symbol", "ts"], how="left", maintain_order="left")
+    if spec.options:
+        if options is None:
+            raise ConfigError("data.features.options=true but no option chain was given. Fix: set data.options "
+                              "to a chain source or data.features.options=false.")
+        frame = _previous_session_surface(frame, options)
     return frame
+
+
+def _previous_session_surface(frame: pl.DataFrame, chain: pl.DataFrame) -> pl.DataFrame:
+    """Join each bar to the surface features of the latest chain dated before the bar's session.
+
+    A chain is an end-of-day snapshot, so the session it is dated by may not use it.
+    """
+    surface = surface_features(chain).select("date", "symbol", *SURFACE_FEATURES).sort("date")
+    keyed = frame.with_row_index("_row").with_columns(_session=pl.col("ts").dt.date()).sort("_session")
+    joined = keyed.join_asof(surface, left_on="_session", right_on="date", by="symbol", strategy="backward",
+                             allow_exact_matches=False, check_sortedness=False)  # both sorted above
+    return joined.sort("_row").drop("_row", "_session", "date")
 
 
 def _vol_regime(bars: pl.DataFrame, spec: IntradayFeatureSpec) -> pl.DataFrame:

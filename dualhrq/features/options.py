@@ -113,8 +113,10 @@ class SVIRaw:
 
 @dataclass(frozen=True)
 class SVIFit:
+    """A fitted slice and its root-mean-square error in total variance."""
+
     params: SVIRaw
-    rmse: float  # of total variance
+    rmse: float
 
 
 def fit_svi(k: np.ndarray, w: np.ndarray) -> SVIFit:
@@ -141,7 +143,7 @@ def fit_svi(k: np.ndarray, w: np.ndarray) -> SVIFit:
         return inner(theta[0], math.exp(theta[1]))[1]
 
     span = float(k.max() - k.min())
-    starts = [(m, math.log(s * span)) for m in (k.min() * 0.5, 0.0, k.max() * 0.5) for s in (0.05, 0.3)]
+    starts = [(0.0, math.log(0.1 * span)), (k.min() * 0.5, math.log(0.3 * span)), (k.max() * 0.5, math.log(0.3 * span))]
     best = min((optimize.least_squares(residuals, np.array(s), method="lm", xtol=1e-14, ftol=1e-14, gtol=1e-14)
                 for s in starts), key=lambda r: r.cost)
     m, sigma = float(best.x[0]), math.exp(best.x[1])

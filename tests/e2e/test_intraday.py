@@ -15,12 +15,15 @@ pytestmark = pytest.mark.slow
 
 def test_synthetic_intraday_trains_and_is_labelled_synthetic(tmp_path):
     value = train(compose_tiny(tmp_path, ["data=synthetic_intraday", "data.source.start=2024-01-02",
+                                          "data.source.n_symbols=4", "data.source.n_days=20",
+                                          "data.features.regime_fit_days=5", "data.features.options=true",
                                           "task_name=synthetic"]))
     assert np.isfinite(value)
     (run,) = runs_of(tmp_path, "synthetic")
     assert run.info.status == "FINISHED"
     assert run.data.tags["data.synthetic"] == "True" and run.data.tags["data.name"] == "synthetic_intraday"
     assert run.data.params["data.features._target_"] == "dualhrq.features.engine.IntradayFeatureSpec"
+    assert run.data.params["data.features.options"] == "True"
     assert {f"fold{i}-oos/sharpe" for i in range(5)} <= set(run.data.metrics)
     assert "SYNTHETIC" in (tmp_path / "out" / "summary.txt").read_text()
 

@@ -25,7 +25,7 @@ def test_chunks_with_a_warm_up_day_reproduce_the_whole_history(tmp_path) -> None
 
 def test_the_model_fitted_regime_and_too_short_warm_ups_are_refused(tmp_path) -> None:
     scan = pl.LazyFrame()
-    with pytest.raises(ConfigError, match="vol_regime"):
+    with pytest.raises(ConfigError, match="vol_regime and data.features.options"):
         write_intraday_features(scan, IntradayFeatureSpec(vol_regime=True), tmp_path)
     with pytest.raises(ConfigError, match="warmup_days"):
         write_intraday_features(scan, IntradayFeatureSpec(long=300, vol_regime=False), tmp_path, warmup_days=1)

