@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -86,8 +87,8 @@ def main() -> None:
     for row in rows:
         for key, value in row.items():
             if key not in ("variant", "run") and np.isfinite(value):
-                client.log_metric(run_id, f"{row['variant']}/{key.replace(' ', '_').replace('/', '_per_')}",
-                                  float(value))
+                name = re.sub(r"[^0-9A-Za-z]+", "_", key.replace("/", " per ")).strip("_")
+                client.log_metric(run_id, f"{row['variant']}/{name}", float(value))
     client.set_terminated(run_id)
     print(f"table logged to MLflow run {run_id} (artifacts ablation.md, ablation.csv)")
 
