@@ -42,6 +42,7 @@ class PatternConfig:
 class CondConfig:
     regimes: int = 4
     regime_loss_weight: float = 0.1
+    max_input_mi_bits: float | None = 0.1
     labels: RegimeLabelConfig = field(default_factory=RegimeLabelConfig)
     patterns: PatternConfig = field(default_factory=PatternConfig)
     retrieval: BreakerConfig = field(default_factory=BreakerConfig)
@@ -50,6 +51,8 @@ class CondConfig:
         positive_int(self.regimes, "model.cond.regimes")
         if self.regimes < 2:
             raise ConfigError(f"model.cond.regimes must be at least 2, got {self.regimes}.")
+        if self.max_input_mi_bits is not None and not self.max_input_mi_bits > 0:
+            raise ConfigError(f"model.cond.max_input_mi_bits must be positive or null, got {self.max_input_mi_bits!r}.")
         if not self.regime_loss_weight >= 0:
             raise ConfigError(f"model.cond.regime_loss_weight must be >= 0, got {self.regime_loss_weight!r}.")
 

@@ -5,7 +5,11 @@
   without training rows), so "high volatility" means high for that
   instrument and the level that tells symbols apart is removed; indicator
   columns (two values or fewer, e.g. "VIX available": data coverage, i.e.
-  the calendar) are left out. These vectors replace the batch's ``regime``;
+  the calendar) are left out, and so is any feature that on its own tells
+  the symbol apart by more than ``model.cond.max_input_mi_bits`` on the
+  training fold (e.g. the shape of a per-symbol model fit or a jump rate,
+  which standardising does not remove). These vectors replace the batch's
+  ``regime``;
 * regime labels: the mixture is fitted on the training decision bars, then
   every bar is labelled causally (``regime_labels.py``); a sample's label is
   that of its decision bar;
@@ -27,6 +31,7 @@ import numpy as np
 from dualhrq.data.samples import SampleSet
 from dualhrq.errors import DataError
 from dualhrq.models.conditioning.config import CondConfig
+from dualhrq.models.conditioning.mutual_info import mutual_information_bits
 from dualhrq.models.conditioning.regime_labels import RegimeLabeler, switches_per_day
 from dualhrq.patterns.detection import PatternEncoder, check_scales
 from dualhrq.patterns.library import PatternLibrary
@@ -58,9 +63,15 @@ def fit_fold_conditioning(kind: str, cfg: CondConfig, samples: SampleSet, fold: 
     if not continuous.any():
         raise DataError("regime labels: no continuous regime feature varies over the training fold. "
                         "Fix: enable regime features in data.features.")
-    regime[:, ~continuous] = 0.0
+    keep = continuous & _symbol_free(cfg, regime, samples, fold)
+    if not keep.any():
+        raise DataError("regime labels: every regime feature tells the symbols apart on the training fold "
+                        f"(> model.cond.max_input_mi_bits={cfg.max_input_mi_bits}). Fix: raise that limit or add "
+                        "market-wide regime features.")
+    regime[:, ~keep] = 0.0
     out.extras["regime"] = np.nan_to_num(regime[samples.end_row])
-    labels, switches = _regime_labels(cfg, regime[:, continuous], samples, fold, row_symbol, row_ts)
+    out.metrics["conditioning/inputs_dropped"] = float((continuous & ~keep).sum())
+    labels, switches = _regime_labels(cfg, regime[:, keep], samples, fold, row_symbol, row_ts)
     out.extras["regime_label"] = labels
     out.metrics["regime/switches_per_day"] = switches
     out.metrics["regime/label_share_max"] = float(np.bincount(labels[fold.train], minlength=cfg.regimes).max()
@@ -68,6 +79,18 @@ def fit_fold_conditioning(kind: str, cfg: CondConfig, samples: SampleSet, fold: 
     if kind == "regime_rag":
         _patterns(cfg, samples, fold, row_symbol, out)
     return out
+
+
+def _symbol_free(cfg: CondConfig, regime: np.ndarray, samples: SampleSet, fold: FoldIndex) -> np.ndarray:
+    """Mask of regime columns whose own MI with the symbol, over the training decisions, is within the limit."""
+    keep = np.ones(regime.shape[1], dtype=bool)
+    if cfg.max_input_mi_bits is None or len(samples.symbols) < 2:
+        return keep
+    x, y = regime[samples.end_row[fold.train]], samples.symbol_id[fold.train]
+    for j in range(regime.shape[1]):
+        keep[j] = mutual_information_bits(np.nan_to_num(x[:, [j]]), y, max_samples=5000,
+                                          seed=cfg.labels.seed) <= cfg.max_input_mi_bits
+    return keep
 
 
 def _regime_labels(cfg: CondConfig, regime: np.ndarray, samples: SampleSet, fold: FoldIndex,
