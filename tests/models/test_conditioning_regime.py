@@ -101,3 +101,29 @@ def test_variants_without_regime_fit_nothing(kind):
     fold = FoldIndex(fold=0, train=np.arange(300), val=np.arange(0), test=np.arange(350, len(s)))
     out = fit_fold_conditioning(kind, CondConfig(), s, fold, np.zeros(len(s.features), np.int64), ts)
     assert out.extras == {} and out.library is None and out.metrics == {}
+
+
+def test_a_regime_feature_that_identifies_the_symbol_is_left_out():
+    # two symbols, 400 bars each; feature 0 has the same law for both, feature 1 is continuous for symbol A
+    # but half exact zeros for symbol B (a jump share, say): standardising per symbol cannot hide that
+    rng = np.random.default_rng(3)
+    n = 400
+    shared = rng.normal(size=2 * n)
+    shape = np.concatenate([rng.normal(size=n), np.where(rng.random(n) < 0.5, 0.0, rng.exponential(size=n))])
+    ts_one = np.datetime64("2020-01-01", "us") + np.arange(n) * np.timedelta64(1, "D")
+    ends = np.concatenate([np.arange(40, n - 1), n + np.arange(40, n - 1)])
+    order = np.lexsort((ends >= n, np.tile(ts_one[40 : n - 1], 2)))
+    ends = ends[order]
+    s = SampleSet(features=rng.normal(size=(2 * n, 2)).astype(np.float32),
+                  regime=np.stack([shared, shape], axis=1).astype(np.float32), end_row=ends,
+                  symbol_id=(ends >= n).astype(np.int64), t=np.tile(ts_one, 2)[ends], t1=np.tile(ts_one, 2)[ends + 1],
+                  target=rng.normal(size=len(ends)) * 0.01, next_return=np.zeros(len(ends)), symbols=["A", "B"],
+                  feature_names=["f0", "f1"], regime_names=["shared", "shape"], seq_len=32, horizon=1)
+    fold = FoldIndex(fold=0, train=np.arange(0, 400), val=np.arange(0), test=np.arange(450, len(ends)))
+    rows = (np.repeat([0, 1], n).astype(np.int64), np.tile(ts_one, 2))
+    out = fit_fold_conditioning("regime", CondConfig.from_config({"regimes": 2}), s, fold, *rows)
+    assert out.metrics["conditioning/inputs_dropped"] == 1
+    assert not out.extras["regime"][:, 1].any() and out.extras["regime"][:, 0].std() > 0.5
+    kept = fit_fold_conditioning("regime", CondConfig.from_config({"regimes": 2, "max_input_mi_bits": None}), s,
+                                 fold, *rows)
+    assert kept.metrics["conditioning/inputs_dropped"] == 0 and kept.extras["regime"][:, 1].std() > 0.5
