@@ -22,7 +22,7 @@ INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """``model.cond.patterns.index``: the kind and its search settings."""
+    """``model.cond.patterns.library.index``: the kind and its search settings."""
 
     kind: str = "auto"
     exact_max: int = 50_000
@@ -33,10 +33,10 @@ class IndexConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
-            raise ConfigError(f"model.cond.patterns.index.kind must be one of {list(INDEX_KINDS)}, "
+            raise ConfigError(f"model.cond.patterns.library.index.kind must be one of {list(INDEX_KINDS)}, "
                               f"got {self.kind!r}.")
         for name in ("exact_max", "nprobe", "hnsw_m", "ef_construction", "ef_search"):
-            positive_int(getattr(self, name), f"model.cond.patterns.index.{name}")
+            positive_int(getattr(self, name), f"model.cond.patterns.library.index.{name}")
 
     def resolve(self, n: int) -> str:
         """The concrete kind for a library of ``n`` patterns."""

@@ -38,7 +38,7 @@ _ARRAYS = ("embedding", "time", "outcome_end", "scale", "outcome", "quality", "u
 
 @dataclass(frozen=True)
 class LibraryConfig:
-    """``model.cond.patterns``' library settings; ages in days, times in microseconds since the epoch."""
+    """``model.cond.patterns.library``: ages in days, times in microseconds since the epoch."""
 
     k: int = 8
     codebook: int = 64
@@ -52,11 +52,13 @@ class LibraryConfig:
 
     def __post_init__(self) -> None:
         for name in ("k", "codebook", "max_size", "overfetch", "score_sample"):
-            positive_int(getattr(self, name), f"model.cond.patterns.{name}")
+            positive_int(getattr(self, name), f"model.cond.patterns.library.{name}")
         if self.max_age_days is not None and not self.max_age_days > 0:
-            raise ConfigError(f"model.cond.patterns.max_age_days must be positive or null, got {self.max_age_days!r}.")
+            raise ConfigError("model.cond.patterns.library.max_age_days must be positive or null, "
+                              f"got {self.max_age_days!r}.")
         if not self.quality_halflife > 0:
-            raise ConfigError(f"model.cond.patterns.quality_halflife must be positive, got {self.quality_halflife!r}.")
+            raise ConfigError("model.cond.patterns.library.quality_halflife must be positive, "
+                              f"got {self.quality_halflife!r}.")
         if isinstance(self.index, dict):
             object.__setattr__(self, "index", IndexConfig(**self.index))
 

@@ -103,7 +103,7 @@ def test_sub_budgets_of_the_design_are_enforced(kind, hidden, fix):
     ({"regimes": 1}, r"model\.cond\.regimes"),
     ({"regime": 4}, r"model\.cond: unknown keys \['regime'\]"),
     ({"patterns": {"scales": [8, 12]}}, r"model\.cond\.patterns\.scales"),
-    ({"patterns": {"library": {"index": {"kind": "lsh"}}}}, r"model\.cond\.patterns\.index\.kind"),
+    ({"patterns": {"library": {"index": {"kind": "lsh"}}}}, r"model\.cond\.patterns\.library\.index\.kind"),
     ({"labels": {"covariance": "full_rank"}}, r"model\.cond\.labels\.covariance"),
     ({"retrieval": {"timeout_ms": 0}}, r"model\.cond\.retrieval\.timeout_ms"),
 ])

@@ -150,9 +150,9 @@ def test_save_and_load_give_the_same_search(tmp_path):
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ConfigError, match=r"model\.cond\.patterns\.index\.kind"):
+    with pytest.raises(ConfigError, match=r"model\.cond\.patterns\.library\.index\.kind"):
         IndexConfig(kind="annoy")
-    with pytest.raises(ConfigError, match=r"model\.cond\.patterns\.max_age_days"):
+    with pytest.raises(ConfigError, match=r"model\.cond\.patterns\.library\.max_age_days"):
         LibraryConfig(max_age_days=0)
     t = np.arange(3, dtype=np.int64)
     with pytest.raises(DataError, match="outcome must end after"):
