@@ -29,6 +29,10 @@ from dualhrq.config import build
 from dualhrq.data.datamodule import MarketDataModule
 from dualhrq.errors import ConfigError, DualHRQError, positive_int
 from dualhrq.models.conditioning import check_conditioning
+from dualhrq.models.conditioning.config import CondConfig
+from dualhrq.models.conditioning.fold_fit import FoldConditioning, fit_fold_conditioning
+from dualhrq.models.conditioning.rag import PatternRetriever
+from dualhrq.models.conditioning.report import conditioning_report
 from dualhrq.models.lit_module import HRMLitModule, check_model_config
 from dualhrq.models.network import NetOutput
 from dualhrq.models.params import count_parameters, format_budget_table
@@ -75,13 +79,23 @@ def predict(model: HRMLitModule, loader: torch.utils.data.DataLoader) -> dict[st
             "steps": float(torch.cat([o.steps for o in outs]).float().mean())}
 
 
+# conditioning metrics logged per fold and, averaged over folds, per run (read by the statistics gates)
+COND_PREFIXES = ("regime/", "conditioning/", "retrieval/", "patterns/")
+SIM_PREFIX = "sim/"  # the strict simulator's counts (fills, rejections, violations): summed over folds
+
+
 def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str | None,
-             fold_dir: Path) -> tuple[HRMLitModule, L.Trainer]:
-    """Train one fold's model, resuming from its ``last.ckpt`` when one exists."""
-    dm.set_fold(fold)
+             fold_dir: Path) -> tuple[HRMLitModule, L.Trainer, FoldConditioning]:
+    """Train one fold's model, resuming from its ``last.ckpt`` when one exists. Regime labels and the
+    pattern library are fitted on the fold's training part first."""
+    cond = fit_fold_conditioning(cfg.model.conditioning, CondConfig.from_config(cfg.model.get("cond")),
+                                 dm.prepare(), fold, *dm.rows)
+    dm.set_fold(fold, extras=cond.extras)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                 n_symbols=dm.n_symbols, target_scale=dm.target_scale)
+    if cond.library is not None:
+        model.attach_retriever(PatternRetriever(cond.library, model.cond.retrieval))
     ckpt_dir = fold_dir / "checkpoints"
     callbacks: list[Callback] = []
     for cb_cfg in cfg.callbacks.values():
@@ -97,7 +111,7 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     if last.exists():
         log.info("fold %d: resuming from %s", fold.fold, last)
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if last.exists() else None, weights_only=True)
-    return model, trainer
+    return model, trainer, cond
 
 
 def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: RunTracker | None,
@@ -109,7 +123,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
         log.info("fold %d (%d/%d): already complete, reusing %s", fold.fold, position, n_folds, pred_path)
         return pl.read_parquet(pred_path)
     start = time.perf_counter()
-    model, trainer = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
+    model, trainer, cond = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
     final = fold_dir / "final.ckpt"
     trainer.save_checkpoint(final, weights_only=True)  # collective under DDP: every rank calls it
     if not trainer.is_global_zero:
@@ -124,12 +138,14 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
         "target": s.target[fold.test], "next_return": s.next_return[fold.test],
     })
     result = build(cfg.backtest).run(frame)
+    cond_metrics = {**cond.metrics, **conditioning_report(model, dm.test_dataloader(), s.symbol_id[fold.test],
+                                                          s.t[fold.test], seed=cfg.seed)}
     seconds = time.perf_counter() - start
     metrics = {"oos/loss": out["loss"], "oos/nll": out["nll"], "oos/act_steps": out["steps"],
                "oos/sharpe": result.sharpe,
                "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
                "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test),
-               **{f"sim/{k}": v for k, v in result.details().items()}}
+               **{f"sim/{k}": v for k, v in result.details().items()}, **cond_metrics}
     log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
              fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
              out["loss"], result.sharpe, seconds)
@@ -137,7 +153,10 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
         tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
         tracker.log_artifact(final, f"checkpoints/fold{fold.fold}")
         final.unlink()  # kept once, in the MLflow artifact store (about 100 MB per fold for hrm_27m)
-    frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items() if k.startswith("oos")))
+        if cond.library is not None:
+            tracker.log_artifact(cond.library.save(fold_dir / "patterns" / f"fold{fold.fold}"), "patterns")
+    frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items()
+                                 if k.startswith(("oos", SIM_PREFIX, *COND_PREFIXES))))
     frame.write_parquet(pred_path)
     (fold_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
     return frame
@@ -184,6 +203,7 @@ def train(cfg: DictConfig) -> float | None:
         pred_path = output_dir / "oos_predictions.parquet"
         predictions.write_parquet(pred_path)
         tracker.log_artifact(pred_path)
+        tracker.log_metrics(fold_means(predictions, COND_PREFIXES) | fold_sums(predictions, (SIM_PREFIX,)))
         model = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                       n_symbols=dm.n_symbols)
         counts = count_parameters(model.net)
@@ -202,6 +222,22 @@ def train(cfg: DictConfig) -> float | None:
         raise GatesFailed(f"validation.strict=true and {len(failed)} gate(s) failed: {', '.join(failed)} "
                           f"(see the gates table above; run {tracker.run_id})")
     return float(outcome.metrics[cfg.objective])
+
+
+def _per_fold(predictions: pl.DataFrame, prefixes: tuple[str, ...]) -> pl.DataFrame:
+    """One row per fold of the per-fold metric columns starting with one of ``prefixes``."""
+    cols = [c for c in predictions.columns if c.startswith(prefixes)]
+    return predictions.group_by("fold").agg(pl.col(c).first() for c in cols).drop("fold")
+
+
+def fold_means(predictions: pl.DataFrame, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """Run-level value of each per-fold metric (rates, bits, latencies): the mean over folds."""
+    return {c: float(v.mean()) for c, v in _per_fold(predictions, prefixes).to_dict().items()}
+
+
+def fold_sums(predictions: pl.DataFrame, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """Run-level value of each per-fold count (fills, rejections, violations): the sum over folds."""
+    return {c: float(v.sum()) for c, v in _per_fold(predictions, prefixes).to_dict().items()}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")

@@ -8,7 +8,7 @@ nothing about the test period leaks into the inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import lightning as L
 import numpy as np
@@ -26,8 +26,9 @@ class WindowDataset(Dataset):
     """Windows of normalised features ending at each sample's decision bar."""
 
     def __init__(self, samples: SampleSet, index: np.ndarray, features: np.ndarray,
-                 regime: np.ndarray, target_scale: float) -> None:
+                 regime: np.ndarray, target_scale: float, extras: Mapping[str, np.ndarray] | None = None) -> None:
         self.samples = samples
+        self.extras = dict(extras or {})
         self.index = index
         self.features = features
         self.regime = regime
@@ -46,6 +47,7 @@ class WindowDataset(Dataset):
             "symbol": torch.tensor(s.symbol_id[j], dtype=torch.long),
             "target_z": torch.tensor(s.target[j] / self.target_scale, dtype=torch.float32),
             "next_return": torch.tensor(s.next_return[j], dtype=torch.float32),
+            **{name: torch.as_tensor(values[j]) for name, values in self.extras.items()},
         }
 
 
@@ -84,6 +86,7 @@ class MarketDataModule(L.LightningDataModule):
         self.path = path  # recorded for lineage; the source callable does the reading
         self.bars: pl.DataFrame | None = None
         self.samples: SampleSet | None = None
+        self.rows: tuple[np.ndarray, np.ndarray] | None = None  # symbol id and time of every feature row
         self.fold: FoldIndex | None = None
         self._datasets: dict[str, WindowDataset] = {}
 
@@ -111,10 +114,18 @@ class MarketDataModule(L.LightningDataModule):
             cols, regime_cols = feature_names(self.spec)
             self.samples = build_samples(frame, cols, regime_cols, seq_len=self.seq_len,
                                          horizon=self.horizon, stride=self.stride)
+            codes = frame["symbol"].cast(pl.Enum(self.samples.symbols)).to_physical().to_numpy()
+            self.rows = (codes.astype(np.int64), frame["ts"].cast(pl.Datetime("us")).to_numpy())
         return self.samples
 
-    def set_fold(self, fold: FoldIndex) -> None:
-        """Point the loaders at one fold and refit normalisation on its training windows."""
+    def set_fold(self, fold: FoldIndex, extras: Mapping[str, np.ndarray] | None = None) -> None:
+        """Point the loaders at one fold and refit normalisation on its training windows.
+
+        ``extras`` are per-sample arrays (indexed like the samples) fitted on this
+        fold's training part, e.g. regime labels and pattern queries; each item
+        of every split carries them under their names (replacing an entry of the
+        same name, as the conditioning's own ``regime`` vectors do).
+        """
         s = self._require_samples()
         rows = np.unique((s.end_row[fold.train, None] - np.arange(s.seq_len)[None, :]).ravel())
         features = _standardise(s.features, rows)
@@ -125,7 +136,7 @@ class MarketDataModule(L.LightningDataModule):
                             "and that the prices move")
         self.fold = fold
         self.target_scale = scale
-        self._datasets = {split: WindowDataset(s, idx, features, regime, scale)
+        self._datasets = {split: WindowDataset(s, idx, features, regime, scale, extras)
                           for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
 
     def train_dataloader(self) -> DataLoader:

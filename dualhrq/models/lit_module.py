@@ -14,6 +14,12 @@ The trading loss has two parts, weighted in ``model.loss``:
 * utility: the batch Sharpe ratio of the signal's P&L after a cost charged on
   the size of each position, negated so that lower is better.
 
+With regime conditioning, the regime classifier's cross-entropy against the
+fold's unsupervised regime labels is added with ``model.cond.regime_loss_weight``
+(an auxiliary head trained jointly). With ``regime_rag`` each batch's
+neighbours are retrieved once, through the fail-open retriever that
+``attach_retriever`` sets, and shared by all its segments.
+
 Targets arrive standardised by the fold's training standard deviation, so the
 cost is converted to the same units with ``target_scale``.
 """
@@ -25,12 +31,16 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
+from dualhrq.models.conditioning import PatternBatch
+from dualhrq.models.conditioning.config import CondConfig
+from dualhrq.models.conditioning.rag import PatternRetriever
 from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.network import NetOutput, check_norm
 
@@ -69,17 +79,20 @@ class HRMLitModule(L.LightningModule):
         supervision: Mapping[str, int] | None = None,
         act: Mapping[str, Any] | None = None,
         grad_clip: float | None = None,
+        cond: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         # plain containers: checkpoints are read back with weights_only=True, which refuses DictConfig
-        loss, budget = _plain(loss), _plain(budget)
+        loss, budget, cond = _plain(loss), _plain(budget), _plain(cond or {})
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
+        self.cond = CondConfig.from_config(cond)
         extra = {"q_head": True} if self.act.enabled else {}
         self.net = net(n_features=n_features, n_regime_features=n_regime_features,
-                       n_symbols=n_symbols, conditioning=conditioning, **extra)
+                       n_symbols=n_symbols, conditioning=conditioning, **self.cond.net_sizes(), **extra)
+        self.retriever: PatternRetriever | None = None
         self.budget = budget
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -87,12 +100,23 @@ class HRMLitModule(L.LightningModule):
         self.target_scale = target_scale
         self.grad_clip = grad_clip
 
+    def attach_retriever(self, retriever: PatternRetriever | None) -> None:
+        """Set the fold's pattern retriever (``regime_rag``); without one the model conditions on regime only."""
+        self.retriever = retriever
+
+    def patterns(self, batch: Mapping[str, Tensor]) -> PatternBatch | None:
+        """The batch's point-in-time neighbours, or None (no retrieval here, or it failed open)."""
+        if self.retriever is None or "query" not in batch:
+            return None
+        return self.retriever(batch["query"], batch["t"])
+
     def forward(self, batch: Mapping[str, Tensor]) -> NetOutput:
         """The decision. Segments run until every sample has halted (ACT) or the segment cap;
         each sample keeps the outputs of its halting segment, and ``steps`` says which."""
         x, regime, symbol = batch["x"], batch["regime"], batch["symbol"]
+        patterns = self.patterns(batch)
         if not self.net.recurrent:
-            out = self.net(x, regime, symbol)
+            out = self.net(x, regime, symbol, patterns=patterns)
             out.steps = torch.ones(len(x), device=x.device)
             return out
         max_steps = self.act.halt_max_steps if self.act.enabled else self.segments
@@ -100,7 +124,7 @@ class HRMLitModule(L.LightningModule):
         steps = torch.zeros(len(x), device=x.device)
         carry, result = None, None
         for step in range(1, max_steps + 1):
-            out = self.net(x, regime, symbol, carry)
+            out = self.net(x, regime, symbol, carry, patterns=patterns)
             if result is None:
                 result = out
             else:
@@ -125,6 +149,14 @@ class HRMLitModule(L.LightningModule):
         return trading_loss(out, target_z, forecast_weight=self.loss_weights["forecast_weight"],
                             utility_weight=self.loss_weights["utility_weight"], cost_z=cost_z)
 
+    def regime_terms(self, out: NetOutput, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Cross-entropy and accuracy of the regime classifier against the fold's labels (empty without)."""
+        if out.regime_logits is None or "regime_label" not in batch:
+            return {}
+        label = batch["regime_label"]
+        return {"regime_ce": F.cross_entropy(out.regime_logits.float(), label),
+                "regime_accuracy": (out.regime_logits.argmax(dim=1) == label).float().mean()}
+
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         """Deep supervision: one optimiser step per segment, carry detached between segments."""
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
@@ -133,17 +165,21 @@ class HRMLitModule(L.LightningModule):
         halted = torch.ones(n, dtype=torch.bool, device=x.device)  # every sample starts from the initial state
         steps = torch.zeros(n, dtype=torch.long, device=x.device)
         carry, halt_steps = None, []
+        patterns = self.patterns(batch)
         for _ in range(self.segments):
             if self.net.recurrent:
                 carry = self.net.reset_carry(carry, halted, x.shape[1])
             steps = torch.where(halted, 0, steps) + 1
-            out = self.net(x, regime, symbol, carry)
+            out = self.net(x, regime, symbol, carry, patterns=patterns)
             terms = self.loss_terms(out, target)
+            terms.update(self.regime_terms(out, batch))
             loss = terms["loss"]
+            if "regime_ce" in terms:
+                loss = loss + self.cond.regime_loss_weight * terms["regime_ce"]
             if self.act.enabled:
                 halted, is_last = halt(out.q, steps, self.act, training=True)
                 with torch.no_grad():
-                    next_q = self.net(x, regime, symbol, out.carry).q
+                    next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
                 correct = is_correct(out.forecast[:, 0].detach(), target, self.act)
                 terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
                 terms["q_accuracy"] = ((out.q[:, 0] > 0).float() == correct).float().mean()
@@ -165,6 +201,8 @@ class HRMLitModule(L.LightningModule):
         stopped = torch.cat(halt_steps)
         if len(stopped):
             terms["steps"] = stopped.float().mean()
+        if self.retriever is not None:
+            terms["retrieval_ok"] = float(patterns is not None)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, batch_size=n)
         self.log("loss", terms["loss"], prog_bar=True, logger=False)
         return loss.detach()
@@ -172,6 +210,7 @@ class HRMLitModule(L.LightningModule):
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         out = self(batch)
         terms = self.loss_terms(out, batch["target_z"])
+        terms.update(self.regime_terms(out, batch))
         terms["steps"] = out.steps.mean()
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, prog_bar=False,
                       batch_size=len(batch["target_z"]), sync_dist=True)
@@ -208,6 +247,7 @@ def check_model_config(model: DictConfig) -> None:
     if model.net.get("recursion") is not None:
         RecursionConfig.from_config(_plain(model.net.recursion))
     check_norm(model.net.get("norm", "post"), "model.net.norm")
+    CondConfig.from_config(model.get("cond"))
 
 
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:

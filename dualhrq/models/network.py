@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dualhrq.errors import ConfigError, DataError, positive_int
-from dualhrq.models.conditioning import build_conditioning
+from dualhrq.models.conditioning import DEFAULT_SIZES, PatternBatch, build_conditioning
 from dualhrq.models.deq import RecursionConfig, SolverStats
 from dualhrq.models.heads import TradingHeads
 from dualhrq.models.hrm import HRM, HRMCarry, LevelSize
@@ -28,6 +28,7 @@ class NetOutput:
     carry: HRMCarry | None = None
     stats: SolverStats | None = None
     steps: Tensor | None = None  # [B] segments used per decision (set by the LightningModule)
+    regime_logits: Tensor | None = None  # [B, R] from the regime classifier, for its auxiliary loss
 
 
 def check_norm(norm: str, field: str) -> str:
@@ -62,6 +63,9 @@ class DualHRQNet(nn.Module):
         norm: str = "post",
         recursion: Mapping[str, Any] | None = None,
         q_head: bool = False,
+        n_regimes: int = DEFAULT_SIZES["n_regimes"],
+        pattern_token_dim: int = DEFAULT_SIZES["pattern_token_dim"],
+        pool_queries: int = DEFAULT_SIZES["pool_queries"],
     ) -> None:
         super().__init__()
         h_size = LevelSize.from_config(h, "model.net.h")
@@ -78,7 +82,8 @@ class DualHRQNet(nn.Module):
                        recursion=RecursionConfig.from_config(recursion))
         self.conditioning = build_conditioning(conditioning, n_regime_features=n_regime_features,
                                                n_symbols=n_symbols, l_layers=l_size.layers, l_dim=l_size.dim,
-                                               hidden=cond_hidden)
+                                               hidden=cond_hidden, n_regimes=n_regimes,
+                                               pattern_token_dim=pattern_token_dim, pool_queries=pool_queries)
         self.heads = TradingHeads(h_size.dim, head_hidden, q_head=q_head)
 
     def reset_carry(self, carry: HRMCarry | None, reset: Tensor, seq_len: int) -> HRMCarry:
@@ -89,20 +94,25 @@ class DualHRQNet(nn.Module):
         m = reset.view(-1, 1, 1)
         return HRMCarry(z_H=torch.where(m, init.z_H, carry.z_H), z_L=torch.where(m, init.z_L, carry.z_L))
 
-    def forward(self, x: Tensor, regime: Tensor, symbol: Tensor, carry: HRMCarry | None = None) -> NetOutput:
+    def forward(self, x: Tensor, regime: Tensor, symbol: Tensor, carry: HRMCarry | None = None,
+                patterns: PatternBatch | None = None) -> NetOutput:
         """One segment from ``carry`` (the initial state if None).
 
-        x [B, T, F] float32 (bars up to the decision bar), regime [B, R], symbol [B] long.
+        x [B, T, F] float32 (bars up to the decision bar), regime [B, R], symbol [B] long; ``patterns``
+        are the retrieved neighbours (``regime_rag``; None: regime-only, as when retrieval failed open).
         """
         if x.ndim != 3 or x.shape[-1] != self.n_features:
             raise DataError(
                 f"model input must be [batch, seq_len, {self.n_features}] (model.net.n_features), "
                 f"got {list(x.shape)}."
             )
-        film = None if self.conditioning is None else self.conditioning(regime, symbol)
+        film, logits = None, None
+        if self.conditioning is not None:
+            cond = self.conditioning.encode(regime, symbol, patterns)
+            film, logits = self.conditioning.film(cond.context), cond.regime_logits
         carry, z_H, stats = self.hrm(x, film, carry)
         signal, forecast, q = self.heads(z_H[:, -1])
-        return NetOutput(signal=signal, forecast=forecast, q=q, carry=carry, stats=stats)
+        return NetOutput(signal=signal, forecast=forecast, q=q, carry=carry, stats=stats, regime_logits=logits)
 
     def components(self) -> dict[str, nn.Module]:
         """The budgeted parts; every parameter belongs to exactly one."""

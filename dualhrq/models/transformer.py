@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from dualhrq.errors import DataError, positive_int
-from dualhrq.models.conditioning import build_conditioning
+from dualhrq.models.conditioning import DEFAULT_SIZES, PatternBatch, build_conditioning
 from dualhrq.models.heads import TradingHeads
 from dualhrq.models.hrm import LevelSize, ReasoningModule
 from dualhrq.models.layers import Linear
@@ -40,6 +40,9 @@ class TransformerNet(nn.Module):
         head_hidden: int = 128,
         rope_base: float = 10000.0,
         norm: str = "post",
+        n_regimes: int = DEFAULT_SIZES["n_regimes"],
+        pattern_token_dim: int = DEFAULT_SIZES["pattern_token_dim"],
+        pool_queries: int = DEFAULT_SIZES["pool_queries"],
     ) -> None:
         super().__init__()
         size = LevelSize.from_config(trunk, "model.net.trunk")
@@ -50,17 +53,23 @@ class TransformerNet(nn.Module):
         self.trunk = ReasoningModule(size, rope_base, check_norm(norm, "model.net.norm"))
         self.conditioning = build_conditioning(conditioning, n_regime_features=n_regime_features,
                                                n_symbols=n_symbols, l_layers=size.layers, l_dim=size.dim,
-                                               hidden=cond_hidden)
+                                               hidden=cond_hidden, n_regimes=n_regimes,
+                                               pattern_token_dim=pattern_token_dim, pool_queries=pool_queries)
         self.heads = TradingHeads(size.dim, head_hidden)
 
-    def forward(self, x: Tensor, regime: Tensor, symbol: Tensor, carry: None = None) -> NetOutput:
-        """x [B, T, F], regime [B, R], symbol [B]; ``carry`` is accepted for the common interface."""
+    def forward(self, x: Tensor, regime: Tensor, symbol: Tensor, carry: None = None,
+                patterns: PatternBatch | None = None) -> NetOutput:
+        """x [B, T, F], regime [B, R], symbol [B], retrieved ``patterns`` or None; ``carry`` is accepted for
+        the common interface."""
         if x.ndim != 3 or x.shape[-1] != self.n_features:
             raise DataError(f"model input must be [batch, seq_len, {self.n_features}], got {list(x.shape)}.")
-        film = None if self.conditioning is None else self.conditioning(regime, symbol)
+        film, logits = None, None
+        if self.conditioning is not None:
+            cond = self.conditioning.encode(regime, symbol, patterns)
+            film, logits = self.conditioning.film(cond.context), cond.regime_logits
         h = self.trunk(self.embed(x), 0.0, film)
         signal, forecast, _ = self.heads(h[:, -1])
-        return NetOutput(signal=signal, forecast=forecast)
+        return NetOutput(signal=signal, forecast=forecast, regime_logits=logits)
 
     def components(self) -> dict[str, nn.Module]:
         """The budgeted parts; every parameter belongs to exactly one."""

@@ -42,7 +42,7 @@ def test_bad_value_is_refused_with_one_message(tmp_path):
 def test_param_count_cli_prints_the_table_and_enforces_the_budget(tmp_path):
     ok = run_cli(["dualhrq.tools.param_count", "model=hrm_27m", "--strict"], cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert "l_module" in ok.stdout and "26,909,701" in ok.stdout
+    assert "l_module" in ok.stdout and "26,910,281" in ok.stdout
     over = run_cli(["dualhrq.tools.param_count", "model=hrm_27m", "model.budget.l_module.max=1e6", "--strict"],
                    cwd=tmp_path)
     assert over.returncode == 1

@@ -103,7 +103,8 @@ def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, cli
 
 @pytest.mark.parametrize("override,field", [
     ("model.conditioning=bogus", "model.conditioning"),
-    ("model.conditioning=regime_rag", "model.conditioning"),
+    ("model.cond.patterns.library.index.kind=annoy", "model.cond.patterns.library.index.kind"),
+    ("model.cond.regimes=1", "model.cond.regimes"),
     ("validation.splitter.n_test_groups=5", "validation.n_test_groups"),
     ("validation.splitter.purge_days=-1", "validation.purge_days"),
     ("data.seq_len=0", "data.seq_len"),

@@ -58,8 +58,8 @@ def test_carry_is_kept_across_segments_and_reset_per_sample_on_halt(tmp_path, mo
     calls = []
     forward = module.net.forward
 
-    def recording(x, regime, symbol, carry=None):
-        out = forward(x, regime, symbol, carry)
+    def recording(x, regime, symbol, carry=None, patterns=None):
+        out = forward(x, regime, symbol, carry, patterns=patterns)
         calls.append((carry, out.carry))
         return out
 

@@ -4,22 +4,26 @@ import pytest
 import torch
 from torch import nn
 
-from dualhrq.config import model_sizes
+from dualhrq.config import compose_train, model_sizes
 from dualhrq.errors import ConfigError
 from dualhrq.features.engine import FeatureSpec, feature_names
 from dualhrq.models.conditioning import build_conditioning
+from dualhrq.models.conditioning.config import CondConfig
 from dualhrq.models.network import DualHRQNet
 from dualhrq.models.params import check_budget, count_parameters, format_budget_table
 
 # hrm_27m with conditioning=regime and the ACT Q head, on the bundled data's default features
-# (21 inputs, 9 regime).
+# (21 inputs, 9 regime). Regime conditioning: classifier 9-64-64-4 (5,060) + FiLM 4-64-4,608 (299,840).
 HRM_27M_REGIME = {
     "h_module": 8_478_720,
     "l_module": 17_928_000,
     "heads": 198_661,
-    "conditioning": 304_320,
-    "total": 26_909_701,
+    "conditioning": 304_900,
+    "total": 26_910_281,
 }
+# regime_rag adds the retrieval head (token 22 -> 64, key, value, 2 queries: 9,792) and widens the FiLM
+# input to 4 logits + 2 x 64 pooled + 1 flag (+8,256): 322,948, inside the 0.5M cap.
+HRM_27M_REGIME_RAG_CONDITIONING = 322_948
 N_INPUTS, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
 
 
@@ -32,15 +36,18 @@ def test_hrm_27m_counts_are_pinned_and_every_conditioning_fits_the_budget():
     assert check_budget(counts, size["budget"]) == []
 
     l_net = size["net"]["l"]
-    for kind in ["none", "puzzle_id"]:
+    for kind in ["none", "puzzle_id", "regime_rag"]:
         cond = build_conditioning(kind, n_regime_features=N_REGIME, n_symbols=2, l_layers=l_net["layers"],
-                                  l_dim=l_net["dim"], hidden=size["net"]["cond_hidden"])
+                                  l_dim=l_net["dim"], hidden=size["net"]["cond_hidden"],
+                                  **CondConfig.from_config(compose_train(["model=hrm_27m"]).model.cond).net_sizes())
         n_cond = 0 if cond is None else sum(p.numel() for p in cond.parameters())
+        if kind == "regime_rag":
+            assert n_cond == HRM_27M_REGIME_RAG_CONDITIONING
         other = {**counts, "conditioning": n_cond, "total": counts["total"] - counts["conditioning"] + n_cond}
         assert check_budget(other, size["budget"]) == [], kind
 
 
-@pytest.mark.parametrize("conditioning", ["none", "puzzle_id", "regime"])
+@pytest.mark.parametrize("conditioning", ["none", "puzzle_id", "regime", "regime_rag"])
 def test_hrm_tiny_fits_its_own_budget(make_net, conditioning):
     counts = count_parameters(make_net(conditioning))
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")

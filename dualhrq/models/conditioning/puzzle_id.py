@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from dualhrq.models.conditioning.base import Conditioning, PatternBatch
 from dualhrq.models.conditioning.film import FiLMGenerator
 from dualhrq.models.layers import trunc_normal_
 
@@ -23,6 +24,9 @@ class SymbolConditioner(nn.Module):
         trunc_normal_(self.embed.weight, std=1.0)
         self.film = FiLMGenerator(dim, hidden, n_layers, d_model)
 
-    def forward(self, regime: Tensor, symbol: Tensor) -> tuple[Tensor, Tensor]:
-        """(gamma, beta) [B, n_layers, d_model] from ``symbol``; ``regime`` is unused."""
-        return self.film(self.embed(symbol))
+    def encode(self, regime: Tensor, symbol: Tensor, patterns: PatternBatch | None = None) -> Conditioning:
+        return Conditioning(context=self.embed(symbol))
+
+    def forward(self, regime: Tensor, symbol: Tensor, patterns: PatternBatch | None = None) -> tuple[Tensor, Tensor]:
+        """(gamma, beta) [B, n_layers, d_model] from ``symbol``; ``regime`` and ``patterns`` are unused."""
+        return self.film(self.encode(regime, symbol).context)

@@ -1,0 +1,34 @@
+"""The training job with regime + pattern conditioning: the run-level metrics the statistics gates read,
+per-fold variants, and the pattern library saved with the run."""
+
+import sys
+
+import pytest
+
+from dualhrq.patterns.library import PatternLibrary
+from dualhrq.train import train
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "e2e"))
+from conftest import compose_tiny, runs_of  # noqa: E402
+
+
+@pytest.mark.slow
+def test_regime_rag_job_logs_gate_metrics_and_the_pattern_library(tmp_path):
+    cfg = compose_tiny(tmp_path, ["task_name=cond", "model.conditioning=regime_rag", "validation.folds=[0,1]"])
+    train(cfg)
+    (run,) = runs_of(tmp_path, "cond")
+    m = run.data.metrics
+    for name in ("regime/switches_per_day", "conditioning/mi_symbol_bits", "conditioning/mi_weekday_bits",
+                 "retrieval/fail_open_rate", "retrieval/latency_p99_ms", "patterns/size"):
+        assert name in m and f"fold0-{name}" in m and f"fold1-{name}" in m
+        assert m[name] == pytest.approx((m[f"fold0-{name}"] + m[f"fold1-{name}"]) / 2)
+    assert 0.0 <= m["regime/switches_per_day"] <= 1.0 and m["conditioning/mi_symbol_bits"] >= 0.0
+    assert m["retrieval/calls"] == m["retrieval/ok"] + m["retrieval/timeouts"] + m["retrieval/errors"] + \
+        m["retrieval/skipped"]
+    assert "fold0-train/regime_ce" in m
+    # the saved library loads back and holds fold 0's training patterns
+    lib = PatternLibrary.load(tmp_path / "out" / "folds" / "fold0" / "patterns" / "fold0")
+    assert len(lib) == m["fold0-patterns/size"] > 0
+    artifacts = {a.path for a in __import__("mlflow").tracking.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+                 .list_artifacts(run.info.run_id, "patterns/fold0")}
+    assert {"patterns/fold0/index.faiss", "patterns/fold0/patterns.npz", "patterns/fold0/library.json"} <= artifacts
