@@ -25,7 +25,9 @@ sys.path.insert(0, str(CONF_DIR.parent / "tests" / "e2e"))
 from conftest import compose_tiny, run_cli, tiny_overrides  # noqa: E402
 
 # 4 groups, 2 tested per fold: 6 folds and 3 CPCV paths; one tiny model per fold
-SPLIT = ["validation.splitter.n_groups=4", "validation.splitter.n_test_groups=2", "task_name=gates"]
+SPLIT = ["validation.splitter.n_groups=4", "validation.splitter.n_test_groups=2", "task_name=gates",
+         # a gate on a metric no part of the job logs
+         "+validation.gates.unlogged={metric:ext/never_logged,below:1.0,description:nothing logs this}"]
 PROBE = """<script>window.addEventListener('load', () => {
   const imgs = Array.from(document.images);
   const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
@@ -60,12 +62,14 @@ def test_gates_judge_metrics_any_part_logged_and_never_pass_missing_ones(first_r
     tags, metrics = run.data.tags, run.data.metrics
     assert objective == pytest.approx(metrics["oos/sharpe"]) and metrics["oos/n_paths"] == 3
     assert tags["gate.sim_violations"] == "PASS" and metrics["gate/sim_violations"] == 1.0
-    assert tags["gate.regime_switches"] == tags["gate.conditioning_mi"] == "not evaluated"
-    assert "gate/regime_switches" not in metrics
+    # the regime and MI metrics the conditioning logs are judged against their thresholds
+    assert tags["gate.regime_switches"] == ("PASS" if metrics["regime/switches_per_day"] < 0.05 else "FAIL")
+    assert tags["gate.conditioning_mi"] == ("PASS" if metrics["conditioning/mi_symbol_bits"] < 0.1 else "FAIL")
+    assert tags["gate.unlogged"] == "not evaluated" and "gate/unlogged" not in metrics
     assert tags["gate.param_budget"] == "PASS"  # hrm_tiny's 66,307 parameters are in its budget
     expected = "PASS" if metrics["oos/max_drawdown"] < 0.15 else "FAIL"
     assert tags["gate.max_drawdown"] == expected
-    assert metrics["gates/passed"] + metrics["gates/failed"] + metrics["gates/not_evaluated"] == 8
+    assert metrics["gates/passed"] + metrics["gates/failed"] + metrics["gates/not_evaluated"] == 9
     artifacts = set(_artifacts(client, run.info.run_id))
     assert {"report/report.html", "cpcv_returns.parquet", "summary.txt", "plots/equity.png", "plots/drawdown.png",
             "plots/path_sharpe.png", "plots/regime_timeline.png", "plots/rolling_sharpe.png"} <= artifacts
