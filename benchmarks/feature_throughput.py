@@ -36,7 +36,7 @@ import polars as pl
 
 from dualhrq.features.engine import IntradayFeatureSpec, feature_names
 
-SPEC = IntradayFeatureSpec(vol_regime=False)
+SPEC = IntradayFeatureSpec(vol_regime=False, rule_state=False)  # the columnar query only
 
 
 def _peak_gb() -> float:

@@ -32,9 +32,9 @@ def write_intraday_features(
     written by ``write_bars`` or checked by ``load_parquet``); rows may come
     in any order. Returns a scan of the written parts.
     """
-    if spec.vol_regime or spec.options:
-        raise ConfigError("data.features.vol_regime and data.features.options fit models outside the columnar "
-                          "query. Fix: set both to false here and add them with compute_features.")
+    if spec.vol_regime or spec.options or spec.rule_state:
+        raise ConfigError("data.features.vol_regime, options and rule_state are computed outside the columnar "
+                          "query. Fix: set them to false here and add them with compute_features.")
     if spec.long + spec.tsrv_k > warmup_days * _SHORTEST_SESSION:
         raise ConfigError(f"warmup_days={warmup_days} holds fewer bars than the longest window "
                           f"(data.features.long={spec.long}). Fix: raise warmup_days.")

@@ -19,6 +19,7 @@ from dualhrq.features import microstructure as micro
 from dualhrq.features import pattern, regime
 from dualhrq.features.cross_section import cross_sectional_rank
 from dualhrq.features.options import surface_features
+from dualhrq.features.rule_state import RULE_STATE_FEATURES, rule_state_features
 from dualhrq.features.vol_regime import markov_volatility_regime
 
 _VIX_ANCHOR = 20.0  # long-run VIX level: vix_log is 0 there and where VIX is missing
@@ -52,7 +53,9 @@ class IntradayFeatureSpec:
     ``regime_block``-bar blocks, fitted on each symbol's first
     ``regime_fit_days`` sessions (which are then left without features).
     ``options``: add the option-surface features of the previous session's
-    end-of-day chain (``options.surface_features``).
+    end-of-day chain (``options.surface_features``). ``rule_state``: add the
+    market-rule state (Rule 201 in force, distances to the LULD bands;
+    ``rule_state.rule_state_features``); needs the quote contract's columns.
     """
 
     short: int = 5
@@ -66,6 +69,7 @@ class IntradayFeatureSpec:
     regime_block: int = 30
     regime_fit_days: int = 5
     options: bool = False
+    rule_state: bool = True
 
     def __post_init__(self) -> None:
         if not 2 <= self.short < self.medium < self.long:
@@ -88,7 +92,8 @@ def feature_names(spec: Spec) -> tuple[list[str], list[str]]:
     """(model input columns, regime columns); the regime columns are a subset."""
     if isinstance(spec, IntradayFeatureSpec):
         model_only, regime_cols = _intraday_features(spec)
-        extra = (["vol_regime"] if spec.vol_regime else []) + (list(SURFACE_FEATURES) if spec.options else [])
+        extra = ((["vol_regime"] if spec.vol_regime else []) + (list(SURFACE_FEATURES) if spec.options else [])
+                 + (list(RULE_STATE_FEATURES) if spec.rule_state else []))
         return [*model_only, *_ranked(spec), *regime_cols, *extra], [*regime_cols, *extra]
     model_only, regime_cols = _bar_features(spec)
     regime_names = [*regime_cols, *(["vix_log", "vix_available"] if spec.use_vix else [])]
@@ -259,8 +264,8 @@ def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFram
     """The lazy plan of every columnar intraday feature over bars sorted by (symbol, ts).
 
     Returns ``ts, symbol, close`` and the features in ``feature_names``
-    order, less ``vol_regime`` and the option-surface features (model fits,
-    added by ``compute_features``).
+    order, less ``vol_regime``, the option-surface and the rule-state features
+    (model fits and market-rule replays, added by ``compute_features``).
     """
     _check_intraday_columns(bars.collect_schema().names(), spec)
     model_only, regime_cols = _intraday_features(spec)
@@ -273,13 +278,14 @@ def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFram
     if spec.cross_section:
         query = query.with_columns(
             cross_sectional_rank(pl.col(name.removeprefix("rank_"))).alias(name) for name in _ranked(spec))
-    fitted = {"vol_regime", *SURFACE_FEATURES}
+    fitted = {"vol_regime", *SURFACE_FEATURES, *RULE_STATE_FEATURES}
     names = [n for n in feature_names(spec)[0] if n not in fitted]
     return query.select("ts", "symbol", "close", *names)
 
 
 def _check_intraday_columns(columns: list[str], spec: IntradayFeatureSpec) -> None:
-    needs = {"quotes": ["bid", "ask", "bid_size", "ask_size"], "trades": ["trades"]}
+    needs = {"quotes": ["bid", "ask", "bid_size", "ask_size"], "trades": ["trades"],
+             "rule_state": ["bid", "ask", "trades", "luld_tier"]}
     for flag, cols in needs.items():
         missing = [c for c in cols if c not in columns]
         if getattr(spec, flag) and missing:
@@ -296,6 +302,8 @@ def _compute_intraday(bars: pl.DataFrame, spec: IntradayFeatureSpec, options: pl
             raise ConfigError("data.features.options=true but no option chain was given. Fix: set data.options "
                               "to a chain source or data.features.options=false.")
         frame = _previous_session_surface(frame, options)
+    if spec.rule_state:
+        frame = frame.join(rule_state_features(bars), on=["symbol", "ts"], how="left", maintain_order="left")
     return frame
 
 

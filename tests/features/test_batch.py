@@ -11,7 +11,7 @@ from dualhrq.errors import ConfigError
 from dualhrq.features.batch import write_intraday_features
 from dualhrq.features.engine import IntradayFeatureSpec, compute_features
 
-SPEC = IntradayFeatureSpec(short=3, medium=10, long=60, tsrv_k=3, vol_regime=False)
+SPEC = IntradayFeatureSpec(short=3, medium=10, long=60, tsrv_k=3, vol_regime=False, rule_state=False)
 
 
 def test_chunks_with_a_warm_up_day_reproduce_the_whole_history(tmp_path) -> None:
@@ -25,7 +25,8 @@ def test_chunks_with_a_warm_up_day_reproduce_the_whole_history(tmp_path) -> None
 
 def test_the_model_fitted_regime_and_too_short_warm_ups_are_refused(tmp_path) -> None:
     scan = pl.LazyFrame()
-    with pytest.raises(ConfigError, match="vol_regime and data.features.options"):
+    with pytest.raises(ConfigError, match="vol_regime, options and rule_state"):
         write_intraday_features(scan, IntradayFeatureSpec(vol_regime=True), tmp_path)
     with pytest.raises(ConfigError, match="warmup_days"):
-        write_intraday_features(scan, IntradayFeatureSpec(long=300, vol_regime=False), tmp_path, warmup_days=1)
+        write_intraday_features(scan, IntradayFeatureSpec(long=300, vol_regime=False, rule_state=False), tmp_path,
+                                warmup_days=1)
