@@ -14,7 +14,7 @@ from dualhrq.data.synthetic import generate_bars, generate_option_chain
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import microstructure as micro
 from dualhrq.features.cross_section import cross_sectional_rank
-from dualhrq.features.engine import IntradayFeatureSpec, compute_features, feature_names
+from dualhrq.features.engine import SURFACE_FEATURES, IntradayFeatureSpec, compute_features, feature_names
 from dualhrq.features.options import surface_features
 
 from .test_regime_features import evaluate
@@ -127,7 +127,13 @@ def test_every_intraday_feature_is_causal(minute_bars: pl.DataFrame) -> None:
             .otherwise(pl.col(c)) for c in ("volume", "bid_size", "ask_size"))
         after = features(changed)
         assert not after.equals(before)
-        assert_frame_equal(after.filter(~later), before.filter(~later), check_exact=True)
+        exact = [c for c in before.columns if c not in SURFACE_FEATURES]
+        assert_frame_equal(after.filter(~later).select(exact), before.filter(~later).select(exact), check_exact=True)
+        # the SVI fits of earlier sessions run in the same vectorised batch as the changed ones:
+        # equal up to floating-point summation order (seen: 1e-16), never by more
+        surface = [c for c in before.columns if c in SURFACE_FEATURES]
+        assert_frame_equal(after.filter(~later).select(surface), before.filter(~later).select(surface),
+                           rel_tol=0, abs_tol=1e-12)
 
 
 def test_no_feature_carries_the_symbol_name_or_price_level(minute_bars: pl.DataFrame) -> None:
