@@ -136,7 +136,7 @@ def compute_features(
     return query.select("ts", "symbol", "close", *names).collect()
 
 
-def _bar_features(spec: FeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
+def _bar_features(spec: FeatureSpec | IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
     """(model-only features, regime features) as named per-symbol expressions.
 
     Amihud illiquidity enters as log(ILLIQ_medium / ILLIQ_long): its level
@@ -192,31 +192,18 @@ def _checked_vix(vix: pl.DataFrame) -> pl.DataFrame:
 
 
 def _intraday_features(spec: IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
-    """(model-only features, regime features) of minute bars, as named per-symbol expressions.
+    """(model-only features, regime features) of minute bars: the bar features plus the
+    microstructure ones, and TSRV volatility beside the other volatilities.
 
     The session VWAP is the one feature that resets each day; it is written
     here with its own ``.over("symbol", "session")``.
     """
     s, m, lg = spec.short, spec.medium, spec.long
-    o, h, low, c = (pl.col(x) for x in ("open", "high", "low", "close"))
+    h, low, c = (pl.col(x) for x in ("high", "low", "close"))
     volume = regime.traded_volume(pl.col("volume"))
-    r = regime.log_return(c)
-    rv = regime.realized_variance(r, m)
-    bpv = regime.bipower_variation(r, m)
     session_vwap = micro.vwap(micro.typical_price(h, low, c), pl.col("volume")).over("symbol", "session")
-    model_only = {
-        "log_return": r,
-        f"mom_{s}": pattern.momentum(c, s),
-        f"mom_{m}": pattern.momentum(c, m),
-        f"mom_{lg}": pattern.momentum(c, lg),
-        f"meanrev_z_{m}": pattern.zscore(c, m),
-        f"volume_z_{m}": pattern.zscore(volume.log(), m),
-        "close_location": pattern.close_location(h, low, c),
-        f"atr_{m}": pattern.average_true_range(h, low, c, m),
-        "gap": pattern.gap(o, c),
-        "body": pattern.body(o, c),
-        f"drawdown_{lg}": pattern.drawdown(c, lg),
-        f"vol_ratio_{s}_{lg}": pattern.volatility_ratio(r, s, lg),
+    model_only, bar_regime = _bar_features(spec)
+    model_only |= {
         "vwap_deviation": micro.vwap_deviation(c, session_vwap),
         f"order_flow_{s}": _order_flow(spec, s),
         f"order_flow_{m}": _order_flow(spec, m),
@@ -231,18 +218,11 @@ def _intraday_features(spec: IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], d
     if spec.trades:
         model_only[f"trade_size_ratio_{s}_{lg}"] = micro.mean_trade_size_ratio(volume, pl.col("trades"), s, lg)
     tsrv = regime.two_scale_realized_variance(c.log(), lg, spec.tsrv_k).clip(lower_bound=0)
-    regime_cols = {
-        f"rvol_{m}": (rv / m).sqrt(),
-        f"bpvol_{m}": (bpv / m).sqrt(),
-        f"tsrv_vol_{lg}": (tsrv / lg).sqrt(),
-        f"jump_share_{m}": regime.jump_share(rv, bpv),
-        f"parkinson_{m}": regime.rolling_volatility(regime.parkinson(h, low), m),
-        f"garman_klass_{m}": regime.rolling_volatility(regime.garman_klass(o, h, low, c), m),
-        f"rogers_satchell_{m}": regime.rolling_volatility(regime.rogers_satchell(o, h, low, c), m),
-        f"amihud_{m}_{lg}": (
-            regime.amihud_illiquidity(r, c, volume, m) / regime.amihud_illiquidity(r, c, volume, lg)
-        ).log(),
-    }
+    regime_cols = {}
+    for name, expr in bar_regime.items():
+        regime_cols[name] = expr
+        if name == f"bpvol_{m}":
+            regime_cols[f"tsrv_vol_{lg}"] = (tsrv / lg).sqrt()
     return model_only, regime_cols
 
 
