@@ -111,21 +111,24 @@ def test_without_quotes_or_trades_the_flow_comes_from_the_tick_rule(minute_bars:
         compute_features(bare, IntradayFeatureSpec())
 
 
+def altered_after(bars: pl.DataFrame, later: pl.Expr, rng: np.random.Generator, move: float) -> pl.DataFrame:
+    """``bars`` with prices and quotes scaled by up to +-``move`` and volume and sizes redrawn where ``later``."""
+    n = bars.height
+    scale = pl.lit(rng.uniform(1 - move, 1 + move, n))
+    changed = bars.with_columns(pl.when(later).then(pl.col(c) * scale).otherwise(pl.col(c))
+                                for c in ("open", "high", "low", "close", "bid", "ask"))
+    return changed.with_columns(
+        pl.when(later).then(pl.col(c) * pl.lit(rng.uniform(0.1, 5.0, n)).round(0).clip(1))
+        .otherwise(pl.col(c)) for c in ("volume", "bid_size", "ask_size"))
+
+
 def test_every_intraday_feature_is_causal(minute_bars: pl.DataFrame) -> None:
     """Changing every bar after t (prices, quotes, sizes, volume) leaves all features at or before t unchanged."""
     before = features(minute_bars)
     rng = np.random.default_rng(4)
-    n = minute_bars.height
     for cut in (minute_bars["ts"].unique().sort()[900], minute_bars["ts"].unique().sort()[1300]):
         later = pl.col("ts") > cut
-        scale = pl.lit(rng.uniform(0.97, 1.03, n))
-        changed = minute_bars.with_columns(
-            pl.when(later).then(pl.col(c) * scale).otherwise(pl.col(c))
-            for c in ("open", "high", "low", "close", "bid", "ask"))
-        changed = changed.with_columns(
-            pl.when(later).then(pl.col(c) * pl.lit(rng.uniform(0.1, 5.0, n)).round(0).clip(1))
-            .otherwise(pl.col(c)) for c in ("volume", "bid_size", "ask_size"))
-        after = features(changed)
+        after = features(altered_after(minute_bars, later, rng, 0.03))
         assert not after.equals(before)
         exact = [c for c in before.columns if c not in SURFACE_FEATURES]
         assert_frame_equal(after.filter(~later).select(exact), before.filter(~later).select(exact), check_exact=True)

@@ -15,7 +15,7 @@ from dualhrq.features.rule_state import RULE_STATE_FEATURES, rule_state_features
 from dualhrq.market.grid import build_grid
 from dualhrq.market.luld import luld_state
 
-from .test_intraday_features import minute_bars  # noqa: F401  (module fixture: 4 symbols x 4 days)
+from .test_intraday_features import altered_after, minute_bars  # noqa: F401  (module fixture: 4 symbols x 4 days)
 
 LIGHT = IntradayFeatureSpec(short=3, medium=10, long=40, tsrv_k=3, cross_section=False)
 N_BARS = 30
@@ -76,16 +76,9 @@ def test_rule_state_is_causal(minute_bars: pl.DataFrame) -> None:  # noqa: F811
     """Changing every bar after t (prices, quotes, sizes, volume) leaves the rule state at or before t unchanged."""
     before = compute_features(minute_bars, LIGHT).select("ts", "symbol", *RULE_STATE_FEATURES)
     rng = np.random.default_rng(7)
-    n = minute_bars.height
     for cut in (minute_bars["ts"].unique().sort()[200], minute_bars["ts"].unique().sort()[900]):
         later = pl.col("ts") > cut
-        scale = pl.lit(rng.uniform(0.85, 1.15, n))
-        changed = minute_bars.with_columns(
-            pl.when(later).then(pl.col(c) * scale).otherwise(pl.col(c))
-            for c in ("open", "high", "low", "close", "bid", "ask"))
-        changed = changed.with_columns(
-            pl.when(later).then(pl.col(c) * pl.lit(rng.uniform(0.1, 5.0, n)).round(0).clip(1))
-            .otherwise(pl.col(c)) for c in ("volume", "bid_size", "ask_size"))
+        changed = altered_after(minute_bars, later, rng, 0.15)
         after = compute_features(changed, LIGHT).select("ts", "symbol", *RULE_STATE_FEATURES)
         assert not after.equals(before)
         assert_frame_equal(after.filter(~later), before.filter(~later), check_exact=True)
