@@ -32,6 +32,8 @@ class SampleSet:
     target: np.ndarray  # float64 [S], log(close[t1] / close[t])
     next_return: np.ndarray  # float64 [S], close[t+1] / close[t] - 1
     symbols: list[str]
+    row_symbol: np.ndarray  # int64 [n_rows], symbol id of every feature row
+    row_ts: np.ndarray  # datetime64[us] [n_rows], time of every feature row
     feature_names: list[str]
     regime_names: list[str]
     seq_len: int
@@ -92,6 +94,8 @@ def build_samples(
         target=np.log(close[ends + horizon] / close[ends]),
         next_return=close[ends + 1] / close[ends] - 1,
         symbols=symbols,
+        row_symbol=symbol_id,
+        row_ts=ts,
         feature_names=feature_cols,
         regime_names=regime_cols,
         seq_len=seq_len,

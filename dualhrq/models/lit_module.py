@@ -15,10 +15,13 @@ The trading loss has two parts, weighted in ``model.loss``:
   the size of each position, negated so that lower is better.
 
 With regime conditioning, the regime classifier's cross-entropy against the
-fold's unsupervised regime labels is added with ``model.cond.regime_loss_weight``
+fold's unsupervised regime labels is added with ``model.loss.regime_weight``
 (an auxiliary head trained jointly). With ``regime_rag`` each batch's
 neighbours are retrieved once, through the fail-open retriever that
 ``attach_retriever`` sets, and shared by all its segments.
+
+Inference is :meth:`forward`, reached through Lightning's ``predict_step``:
+the one decision loop of the job, the replay and serving.
 
 Targets arrive standardised by the fold's training standard deviation, so the
 cost is converted to the same units with ``target_scale``.
@@ -39,10 +42,9 @@ from torch import Tensor, nn
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
 from dualhrq.models.conditioning import PatternBatch
-from dualhrq.models.conditioning.config import CondConfig
-from dualhrq.models.conditioning.rag import PatternRetriever
 from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.network import NetOutput, check_norm
+from dualhrq.patterns.retrieval import PatternRetriever
 
 
 def trading_loss(out: NetOutput, target_z: Tensor, *, forecast_weight: float, utility_weight: float,
@@ -61,13 +63,13 @@ class HRMLitModule(L.LightningModule):
 
     ``budget`` is the model's declared parameter budget; ``supervision`` is
     ``{segments}``; ``act`` is :class:`ACTConfig`'s mapping; ``grad_clip`` the
-    gradient-norm cap applied before every segment's step.
+    gradient-norm cap applied before every segment's step; ``conditioning`` is
+    the ``model/conditioning`` group, whose ``module`` the network builds.
     """
 
     def __init__(
         self,
         net: Callable[..., nn.Module],
-        conditioning: str,
         optimizer: Callable[..., torch.optim.Optimizer],
         loss: Mapping[str, float],
         budget: Mapping[str, Mapping[str, float]],
@@ -79,19 +81,20 @@ class HRMLitModule(L.LightningModule):
         supervision: Mapping[str, int] | None = None,
         act: Mapping[str, Any] | None = None,
         grad_clip: float | None = None,
-        cond: Mapping[str, Any] | None = None,
+        conditioning: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         # plain containers: checkpoints are read back with weights_only=True, which refuses DictConfig
-        loss, budget, cond = _plain(loss), _plain(budget), _plain(cond or {})
+        loss, budget = _plain(loss), _plain(budget)
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "conditioning"])
         self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
-        self.cond = CondConfig.from_config(cond)
+        self.sizes = {"n_features": n_features, "n_regime_features": n_regime_features, "n_symbols": n_symbols,
+                      "target_scale": target_scale}
         extra = {"q_head": True} if self.act.enabled else {}
-        self.net = net(n_features=n_features, n_regime_features=n_regime_features,
-                       n_symbols=n_symbols, conditioning=conditioning, **self.cond.net_sizes(), **extra)
+        self.net = net(n_features=n_features, n_regime_features=n_regime_features, n_symbols=n_symbols,
+                       conditioner=(conditioning or {}).get("module"), **extra)
         self.retriever: PatternRetriever | None = None
         self.budget = budget
         self.optimizer_factory = optimizer
@@ -108,7 +111,13 @@ class HRMLitModule(L.LightningModule):
         """The batch's point-in-time neighbours, or None (no retrieval here, or it failed open)."""
         if self.retriever is None or "query" not in batch:
             return None
-        return self.retriever(batch["query"], batch["t"])
+        query = batch["query"]
+        found = self.retriever(query.detach().cpu().numpy(), batch["t"].detach().cpu().numpy())
+        if found is None:
+            return None
+        tokens, mask = found
+        return PatternBatch(tokens=torch.from_numpy(tokens).to(query.device),
+                            mask=torch.from_numpy(mask).to(query.device))
 
     def forward(self, batch: Mapping[str, Tensor]) -> NetOutput:
         """The decision. Segments run until every sample has halted (ACT) or the segment cap;
@@ -175,7 +184,7 @@ class HRMLitModule(L.LightningModule):
             terms.update(self.regime_terms(out, batch))
             loss = terms["loss"]
             if "regime_ce" in terms:
-                loss = loss + self.cond.regime_loss_weight * terms["regime_ce"]
+                loss = loss + self.loss_weights.get("regime_weight", 0.0) * terms["regime_ce"]
             if self.act.enabled:
                 halted, is_last = halt(out.q, steps, self.act, training=True)
                 with torch.no_grad():
@@ -215,6 +224,11 @@ class HRMLitModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, prog_bar=False,
                       batch_size=len(batch["target_z"]), sync_dist=True)
 
+    def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """The decision of every sample: ``signal``, ``forecast`` (mean, log-variance) and ACT ``steps``."""
+        out = self(batch)
+        return {"signal": out.signal, "forecast": out.forecast, "steps": out.steps}
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
@@ -247,7 +261,6 @@ def check_model_config(model: DictConfig) -> None:
     if model.net.get("recursion") is not None:
         RecursionConfig.from_config(_plain(model.net.recursion))
     check_norm(model.net.get("norm", "post"), "model.net.norm")
-    CondConfig.from_config(model.get("cond"))
 
 
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:

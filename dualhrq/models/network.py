@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dualhrq.errors import ConfigError, DataError, positive_int
-from dualhrq.models.conditioning import DEFAULT_SIZES, PatternBatch, build_conditioning
+from dualhrq.models.conditioning import ConditionerFactory, PatternBatch
 from dualhrq.models.deq import RecursionConfig, SolverStats
 from dualhrq.models.heads import TradingHeads
 from dualhrq.models.hrm import HRM, HRMCarry, LevelSize
@@ -37,11 +37,58 @@ def check_norm(norm: str, field: str) -> str:
     return norm
 
 
-class DualHRQNet(nn.Module):
+class ConditionedNet(nn.Module):
+    """What every DualHRQ network shares: input check, the conditioner built with the network's own sizes,
+    FiLM from its context, the trading heads and the budgeted components.
+
+    Subclasses build their backbone first, then call :meth:`_finish` (the order fixes the initial weights).
+    """
+
+    recurrent = False
+
+    def _finish(self, *, n_features: int, n_regime_features: int, n_symbols: int,
+                conditioner: ConditionerFactory | None, cond_hidden: int, head_hidden: int, film_layers: int,
+                film_dim: int, heads_dim: int, q_head: bool = False) -> None:
+        self.n_features = n_features
+        self.conditioning = None if conditioner is None else conditioner(
+            n_regime_features=n_regime_features, n_symbols=n_symbols, hidden=cond_hidden, n_layers=film_layers,
+            d_model=film_dim)
+        self.heads = TradingHeads(heads_dim, head_hidden, q_head=q_head)
+
+    def check_input(self, x: Tensor) -> None:
+        if x.ndim != 3 or x.shape[-1] != self.n_features:
+            raise DataError(f"model input must be [batch, seq_len, {self.n_features}] (the data config's "
+                            f"features), got {list(x.shape)}.")
+
+    def condition(self, regime: Tensor, symbol: Tensor,
+                  patterns: PatternBatch | None) -> tuple[tuple[Tensor, Tensor] | None, Tensor | None]:
+        """FiLM (gamma, beta) and regime logits; (None, None) without a conditioner."""
+        if self.conditioning is None:
+            return None, None
+        cond = self.conditioning.encode(regime, symbol, patterns)
+        return self.conditioning.film(cond.context), cond.regime_logits
+
+    def backbone(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def components(self) -> dict[str, nn.Module]:
+        """The budgeted parts; every parameter belongs to exactly one."""
+        return {**self.backbone(), "heads": self.heads,
+                "conditioning": self.conditioning if self.conditioning is not None else nn.Module()}
+
+
+def check_sizes(rope_base: float, **sizes: int) -> None:
+    for name, value in sizes.items():
+        positive_int(value, f"model.net.{name}")
+    if not rope_base > 0:
+        raise ConfigError(f"model.net.rope_base must be positive, got {rope_base!r}.")
+
+
+class DualHRQNet(ConditionedNet):
     """The whole network. The decision at bar t reads the H state at the window's last bar.
 
     ``h`` and ``l`` are ``{dim, layers, heads, ffn_hidden}`` mappings (config
-    ``model.net.h`` / ``model.net.l``); ``conditioning`` is ``model.conditioning``.
+    ``model.net.h`` / ``model.net.l``); ``conditioner`` is ``model.conditioning.module``.
     """
 
     recurrent = True  # carries state across deep-supervision segments
@@ -52,9 +99,9 @@ class DualHRQNet(nn.Module):
         n_features: int,
         n_regime_features: int,
         n_symbols: int,
-        conditioning: str,
         h: Mapping[str, int],
         l: Mapping[str, int],  # noqa: E741 - the paper's name for the low level
+        conditioner: ConditionerFactory | None = None,
         h_cycles: int = 2,
         l_cycles: int = 2,
         cond_hidden: int = 64,
@@ -63,28 +110,18 @@ class DualHRQNet(nn.Module):
         norm: str = "post",
         recursion: Mapping[str, Any] | None = None,
         q_head: bool = False,
-        n_regimes: int = DEFAULT_SIZES["n_regimes"],
-        pattern_token_dim: int = DEFAULT_SIZES["pattern_token_dim"],
-        pool_queries: int = DEFAULT_SIZES["pool_queries"],
     ) -> None:
         super().__init__()
         h_size = LevelSize.from_config(h, "model.net.h")
         l_size = LevelSize.from_config(l, "model.net.l")
-        for name, value in [("n_features", n_features), ("h_cycles", h_cycles), ("l_cycles", l_cycles),
-                            ("cond_hidden", cond_hidden), ("head_hidden", head_hidden)]:
-            positive_int(value, f"model.net.{name}")
-        if not rope_base > 0:
-            raise ConfigError(f"model.net.rope_base must be positive, got {rope_base!r}.")
-
-        self.n_features = n_features
+        check_sizes(rope_base, n_features=n_features, h_cycles=h_cycles, l_cycles=l_cycles, cond_hidden=cond_hidden,
+                    head_hidden=head_hidden)
         self.hrm = HRM(n_features=n_features, h=h_size, l=l_size, h_cycles=h_cycles, l_cycles=l_cycles,
                        rope_base=rope_base, norm=check_norm(norm, "model.net.norm"),
                        recursion=RecursionConfig.from_config(recursion))
-        self.conditioning = build_conditioning(conditioning, n_regime_features=n_regime_features,
-                                               n_symbols=n_symbols, l_layers=l_size.layers, l_dim=l_size.dim,
-                                               hidden=cond_hidden, n_regimes=n_regimes,
-                                               pattern_token_dim=pattern_token_dim, pool_queries=pool_queries)
-        self.heads = TradingHeads(h_size.dim, head_hidden, q_head=q_head)
+        self._finish(n_features=n_features, n_regime_features=n_regime_features, n_symbols=n_symbols,
+                     conditioner=conditioner, cond_hidden=cond_hidden, head_hidden=head_hidden,
+                     film_layers=l_size.layers, film_dim=l_size.dim, heads_dim=h_size.dim, q_head=q_head)
 
     def reset_carry(self, carry: HRMCarry | None, reset: Tensor, seq_len: int) -> HRMCarry:
         """``carry`` with the samples flagged in ``reset`` [B] back at the initial state."""
@@ -101,24 +138,11 @@ class DualHRQNet(nn.Module):
         x [B, T, F] float32 (bars up to the decision bar), regime [B, R], symbol [B] long; ``patterns``
         are the retrieved neighbours (``regime_rag``; None: regime-only, as when retrieval failed open).
         """
-        if x.ndim != 3 or x.shape[-1] != self.n_features:
-            raise DataError(
-                f"model input must be [batch, seq_len, {self.n_features}] (model.net.n_features), "
-                f"got {list(x.shape)}."
-            )
-        film, logits = None, None
-        if self.conditioning is not None:
-            cond = self.conditioning.encode(regime, symbol, patterns)
-            film, logits = self.conditioning.film(cond.context), cond.regime_logits
+        self.check_input(x)
+        film, logits = self.condition(regime, symbol, patterns)
         carry, z_H, stats = self.hrm(x, film, carry)
         signal, forecast, q = self.heads(z_H[:, -1])
         return NetOutput(signal=signal, forecast=forecast, q=q, carry=carry, stats=stats, regime_logits=logits)
 
-    def components(self) -> dict[str, nn.Module]:
-        """The budgeted parts; every parameter belongs to exactly one."""
-        return {
-            "h_module": self.hrm.h_module,
-            "l_module": self.hrm.l_module,
-            "heads": self.heads,
-            "conditioning": self.conditioning if self.conditioning is not None else nn.Module(),
-        }
+    def backbone(self) -> dict[str, nn.Module]:
+        return {"h_module": self.hrm.h_module, "l_module": self.hrm.l_module}

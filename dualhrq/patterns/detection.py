@@ -81,6 +81,28 @@ class PatternEncoder:
         out = [self.pca.transform(window_shapes(features, end_rows, s, self.points)) for s in self.scales]
         return np.stack(out, axis=1).astype(np.float32)
 
+    _FITTED = ("components_", "mean_", "explained_variance_", "explained_variance_ratio_", "singular_values_")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fitted PCA as plain arrays (``np.savez``; no pickles), with the encoder's settings."""
+        if self.pca is None:
+            raise RuntimeError("fit the PatternEncoder first")
+        return {"scales": np.asarray(self.scales), "points": np.asarray(self.points), "dim": np.asarray(self.dim),
+                "seed": np.asarray(self.seed), **{name: getattr(self.pca, name) for name in self._FITTED}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PatternEncoder:
+        """The encoder :meth:`arrays` described, embedding exactly as it did."""
+        enc = cls([int(s) for s in arrays["scales"]], int(arrays["points"]), int(arrays["dim"]), int(arrays["seed"]))
+        enc.pca = PCA(n_components=enc.dim, random_state=enc.seed)
+        for name in cls._FITTED:
+            setattr(enc.pca, name, arrays[name])
+        enc.pca.n_components_ = enc.dim
+        enc.pca.n_features_in_ = enc.pca.components_.shape[1]
+        enc.pca.n_samples_ = 0
+        enc.pca.noise_variance_ = 0.0
+        return enc
+
     def explained_variance(self) -> float:
         """Share of the training windows' variance the embedding keeps."""
         if self.pca is None:

@@ -33,6 +33,12 @@ from dualhrq.patterns.index import IndexConfig, build_index, set_search_params
 
 _US_PER_DAY = 86_400 * 1_000_000
 _EXACT_BLOCK = 4_000_000  # distance-matrix entries per block of the exact search
+def token_width(dim: int, n_scales: int) -> int:
+    """Width of a neighbour token (:meth:`PatternLibrary.tokens`): embedding, outcome, scale one-hot, distance,
+    age."""
+    return dim + n_scales + 3
+
+
 _ARRAYS = ("embedding", "time", "outcome_end", "scale", "outcome", "quality", "uses", "code", "centroids")
 
 
@@ -263,7 +269,7 @@ class PatternLibrary:
 
     @property
     def token_dim(self) -> int:
-        return self.dim + self.n_scales + 3
+        return token_width(self.dim, self.n_scales)
 
     # ---- reporting and persistence ----------------------------------------------------------------------------
     def stats(self) -> dict[str, float]:

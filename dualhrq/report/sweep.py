@@ -24,10 +24,10 @@ from mlflow.tracking import MlflowClient
 from dualhrq.errors import DataError
 from dualhrq.report.html import image, page, table
 from dualhrq.report.plots import save_png
-from dualhrq.tracking.run_end import RETURNS_ARTIFACT
 from dualhrq.tracking.sweep import finished_runs
 from dualhrq.validation.evidence import MODEL, Trials, path_average, trials_from_sharpes
 from dualhrq.validation.gates import NOT_EVALUATED
+from dualhrq.validation.oos import RETURNS_ARTIFACT
 from dualhrq.validation.statistics import deflated_sharpe_ratio, probabilistic_sharpe_ratio, stepwise_superior_models
 
 KEY_METRICS = {"oos/sharpe": "sharpe", "oos/sharpe_min": "worst path", "oos/sharpe_std": "path std",

@@ -48,3 +48,13 @@ def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
                     f"{splitter.embargo_days} leaves no training sample; lower them or use more data")
         folds.append(FoldIndex(fold=i, train=train, val=val, test=test))
     return folds
+
+
+def select_folds(folds: list[FoldIndex], selected: list[int] | None) -> list[FoldIndex]:
+    """The folds ``validation.folds`` names (all of them for None), in that order."""
+    if selected is None:
+        return folds
+    bad = [i for i in selected if not 0 <= i < len(folds)]
+    if bad:
+        raise ConfigError(f"validation.folds has {bad}, but the splitter makes folds 0..{len(folds) - 1}")
+    return [folds[i] for i in selected]

@@ -20,6 +20,12 @@ from dualhrq.validation.evidence import RUN_METRICS
 
 # run metrics a job can return to Hydra's sweepers (validation.objective)
 OBJECTIVES = RUN_METRICS | {"oos/loss"}
+RETURNS_ARTIFACT = "cpcv_returns.parquet"  # the run artifact of :func:`path_returns`' series
+# per-fold metrics the predictions carry as columns; at run level conditioning metrics are averaged over folds,
+# simulator counts (fills, rejections, violations) summed, and parameter counts taken from the first fold
+COND_PREFIXES = ("regime/", "conditioning/", "retrieval/", "patterns/")
+SIM_PREFIX = "sim/"
+PARAMS_PREFIX = "params/"
 
 
 def assemble_paths(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, t: np.ndarray,

@@ -20,8 +20,8 @@ from .conftest import compose_tiny, runs_of
 PINNED = json.loads((Path(__file__).parent / "pinned_metrics.json").read_text())
 VARIANTS = {
     "regime": [],
-    "regime_rag": ["model.conditioning=regime_rag", "model.cond.retrieval.timeout_ms=1.0e7"],
-    "puzzle_id": ["model.conditioning=puzzle_id"],
+    "regime_rag": ["model/conditioning=regime_rag", "model.conditioning.retrieval.timeout_ms=1.0e7"],
+    "puzzle_id": ["model/conditioning=puzzle_id"],
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from torch import Tensor, nn
 
@@ -26,8 +27,29 @@ class Conditioning:
     regime_logits: Tensor | None = None
 
 
+class Conditioner(Protocol):
+    """What a network needs of a conditioner: a context from the decision's inputs, and FiLM from it."""
+
+    film: nn.Module
+
+    def encode(self, regime: Tensor, symbol: Tensor, patterns: PatternBatch | None = None) -> Conditioning: ...
+
+
+class ConditionerFactory(Protocol):
+    """``model.conditioning.module``: a partial that the network completes with its own sizes."""
+
+    def __call__(self, *, n_regime_features: int, n_symbols: int, hidden: int, n_layers: int,
+                 d_model: int) -> Conditioner: ...
+
+
 def check_size(module: nn.Module, cap: int, name: str, fix: str) -> None:
     """Refuse a sub-module over its design parameter cap."""
     n = sum(p.numel() for p in module.parameters())
     if n > cap:
         raise ConfigError(f"the {name} has {n:,} parameters, over its design cap of {cap:,}. Fix: lower {fix}.")
+
+
+def require_regime_features(n_regime_features: int, name: str) -> None:
+    if n_regime_features < 1:
+        raise ConfigError(f"model/conditioning={name} needs regime features, got n_regime_features="
+                          f"{n_regime_features}; enable them in the data config or use model/conditioning=none.")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
-from dualhrq.models.conditioning.base import Conditioning, PatternBatch
+from dualhrq.errors import positive_int
+from dualhrq.models.conditioning.base import Conditioning, PatternBatch, require_regime_features
 from dualhrq.models.conditioning.film import FiLMGenerator
 from dualhrq.models.conditioning.regime import RegimeClassifier
-from dualhrq.models.conditioning.retrieval import PatternRetrieval
+from dualhrq.models.conditioning.pooling import PatternPooling
+from dualhrq.patterns.library import token_width
 
 
 class RegimeRAGConditioner(nn.Module):
@@ -19,12 +23,14 @@ class RegimeRAGConditioner(nn.Module):
     can tell it apart from a real retrieval.
     """
 
-    def __init__(self, n_regime_features: int, n_regimes: int, hidden: int, *, token_dim: int, n_queries: int,
-                 n_layers: int, d_model: int) -> None:
+    def __init__(self, *, n_regime_features: int, n_regimes: int, pattern_dim: int, scales: Sequence[int],
+                 pool_queries: int, hidden: int, n_layers: int, d_model: int, n_symbols: int = 0) -> None:
         super().__init__()
+        require_regime_features(n_regime_features, "regime_rag")
+        positive_int(pool_queries, "model.conditioning.module.pool_queries")
         self.classifier = RegimeClassifier(n_regime_features, n_regimes, hidden)
-        self.retrieval = PatternRetrieval(token_dim, hidden, n_queries)
-        self.pattern_dim = n_queries * hidden
+        self.pooling = PatternPooling(token_width(pattern_dim, len(scales)), hidden, pool_queries)
+        self.pattern_dim = pool_queries * hidden
         self.film = FiLMGenerator(n_regimes + self.pattern_dim + 1, hidden, n_layers, d_model)
 
     def encode(self, regime: Tensor, symbol: Tensor, patterns: PatternBatch | None = None) -> Conditioning:
@@ -33,7 +39,7 @@ class RegimeRAGConditioner(nn.Module):
             pooled = logits.new_zeros(len(logits), self.pattern_dim)
             available = logits.new_zeros(len(logits), 1)
         else:
-            pooled = self.retrieval(patterns).flatten(1)
+            pooled = self.pooling(patterns).flatten(1)
             available = patterns.mask.any(dim=1, keepdim=True).to(logits.dtype)
         return Conditioning(context=torch.cat([logits, pooled, available], dim=1), regime_logits=logits)
 

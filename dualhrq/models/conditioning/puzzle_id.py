@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from dualhrq.errors import ConfigError
 from dualhrq.models.conditioning.base import Conditioning, PatternBatch
 from dualhrq.models.conditioning.film import FiLMGenerator
 from dualhrq.models.layers import trunc_normal_
@@ -18,11 +19,13 @@ class SymbolConditioner(nn.Module):
     gradient ever.
     """
 
-    def __init__(self, n_symbols: int, dim: int, *, hidden: int, n_layers: int, d_model: int) -> None:
+    def __init__(self, *, n_symbols: int, hidden: int, n_layers: int, d_model: int, n_regime_features: int = 0) -> None:
         super().__init__()
-        self.embed = nn.Embedding(n_symbols, dim)
+        if n_symbols < 1:
+            raise ConfigError(f"model/conditioning=puzzle_id needs at least one symbol, got n_symbols={n_symbols}.")
+        self.embed = nn.Embedding(n_symbols, hidden)
         trunc_normal_(self.embed.weight, std=1.0)
-        self.film = FiLMGenerator(dim, hidden, n_layers, d_model)
+        self.film = FiLMGenerator(hidden, hidden, n_layers, d_model)
 
     def encode(self, regime: Tensor, symbol: Tensor, patterns: PatternBatch | None = None) -> Conditioning:
         return Conditioning(context=self.embed(symbol))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from dualhrq.models.conditioning.base import Conditioning, PatternBatch, check_size
+from dualhrq.models.conditioning.base import Conditioning, PatternBatch, check_size, require_regime_features
 from dualhrq.models.conditioning.film import FiLMGenerator
 from dualhrq.models.layers import Linear
 
@@ -13,13 +13,13 @@ REGIME_CLASSIFIER_MAX = 100_000  # design cap on the classifier's parameters
 
 class RegimeClassifier(nn.Module):
     """Regime features [B, F] -> regime logits [B, R]; trained as an auxiliary head on the fold's
-    unsupervised regime labels (see ``regime_labels.py``) and through the FiLM path."""
+    unsupervised regime labels (see ``dualhrq.training.regime_labels``) and through the FiLM path."""
 
     def __init__(self, n_regime_features: int, n_regimes: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(Linear(n_regime_features, hidden, bias=True), nn.SiLU(),
                                  Linear(hidden, hidden, bias=True), nn.SiLU(), Linear(hidden, n_regimes, bias=True))
-        check_size(self, REGIME_CLASSIFIER_MAX, "regime classifier", "model.net.cond_hidden or model.cond.regimes")
+        check_size(self, REGIME_CLASSIFIER_MAX, "regime classifier", "model.net.cond_hidden or model.conditioning.regimes")
 
     def forward(self, regime: Tensor) -> Tensor:
         return self.net(regime)
@@ -32,8 +32,10 @@ class RegimeConditioner(nn.Module):
     symbols never seen in training.
     """
 
-    def __init__(self, n_regime_features: int, n_regimes: int, hidden: int, *, n_layers: int, d_model: int) -> None:
+    def __init__(self, *, n_regime_features: int, n_regimes: int, hidden: int, n_layers: int, d_model: int,
+                 n_symbols: int = 0) -> None:
         super().__init__()
+        require_regime_features(n_regime_features, "regime")
         self.classifier = RegimeClassifier(n_regime_features, n_regimes, hidden)
         self.film = FiLMGenerator(n_regimes, hidden, n_layers, d_model)
 

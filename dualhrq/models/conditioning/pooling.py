@@ -1,4 +1,4 @@
-"""Pattern retrieval head: top-k neighbours -> a context [B, P, D] by attention pooling.
+"""Pattern pooling head: top-k neighbours -> a context [B, P, D] by attention pooling.
 
 ``P`` learned queries attend over the projected neighbour tokens (the
 pooling-by-multihead-attention of Lee et al. 2019, "Set Transformer", with
@@ -16,10 +16,10 @@ from torch import Tensor, nn
 from dualhrq.models.conditioning.base import PatternBatch, check_size
 from dualhrq.models.layers import Linear, trunc_normal_
 
-PATTERN_RETRIEVAL_MAX = 100_000  # design cap on the retrieval head's parameters
+PATTERN_POOLING_MAX = 100_000  # design cap on the pooling head's parameters
 
 
-class PatternRetrieval(nn.Module):
+class PatternPooling(nn.Module):
     def __init__(self, token_dim: int, dim: int, n_queries: int) -> None:
         super().__init__()
         self.proj = nn.Sequential(Linear(token_dim, dim, bias=True), nn.SiLU())
@@ -28,8 +28,8 @@ class PatternRetrieval(nn.Module):
         self.queries = nn.Parameter(torch.empty(n_queries, dim))
         trunc_normal_(self.queries, std=1.0)
         self.scale = 1.0 / math.sqrt(dim)
-        check_size(self, PATTERN_RETRIEVAL_MAX, "pattern retrieval head",
-                   "model.net.cond_hidden or model.cond.patterns.pool_queries")
+        check_size(self, PATTERN_POOLING_MAX, "pattern pooling head",
+                   "model.net.cond_hidden or model.conditioning.module.pool_queries")
 
     def forward(self, patterns: PatternBatch) -> Tensor:
         """Context [B, P, D]; zero for samples whose mask is all False."""

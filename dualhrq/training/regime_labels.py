@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from sklearn.mixture import GaussianMixture
 
+from dualhrq.data.scaling import Standardizer
 from dualhrq.errors import ConfigError, DataError, positive_int
 
 COVARIANCES = ("full", "diag", "tied", "spherical")
@@ -26,7 +27,7 @@ COVARIANCES = ("full", "diag", "tied", "spherical")
 
 @dataclass(frozen=True)
 class RegimeLabelConfig:
-    """``model.cond.labels``: mixture and smoothing settings (bars)."""
+    """``model.conditioning.labels``: mixture and smoothing settings (bars)."""
 
     covariance: str = "diag"
     halflife: float = 5.0
@@ -37,26 +38,26 @@ class RegimeLabelConfig:
 
     def __post_init__(self) -> None:
         if self.covariance not in COVARIANCES:
-            raise ConfigError(f"model.cond.labels.covariance must be one of {list(COVARIANCES)}, "
+            raise ConfigError(f"model.conditioning.labels.covariance must be one of {list(COVARIANCES)}, "
                               f"got {self.covariance!r}.")
         if not self.halflife > 0:
-            raise ConfigError(f"model.cond.labels.halflife must be positive (bars), got {self.halflife!r}.")
+            raise ConfigError(f"model.conditioning.labels.halflife must be positive (bars), got {self.halflife!r}.")
         if not 0 <= self.margin < 1:
-            raise ConfigError(f"model.cond.labels.margin must be in [0, 1), got {self.margin!r}.")
-        positive_int(self.min_dwell, "model.cond.labels.min_dwell")
-        positive_int(self.max_fit_rows, "model.cond.labels.max_fit_rows")
+            raise ConfigError(f"model.conditioning.labels.margin must be in [0, 1), got {self.margin!r}.")
+        positive_int(self.min_dwell, "model.conditioning.labels.min_dwell")
+        positive_int(self.max_fit_rows, "model.conditioning.labels.max_fit_rows")
 
 
 class RegimeLabeler:
     """Fit on training rows, then label every row with smoothed, hysteretic regimes."""
 
     def __init__(self, n_regimes: int, cfg: RegimeLabelConfig) -> None:
-        self.n_regimes = positive_int(n_regimes, "model.cond.regimes")
+        self.n_regimes = positive_int(n_regimes, "model.conditioning.regimes")
         if n_regimes < 2:
-            raise ConfigError("model.cond.regimes must be at least 2.")
+            raise ConfigError("model.conditioning.regimes must be at least 2.")
         self.cfg = cfg
         self.mixture: GaussianMixture | None = None
-        self.mean = self.std = None
+        self.scaler: Standardizer | None = None
         self.order: np.ndarray | None = None
 
     def fit(self, regime: np.ndarray, rows: np.ndarray) -> RegimeLabeler:
@@ -66,10 +67,10 @@ class RegimeLabeler:
             x = x[np.random.default_rng(self.cfg.seed).choice(len(x), self.cfg.max_fit_rows, replace=False)]
         if len(x) < 10 * self.n_regimes:
             raise DataError(f"regime labels: {len(x)} training bars are too few for {self.n_regimes} regimes. "
-                            "Fix: lower model.cond.regimes or train on more data.")
-        self.mean, self.std = x.mean(axis=0), np.where(x.std(axis=0) > 1e-12, x.std(axis=0), 1.0)
+                            "Fix: lower model.conditioning.regimes or train on more data.")
+        self.scaler = Standardizer.fit(x)
         self.mixture = GaussianMixture(self.n_regimes, covariance_type=self.cfg.covariance, n_init=2,
-                                       reg_covar=1e-4, random_state=self.cfg.seed).fit((x - self.mean) / self.std)
+                                       reg_covar=1e-4, random_state=self.cfg.seed).fit(self.scaler.transform(x))
         self.order = np.argsort(self.mixture.means_[:, 0])
         return self
 
@@ -77,7 +78,7 @@ class RegimeLabeler:
         """Raw mixture posteriors [n, R] in the calm-first order."""
         if self.mixture is None:
             raise RuntimeError("fit the RegimeLabeler first")
-        return self.mixture.predict_proba((regime - self.mean) / self.std)[:, self.order]
+        return self.mixture.predict_proba(self.scaler.transform(regime))[:, self.order]
 
     def label(self, regime: np.ndarray, symbol_id: np.ndarray) -> np.ndarray:
         """Smoothed regime label (int64) of every row; rows ordered by (symbol, time)."""

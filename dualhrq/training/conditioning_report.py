@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from dualhrq.models.conditioning.mutual_info import mutual_information_bits
-from dualhrq.models.conditioning.regime_labels import switches_per_day
+from dualhrq.training.regime_labels import switches_per_day
+from dualhrq.validation.leakage import mutual_information_bits
 
 
 def collect_context(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray | None]:

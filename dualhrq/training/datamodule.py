@@ -2,8 +2,10 @@
 
 The expensive part (load, features, windows) runs once in :meth:`prepare`;
 :meth:`set_fold` then only re-indexes, so a CPCV run pays for the data once.
-Normalisation statistics are fitted on the fold's training windows alone, so
-nothing about the test period leaks into the inputs.
+The batches are cut by the fold's fitted inputs (``dualhrq.pipeline``), the
+same transforms the decision pipeline applies out of sample: normalisation
+fitted on the fold's training windows alone, so nothing about the test
+period leaks into the inputs.
 """
 
 from __future__ import annotations
@@ -13,42 +15,12 @@ from collections.abc import Callable, Mapping
 import lightning as L
 import numpy as np
 import polars as pl
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from dualhrq.data.samples import SampleSet, build_samples
-from dualhrq.errors import DataError
 from dualhrq.features.engine import FeatureSpec, compute_features, feature_names
+from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
 from dualhrq.validation.folds import FoldIndex
-
-
-class WindowDataset(Dataset):
-    """Windows of normalised features ending at each sample's decision bar."""
-
-    def __init__(self, samples: SampleSet, index: np.ndarray, features: np.ndarray,
-                 regime: np.ndarray, target_scale: float, extras: Mapping[str, np.ndarray] | None = None) -> None:
-        self.samples = samples
-        self.extras = dict(extras or {})
-        self.index = index
-        self.features = features
-        self.regime = regime
-        self.target_scale = target_scale
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        s = self.samples
-        j = int(self.index[i])
-        end = int(s.end_row[j])
-        return {
-            "x": torch.from_numpy(self.features[end - s.seq_len + 1 : end + 1]),
-            "regime": torch.from_numpy(self.regime[end]),
-            "symbol": torch.tensor(s.symbol_id[j], dtype=torch.long),
-            "target_z": torch.tensor(s.target[j] / self.target_scale, dtype=torch.float32),
-            "next_return": torch.tensor(s.next_return[j], dtype=torch.float32),
-            **{name: torch.as_tensor(values[j]) for name, values in self.extras.items()},
-        }
 
 
 class MarketDataModule(L.LightningDataModule):
@@ -86,9 +58,13 @@ class MarketDataModule(L.LightningDataModule):
         self.path = path  # recorded for lineage; the source callable does the reading
         self.bars: pl.DataFrame | None = None
         self.samples: SampleSet | None = None
-        self.rows: tuple[np.ndarray, np.ndarray] | None = None  # symbol id and time of every feature row
         self.fold: FoldIndex | None = None
         self._datasets: dict[str, WindowDataset] = {}
+
+    @property
+    def label(self) -> str:
+        """The data set's name as reports show it, flagged where it is synthetic."""
+        return self.name + (" -- SYNTHETIC (a seeded model market, not real data)" if self.synthetic else "")
 
     # sizes the model needs; known from the config alone, before any data is read
     @property
@@ -114,29 +90,18 @@ class MarketDataModule(L.LightningDataModule):
             cols, regime_cols = feature_names(self.spec)
             self.samples = build_samples(frame, cols, regime_cols, seq_len=self.seq_len,
                                          horizon=self.horizon, stride=self.stride)
-            codes = frame["symbol"].cast(pl.Enum(self.samples.symbols)).to_physical().to_numpy()
-            self.rows = (codes.astype(np.int64), frame["ts"].cast(pl.Datetime("us")).to_numpy())
         return self.samples
 
-    def set_fold(self, fold: FoldIndex, extras: Mapping[str, np.ndarray] | None = None) -> None:
-        """Point the loaders at one fold and refit normalisation on its training windows.
+    def set_fold(self, fold: FoldIndex, inputs: FittedInputs, labels: Mapping[str, np.ndarray] | None = None) -> None:
+        """Point the loaders at one fold, its batches cut by the fold's fitted ``inputs``.
 
-        ``extras`` are per-sample arrays (indexed like the samples) fitted on this
-        fold's training part, e.g. regime labels and pattern queries; each item
-        of every split carries them under their names (replacing an entry of the
-        same name, as the conditioning's own ``regime`` vectors do).
+        ``labels`` are per-sample training targets fitted on this fold (the regime labels); every
+        split's items carry them under their names.
         """
-        s = self._require_samples()
-        rows = np.unique((s.end_row[fold.train, None] - np.arange(s.seq_len)[None, :]).ravel())
-        features = _standardise(s.features, rows)
-        regime = _standardise(s.regime, rows)
-        scale = float(np.std(s.target[fold.train]))
-        if not np.isfinite(scale) or scale <= 0:
-            raise DataError(f"fold {fold.fold}: the training targets are constant; check data.horizon "
-                            "and that the prices move")
+        data = inputs.arrays(self._require_samples())
         self.fold = fold
-        self.target_scale = scale
-        self._datasets = {split: WindowDataset(s, idx, features, regime, scale, extras)
+        self.inputs = inputs
+        self._datasets = {split: data.dataset(idx, labels)
                           for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
 
     def train_dataloader(self) -> DataLoader:
@@ -161,10 +126,3 @@ class MarketDataModule(L.LightningDataModule):
             raise RuntimeError("call prepare() first")
         return self.samples
 
-
-def _standardise(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Z-score every column with the mean and std of the given (training) rows."""
-    mean = values[rows].mean(axis=0)
-    std = values[rows].std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
-    return ((values - mean) / std).astype(np.float32)

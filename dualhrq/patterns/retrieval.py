@@ -1,4 +1,4 @@
-"""Retrieval-augmented conditioning at run time: embed, search the library point in time, fail open."""
+"""Pattern retrieval at run time: point-in-time search of the library behind a fail-open circuit breaker."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from dualhrq.models.conditioning.base import PatternBatch
-from dualhrq.models.conditioning.breaker import BreakerConfig, FailOpen
+from dualhrq.patterns.breaker import BreakerConfig, FailOpen
 from dualhrq.patterns.library import PatternLibrary
 
 
@@ -20,6 +17,7 @@ class PatternRetriever:
 
     def __init__(self, library: PatternLibrary, cfg: BreakerConfig, clock: Callable[[], float] = time.monotonic):
         self.library = library
+        self.cfg = cfg
         self.fail_open = FailOpen(cfg, clock)
 
     def search(self, query: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -31,13 +29,8 @@ class PatternRetriever:
         k = ids.shape[1]
         return tokens.reshape(b, s * k, -1), (ids >= 0).reshape(b, s * k)
 
-    def __call__(self, query: Tensor, t: Tensor) -> PatternBatch | None:
-        found = self.fail_open(self.search, query.detach().cpu().numpy(), t.detach().cpu().numpy())
-        if found is None:
-            return None
-        tokens, mask = found
-        return PatternBatch(tokens=torch.from_numpy(tokens).to(query.device),
-                            mask=torch.from_numpy(mask).to(query.device))
+    def __call__(self, query: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.fail_open(self.search, query, t)
 
     def stats(self) -> dict[str, float]:
         return self.fail_open.stats()

@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.config import build
 from dualhrq.errors import ConfigError, positive_int
+from dualhrq.models.params import format_budget_table
 from dualhrq.report.run import write_run_report
 from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.tracking.summary import format_table
 from dualhrq.tracking.sweep import sweep_siblings
-from dualhrq.validation.baselines import add_baseline_signals, baseline_names
+from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT, add_baseline_signals, baseline_names
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import (
     MODEL,
@@ -34,11 +35,26 @@ from dualhrq.validation.evidence import (
     trials_from_config,
     trials_from_sharpes,
 )
-from dualhrq.validation.gates import GateResult, evaluate_gates, gate_metrics, gate_rows, gate_tags, gates_from_config
-from dualhrq.validation.oos import fold_rows, path_returns
+from dualhrq.validation.gates import (
+    FAIL,
+    GateResult,
+    GatesFailed,
+    evaluate_gates,
+    gate_metrics,
+    gate_rows,
+    gate_tags,
+    gates_from_config,
+)
+from dualhrq.validation.oos import (
+    COND_PREFIXES,
+    PARAMS_PREFIX,
+    RETURNS_ARTIFACT,
+    SIM_PREFIX,
+    fold_rows,
+    path_returns,
+)
 from dualhrq.validation.statistics import sharpe_ratio
 
-RETURNS_ARTIFACT = "cpcv_returns.parquet"
 
 
 @dataclass(frozen=True)
@@ -77,9 +93,21 @@ def sweep_trials(tracker: RunTracker, returns: pl.DataFrame, periods_per_year: i
 
 def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl.DataFrame,
                         splitter: CombinatorialPurgedKFold, t: np.ndarray, folds: Sequence[int],
-                        bars: pl.DataFrame, counts: dict[str, int], budget_table: str, data_label: str,
-                        output_dir: Path) -> RunOutcome:
-    """Evaluate the run, log metrics, gates and report to MLflow, write them beside the outputs."""
+                        bars: pl.DataFrame, data_label: str, output_dir: Path) -> RunOutcome:
+    """Evaluate the run, log metrics, gates and report to MLflow, write them beside the outputs.
+
+    ``predictions`` are the folds' out-of-sample predictions with their per-fold metrics as columns:
+    conditioning metrics are averaged over folds, simulator counts summed, and the model's parameter
+    counts are the first fold's (every fold builds the same network).
+    """
+    counts = {c[len(PARAMS_PREFIX):]: int(predictions[c][0]) for c in predictions.columns
+              if c.startswith(PARAMS_PREFIX)}
+    budget_table = format_budget_table(counts, OmegaConf.to_container(cfg.model.budget, resolve=True))
+    predictions = predictions.drop(f"{PARAMS_PREFIX}{k}" for k in counts)
+    pred_path = output_dir / PREDICTIONS_ARTIFACT
+    predictions.write_parquet(pred_path)
+    tracker.log_artifact(pred_path)
+    tracker.log_metrics(fold_means(predictions, COND_PREFIXES) | fold_sums(predictions, (SIM_PREFIX,)))
     gates = gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))
     settings = stats_settings(cfg)
     baselines = OmegaConf.to_container(cfg.validation.baselines, resolve=True)
@@ -131,6 +159,30 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
         tracker.log_artifact(png, "plots")
     print("\n" + summary + f"\n  report: {files.html}", flush=True)
     return RunOutcome(metrics=metrics, gates=results, summary=summary)
+
+
+def raise_on_failed_gates(cfg: DictConfig, outcome: RunOutcome, run_id: str) -> None:
+    """``validation.strict=true``: a failed gate fails the job (after it is fully logged)."""
+    failed = [r.gate.name for r in outcome.gates if r.status == FAIL]
+    if cfg.validation.strict and failed:
+        raise GatesFailed(f"validation.strict=true and {len(failed)} gate(s) failed: {', '.join(failed)} "
+                          f"(see the gates table above; run {run_id})")
+
+
+def _per_fold(predictions: pl.DataFrame, prefixes: tuple[str, ...]) -> pl.DataFrame:
+    """One row per fold of the per-fold metric columns starting with one of ``prefixes``."""
+    cols = [c for c in predictions.columns if c.startswith(prefixes)]
+    return predictions.group_by("fold").agg(pl.col(c).first() for c in cols).drop("fold")
+
+
+def fold_means(predictions: pl.DataFrame, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """Run-level value of each per-fold metric (rates, bits, latencies): the mean over folds."""
+    return {c: float(v.mean()) for c, v in _per_fold(predictions, prefixes).to_dict().items()}
+
+
+def fold_sums(predictions: pl.DataFrame, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """Run-level value of each per-fold count (fills, rejections, violations): the sum over folds."""
+    return {c: float(v.sum()) for c, v in _per_fold(predictions, prefixes).to_dict().items()}
 
 
 def _console_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

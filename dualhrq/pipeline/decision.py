@@ -1,0 +1,110 @@
+"""The fitted decision path of one CV fold: feature rows -> scaler -> conditioning -> network with ACT -> decision.
+
+One object serves the training job's out-of-sample prediction, the replay of
+a finished run (``python -m dualhrq.backtest ... signals=pipeline``) and any
+later serving. It is saved as plain files: the Lightning checkpoint (read
+back with ``weights_only=True``), the resolved model config, the fitted
+arrays (``np.savez`` without pickles) and, with retrieval, the pattern library
+(``PatternLibrary.save``). Loading imports only classes named by the saved
+config's ``_target_`` entries, as composing the config did.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from dualhrq.config import build
+from dualhrq.data.samples import SampleSet
+from dualhrq.errors import DataError
+from dualhrq.models.lit_module import HRMLitModule
+from dualhrq.patterns.breaker import BreakerConfig
+from dualhrq.patterns.library import PatternLibrary
+from dualhrq.patterns.retrieval import PatternRetriever
+from dualhrq.pipeline.inputs import FittedInputs
+
+CHECKPOINT = "final.ckpt"
+META = "pipeline.json"
+ARRAYS = "inputs.npz"
+LIBRARY = "patterns"
+
+
+@dataclass
+class Decisions:
+    """Per sample: position in [-1, 1], standardised forecast (mean, log-variance), ACT segments used."""
+
+    signal: np.ndarray
+    forecast_z: np.ndarray
+    steps: np.ndarray
+
+
+class DecisionPipeline:
+    """``inputs`` (fitted transforms) and ``module`` (network, ACT, retriever) of one fold."""
+
+    def __init__(self, inputs: FittedInputs, module: HRMLitModule, model_config: dict[str, Any],
+                 eval_batch_size: int = 256) -> None:
+        self.inputs = inputs
+        self.module = module
+        self.model_config = model_config
+        self.eval_batch_size = eval_batch_size
+
+    def loader(self, samples: SampleSet, index: np.ndarray) -> DataLoader:
+        """The samples ``index`` as the network's batches, in order."""
+        ds = self.inputs.arrays(samples).dataset(index)
+        return DataLoader(ds, batch_size=min(self.eval_batch_size, max(len(ds), 1)), shuffle=False)
+
+    def predict(self, samples: SampleSet, index: np.ndarray) -> Decisions:
+        """Decisions for the samples ``index`` (Lightning ``predict``: eval mode, inference mode, one device)."""
+        trainer = L.Trainer(devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False)
+        outs = trainer.predict(self.module, dataloaders=self.loader(samples, index))
+        signal, forecast, steps = (torch.cat([o[k] for o in outs]).float().cpu().numpy()
+                                   for k in ("signal", "forecast", "steps"))
+        return Decisions(signal=signal, forecast_z=forecast, steps=steps)
+
+    # ---- persistence ------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path, checkpoint: str | Path | None = None) -> Path:
+        """Write the pipeline under ``directory``; ``checkpoint`` is a weights-only Lightning checkpoint already
+        written there (the training job's), else the module's weights are saved as one."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            torch.save({"state_dict": self.module.state_dict()}, out / CHECKPOINT)
+        elif Path(checkpoint).resolve() != (out / CHECKPOINT).resolve():
+            raise ValueError(f"the checkpoint must be {out / CHECKPOINT}, got {checkpoint}")
+        retriever = self.module.retriever
+        meta = {"model": self.model_config, "symbols": self.inputs.symbols, "eval_batch_size": self.eval_batch_size,
+                "sizes": self.module.sizes,
+                "retrieval": None if retriever is None else vars(retriever.cfg) if not hasattr(
+                    retriever.cfg, "model_dump") else retriever.cfg.model_dump()}
+        (out / META).write_text(json.dumps(meta, indent=1))
+        np.savez(out / ARRAYS, **self.inputs.save_arrays())
+        if retriever is not None:
+            retriever.library.save(out / LIBRARY)
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DecisionPipeline:
+        """Read a pipeline written by :meth:`save`."""
+        path = Path(directory)
+        if not (path / META).is_file():
+            raise DataError(f"{path} holds no decision pipeline ({META} is missing). Fix: point at a fold's "
+                            "pipeline directory, e.g. the run artifact checkpoints/fold0.")
+        meta = json.loads((path / META).read_text())
+        module: HRMLitModule = build(OmegaConf.create(meta["model"]), **meta["sizes"])
+        state = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        if meta["retrieval"] is not None:
+            module.attach_retriever(PatternRetriever(PatternLibrary.load(path / LIBRARY),
+                                                     BreakerConfig(**meta["retrieval"])))
+        with np.load(path / ARRAYS, allow_pickle=False) as arrays:
+            inputs = FittedInputs.from_arrays({k: arrays[k] for k in arrays.files}, meta["symbols"])
+        return cls(inputs, module, meta["model"], meta["eval_batch_size"])

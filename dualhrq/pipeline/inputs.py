@@ -1,0 +1,141 @@
+"""The fitted transforms between feature rows and the network's batch: the first half of a decision.
+
+Everything here is fitted on one CV fold's training part (``dualhrq.training``)
+and applied unchanged to any sample of the same market: feature and regime
+z-scores, the target scale, and, with regime conditioning, each symbol's
+regime inputs (screened columns zeroed) and, with retrieval, the pattern
+queries and their decision times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dualhrq.data.samples import SampleSet
+from dualhrq.data.scaling import Standardizer
+from dualhrq.errors import DataError
+from dualhrq.patterns.detection import PatternEncoder
+
+
+@dataclass
+class RegimeInputs:
+    """Per-symbol z-scores of the regime features; columns that identify the symbol are zeroed (``keep``)."""
+
+    scaler: Standardizer
+    keep: np.ndarray
+
+    def transform(self, samples: SampleSet) -> np.ndarray:
+        """[n_rows, R] float32 (NaN on warm-up rows)."""
+        regime = self.scaler.transform(samples.regime, samples.row_symbol)
+        regime[:, ~self.keep] = 0.0
+        return regime
+
+
+@dataclass
+class PatternQueries:
+    """Per-symbol z-scored feature windows embedded by the fold's encoder: the retrieval queries."""
+
+    scaler: Standardizer
+    encoder: PatternEncoder
+
+    def transform(self, samples: SampleSet) -> np.ndarray:
+        """[S, n_scales, dim] float32 query of every sample."""
+        features = np.nan_to_num(self.scaler.transform(samples.features, samples.row_symbol))
+        return self.encoder.embed(features, samples.end_row)
+
+
+@dataclass
+class FittedInputs:
+    """Feature rows -> the network's batch items, with statistics of one fold's training part."""
+
+    features: Standardizer
+    regime: Standardizer
+    target_scale: float
+    symbols: list[str]
+    regime_inputs: RegimeInputs | None = None
+    queries: PatternQueries | None = None
+
+    def arrays(self, samples: SampleSet) -> TransformedSamples:
+        """Every array the batches of ``samples`` are cut from, computed once."""
+        if list(samples.symbols) != list(self.symbols):
+            raise DataError(f"the samples' symbols {samples.symbols} differ from the {self.symbols} these inputs "
+                            "were fitted on. Fix: build the samples from the same data config.")
+        extras: dict[str, np.ndarray] = {}
+        if self.regime_inputs is not None:
+            extras["regime"] = np.nan_to_num(self.regime_inputs.transform(samples)[samples.end_row])
+        if self.queries is not None:
+            extras["query"] = self.queries.transform(samples)
+            extras["t"] = samples.t.astype("datetime64[us]").astype(np.int64)
+        return TransformedSamples(samples=samples, features=self.features.transform(samples.features),
+                                  regime=self.regime.transform(samples.regime), target_scale=self.target_scale,
+                                  extras=extras)
+
+    def save_arrays(self) -> dict[str, np.ndarray]:
+        out = {**self.features.arrays("features"), **self.regime.arrays("regime"),
+               "target_scale": np.asarray(self.target_scale)}
+        if self.regime_inputs is not None:
+            out |= self.regime_inputs.scaler.arrays("regime_inputs") | {"regime_inputs.keep": self.regime_inputs.keep}
+        if self.queries is not None:
+            out |= self.queries.scaler.arrays("queries")
+            out |= {f"encoder.{k}": v for k, v in self.queries.encoder.arrays().items()}
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], symbols: list[str]) -> FittedInputs:
+        a = dict(arrays)
+        regime_inputs = queries = None
+        if "regime_inputs.keep" in a:
+            regime_inputs = RegimeInputs(Standardizer.from_arrays(a, "regime_inputs"), a["regime_inputs.keep"])
+        if "queries.mean" in a:
+            encoder = PatternEncoder.from_arrays({k[len("encoder."):]: v for k, v in a.items()
+                                                  if k.startswith("encoder.")})
+            queries = PatternQueries(Standardizer.from_arrays(a, "queries"), encoder)
+        return cls(features=Standardizer.from_arrays(a, "features"), regime=Standardizer.from_arrays(a, "regime"),
+                   target_scale=float(a["target_scale"]), symbols=symbols, regime_inputs=regime_inputs,
+                   queries=queries)
+
+
+@dataclass
+class TransformedSamples:
+    """Standardised feature and regime rows plus per-sample ``extras`` (conditioning inputs, labels)."""
+
+    samples: SampleSet
+    features: np.ndarray
+    regime: np.ndarray
+    target_scale: float
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def dataset(self, index: np.ndarray, extras: Mapping[str, np.ndarray] | None = None) -> WindowDataset:
+        """The samples ``index`` as batch items; ``extras`` (e.g. training labels) are added to each."""
+        return WindowDataset(self, index, {**self.extras, **(extras or {})})
+
+
+class WindowDataset(Dataset):
+    """Windows of standardised features ending at each sample's decision bar, with the sample's conditioning
+    inputs; an extra named like a base item (``regime``) replaces it."""
+
+    def __init__(self, data: TransformedSamples, index: np.ndarray, extras: Mapping[str, np.ndarray]) -> None:
+        self.data = data
+        self.index = index
+        self.extras = dict(extras)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        d, s = self.data, self.data.samples
+        j = int(self.index[i])
+        end = int(s.end_row[j])
+        return {
+            "x": torch.from_numpy(d.features[end - s.seq_len + 1 : end + 1]),
+            "regime": torch.from_numpy(d.regime[end]),
+            "symbol": torch.tensor(s.symbol_id[j], dtype=torch.long),
+            "target_z": torch.tensor(s.target[j] / d.target_scale, dtype=torch.float32),
+            "next_return": torch.tensor(s.next_return[j], dtype=torch.float32),
+            **{name: torch.as_tensor(values[j]) for name, values in self.extras.items()},
+        }

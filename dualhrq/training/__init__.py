@@ -1,0 +1,1 @@
+"""The training stage: per-fold fitting of inputs, conditioning and model, and out-of-sample prediction."""

@@ -1,0 +1,199 @@
+"""Everything conditioning learns from data, fitted on one CV fold's training part only.
+
+* regime inputs: each symbol's regime features are standardised with that
+  symbol's own training-fold mean and deviation (pooled ones for a symbol
+  without training rows), so "high volatility" means high for that
+  instrument and the level that tells symbols apart is removed; indicator
+  columns (two values or fewer, e.g. "VIX available": data coverage, i.e.
+  the calendar) are left out, and so is any feature that on its own tells
+  the symbol apart by more than ``model.conditioning.max_input_mi_bits`` on the
+  training fold (e.g. the shape of a per-symbol model fit or a jump rate,
+  which standardising does not remove). These vectors replace the batch's
+  ``regime``;
+* regime labels: the mixture is fitted on the training decision bars, then
+  every bar is labelled causally (``regime_labels.py``); a sample's label is
+  that of its decision bar;
+* patterns (``regime_rag``): features standardised per symbol as above; the
+  encoder is fitted on training windows, the
+  library holds the training decisions' patterns and outcomes, and every
+  sample (train, validation, test) gets its query embeddings and decision
+  time, which the point-in-time search needs.
+
+Validation and test samples never contribute a pattern or a fitted statistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.data.samples import SampleSet
+from dualhrq.data.scaling import Standardizer
+from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.patterns.breaker import BreakerConfig
+from dualhrq.patterns.detection import PatternEncoder, check_scales
+from dualhrq.patterns.index import IndexConfig
+from dualhrq.patterns.library import LibraryConfig, PatternLibrary
+from dualhrq.pipeline.inputs import PatternQueries, RegimeInputs
+from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, switches_per_day
+from dualhrq.validation.folds import FoldIndex
+from dualhrq.validation.leakage import mutual_information_bits
+
+GROUP = "model.conditioning"
+
+
+@dataclass(frozen=True)
+class PatternSettings:
+    """``model.conditioning.patterns``: window scales (bars), block points per window, embedding dim and
+    the library (``k``, codebook, capacity, age, index...)."""
+
+    scales: tuple[int, ...] = (8, 16, 32)
+    points: int = 8
+    dim: int = 16
+    library: LibraryConfig = field(default_factory=LibraryConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", check_scales(self.scales, self.points))
+        positive_int(self.dim, f"{GROUP}.patterns.dim")
+
+
+@dataclass(frozen=True)
+class ConditioningFit:
+    """What a ``model/conditioning`` group asks the fold to fit: regime inputs and labels (when it has
+    ``labels``), and the pattern encoder and library (when it has ``patterns``)."""
+
+    regimes: int = 4
+    max_input_mi_bits: float | None = 0.1
+    labels: RegimeLabelConfig | None = None
+    patterns: PatternSettings | None = None
+    retrieval: BreakerConfig | None = None
+
+    def __post_init__(self) -> None:
+        positive_int(self.regimes, f"{GROUP}.regimes")
+        if self.regimes < 2:
+            raise ConfigError(f"{GROUP}.regimes must be at least 2, got {self.regimes}.")
+        if self.max_input_mi_bits is not None and not self.max_input_mi_bits > 0:
+            raise ConfigError(f"{GROUP}.max_input_mi_bits must be positive or null, got {self.max_input_mi_bits!r}.")
+        if self.patterns is not None and self.labels is None:
+            raise ConfigError(f"{GROUP}.patterns needs {GROUP}.labels: retrieval conditions on the regime too.")
+
+    @classmethod
+    def from_config(cls, group: Mapping[str, Any] | None) -> ConditioningFit:
+        """Parse the fitting settings of ``model.conditioning`` (the torch ``module`` is the model's)."""
+        raw = OmegaConf.to_container(group, resolve=True) if isinstance(group, DictConfig) else dict(group or {})
+        raw.pop("module", None)
+        raw.pop("regime_loss_weight", None)
+        try:
+            if raw.get("labels") is not None:
+                raw["labels"] = _make(RegimeLabelConfig, raw["labels"], f"{GROUP}.labels")
+            if raw.get("patterns") is not None:
+                patterns = dict(raw["patterns"])
+                library = dict(patterns.pop("library", {}) or {})
+                index = _make(IndexConfig, library.pop("index", {}) or {}, f"{GROUP}.patterns.library.index")
+                patterns["library"] = _make(LibraryConfig, {**library, "index": index}, f"{GROUP}.patterns.library")
+                if "scales" in patterns:
+                    patterns["scales"] = tuple(patterns["scales"])
+                raw["patterns"] = _make(PatternSettings, patterns, f"{GROUP}.patterns")
+            if raw.get("retrieval") is not None:
+                raw["retrieval"] = _make(BreakerConfig, raw["retrieval"], f"{GROUP}.retrieval")
+            return _make(cls, raw, GROUP)
+        except TypeError as err:
+            raise ConfigError(f"{GROUP}: {err}") from None
+
+
+@dataclass
+class FoldConditioning:
+    """The fitted inputs (for the decision pipeline), the training labels, the library, and what to log."""
+
+    regime_inputs: RegimeInputs | None = None
+    queries: PatternQueries | None = None
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    library: PatternLibrary | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def fit_fold_conditioning(cfg: ConditioningFit, samples: SampleSet, fold: FoldIndex) -> FoldConditioning:
+    """Fit regime inputs and labels (with ``labels``) and the pattern library (with ``patterns``) on
+    ``fold.train``."""
+    out = FoldConditioning()
+    if cfg.labels is None:
+        return out
+    train_rows = samples.end_row[fold.train]
+    scaler = Standardizer.fit(samples.regime, train_rows, samples.row_symbol, len(samples.symbols), finite_only=True)
+    regime = scaler.transform(samples.regime, samples.row_symbol)
+    continuous = np.array([len(np.unique(samples.regime[train_rows, j])) > 2 for j in range(regime.shape[1])])
+    if not continuous.any():
+        raise DataError("regime labels: no continuous regime feature varies over the training fold. "
+                        "Fix: enable regime features in data.features.")
+    keep = continuous & _symbol_free(cfg, regime, samples, fold)
+    if not keep.any():
+        raise DataError("regime labels: every regime feature tells the symbols apart on the training fold "
+                        f"(> {GROUP}.max_input_mi_bits={cfg.max_input_mi_bits}). Fix: raise that limit or add "
+                        "market-wide regime features.")
+    out.regime_inputs = RegimeInputs(scaler, keep)
+    regime[:, ~keep] = 0.0
+    out.metrics["conditioning/inputs_dropped"] = float((continuous & ~keep).sum())
+    labels, switches = _regime_labels(cfg, regime[:, keep], samples, fold)
+    out.labels["regime_label"] = labels
+    out.metrics["regime/switches_per_day"] = switches
+    out.metrics["regime/label_share_max"] = float(np.bincount(labels[fold.train], minlength=cfg.regimes).max()
+                                                  / max(len(fold.train), 1))
+    if cfg.patterns is not None:
+        _patterns(cfg.patterns, samples, fold, out)
+    return out
+
+
+def _symbol_free(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet, fold: FoldIndex) -> np.ndarray:
+    """Mask of regime columns whose own MI with the symbol, over the training decisions, is within the limit."""
+    keep = np.ones(regime.shape[1], dtype=bool)
+    if cfg.max_input_mi_bits is None or len(samples.symbols) < 2:
+        return keep
+    x, y = regime[samples.end_row[fold.train]], samples.symbol_id[fold.train]
+    for j in range(regime.shape[1]):
+        keep[j] = mutual_information_bits(np.nan_to_num(x[:, [j]]), y, max_samples=5000,
+                                          seed=cfg.labels.seed) <= cfg.max_input_mi_bits
+    return keep
+
+
+def _regime_labels(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet,
+                   fold: FoldIndex) -> tuple[np.ndarray, float]:
+    """Label of each sample's decision bar and the switches per day over all bars with regime features."""
+    usable = np.flatnonzero(np.isfinite(regime).all(axis=1))
+    symbol_row, ts = samples.row_symbol, samples.row_ts
+    labeler = RegimeLabeler(cfg.regimes, cfg.labels).fit(regime, samples.end_row[fold.train])
+    row_labels = np.full(len(regime), -1, np.int64)
+    row_labels[usable] = labeler.label(regime[usable], symbol_row[usable])
+    switches = switches_per_day(row_labels[usable], symbol_row[usable], ts[usable])
+    return row_labels[samples.end_row], switches
+
+
+def _patterns(pc: PatternSettings, samples: SampleSet, fold: FoldIndex, out: FoldConditioning) -> None:
+    check_scales(pc.scales, pc.points, samples.seq_len)
+    train_rows = np.unique((samples.end_row[fold.train, None] - np.arange(samples.seq_len)[None, :]).ravel())
+    scaler = Standardizer.fit(samples.features, train_rows, samples.row_symbol, len(samples.symbols),
+                              finite_only=True)
+    features = np.nan_to_num(scaler.transform(samples.features, samples.row_symbol))  # warm-up rows: no window
+    encoder = PatternEncoder(pc.scales, pc.points, pc.dim, seed=pc.library.seed).fit(
+        features, samples.end_row[fold.train])
+    out.queries = PatternQueries(scaler, encoder)
+    query = encoder.embed(features, samples.end_row)
+    t = samples.t.astype("datetime64[us]").astype(np.int64)
+    t1 = samples.t1.astype("datetime64[us]").astype(np.int64)
+    scale = float(np.std(samples.target[fold.train]))
+    outcome = (samples.target / scale).astype(np.float32)
+    out.library = PatternLibrary.build(pc.library, query[fold.train], t[fold.train], t1[fold.train],
+                                       outcome[fold.train])
+    out.metrics["patterns/encoder_variance"] = encoder.explained_variance()
+    out.metrics.update({f"patterns/{k}": v for k, v in out.library.stats().items()})
+
+
+def _make(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    known = {f for f in cls.__dataclass_fields__}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}.")
+    return cls(**values)

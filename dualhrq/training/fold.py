@@ -1,0 +1,160 @@
+"""One CV fold, start to end: fit its inputs, conditioning and model (resuming from ``last.ckpt``), save
+its decision pipeline, predict its test samples out of sample and replay them.
+
+A fold whose ``predictions.parquet`` exists is complete and is read back, so a killed job resumes at the
+fold it was in, and inside that fold at its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import polars as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.config import build
+from dualhrq.data.samples import SampleSet
+from dualhrq.data.scaling import Standardizer
+from dualhrq.errors import DataError
+from dualhrq.models.lit_module import HRMLitModule
+from dualhrq.models.network import NetOutput
+from dualhrq.models.params import count_parameters
+from dualhrq.patterns.retrieval import PatternRetriever
+from dualhrq.pipeline.decision import CHECKPOINT, DecisionPipeline
+from dualhrq.pipeline.inputs import FittedInputs
+from dualhrq.tracking.mlflow_run import RunTracker
+from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
+from dualhrq.training.conditioning_report import conditioning_report
+from dualhrq.training.datamodule import MarketDataModule
+from dualhrq.validation.folds import FoldIndex
+from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
+
+log = logging.getLogger("dualhrq.train")
+
+
+def fit_inputs(samples: SampleSet, fold: FoldIndex, cond: FoldConditioning) -> FittedInputs:
+    """Feature and regime z-scores over the training windows' rows, the target scale, and the conditioning's
+    fitted inputs."""
+    rows = np.unique((samples.end_row[fold.train, None] - np.arange(samples.seq_len)[None, :]).ravel())
+    scale = float(np.std(samples.target[fold.train]))
+    if not np.isfinite(scale) or scale <= 0:
+        raise DataError(f"fold {fold.fold}: the training targets are constant; check data.horizon "
+                        "and that the prices move")
+    return FittedInputs(features=Standardizer.fit(samples.features, rows),
+                        regime=Standardizer.fit(samples.regime, rows), target_scale=scale,
+                        symbols=list(samples.symbols), regime_inputs=cond.regime_inputs, queries=cond.queries)
+
+
+@dataclass
+class FittedFold:
+    pipeline: DecisionPipeline
+    trainer: L.Trainer
+    conditioning: FoldConditioning
+
+
+def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str | None,
+             fold_dir: Path) -> FittedFold:
+    """Train one fold's model, resuming from its ``last.ckpt`` when one exists. Regime labels and the
+    pattern library are fitted on the fold's training part first."""
+    samples = dm.prepare()
+    cond_fit = ConditioningFit.from_config(cfg.model.conditioning)
+    cond = fit_fold_conditioning(cond_fit, samples, fold)
+    inputs = fit_inputs(samples, fold, cond)
+    dm.set_fold(fold, inputs, labels=cond.labels)
+    L.seed_everything(cfg.seed, workers=True)
+    model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
+                                n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
+    if cond.library is not None:
+        model.attach_retriever(PatternRetriever(cond.library, cond_fit.retrieval))
+    ckpt_dir = fold_dir / "checkpoints"
+    callbacks: list[Callback] = []
+    for cb_cfg in cfg.callbacks.values():
+        cb = build(cb_cfg)
+        if isinstance(cb, ModelCheckpoint):
+            cb.dirpath = str(ckpt_dir)
+        callbacks.append(cb)
+    logger = build(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
+    no_val = {} if len(fold.val) else {"limit_val_batches": 0}
+    trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
+                               **no_val)
+    last = ckpt_dir / "last.ckpt"
+    if last.exists():
+        log.info("fold %d: resuming from %s", fold.fold, last)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if last.exists() else None, weights_only=True)
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    pipeline = DecisionPipeline(inputs, model, model_config, eval_batch_size=dm.eval_batch_size)
+    return FittedFold(pipeline, trainer, cond)
+
+
+def predict_fold(pipeline: DecisionPipeline, samples: SampleSet, fold: FoldIndex) -> tuple[pl.DataFrame, dict]:
+    """Out-of-sample predictions of the fold's test samples and the fold's loss on them."""
+    test = fold.test
+    out = pipeline.predict(samples, test)
+    module = pipeline.module
+    target_z = torch.from_numpy((samples.target[test] / pipeline.inputs.target_scale).astype(np.float32))
+    terms = module.loss_terms(NetOutput(signal=torch.from_numpy(out.signal), forecast=torch.from_numpy(
+        out.forecast_z)), target_z)
+    frame = pl.DataFrame({
+        "fold": np.full(len(test), fold.fold, dtype=np.int32),
+        "ts": samples.t[test], "t1": samples.t1[test],
+        "symbol": np.asarray(samples.symbols)[samples.symbol_id[test]],
+        "signal": out.signal, "forecast": out.forecast_z[:, 0] * pipeline.inputs.target_scale,
+        "target": samples.target[test], "next_return": samples.next_return[test],
+    })
+    metrics = {"oos/loss": float(terms["loss"]), "oos/nll": float(terms["nll"]),
+               "oos/act_steps": float(out.steps.mean())}
+    return frame, metrics
+
+
+def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: RunTracker | None,
+             output_dir: Path, position: int, n_folds: int) -> pl.DataFrame | None:
+    """Fit (or reload) one fold and return its out-of-sample predictions; None on non-zero DDP ranks."""
+    fold_dir = output_dir / "folds" / f"fold{fold.fold}"
+    pred_path = fold_dir / "predictions.parquet"
+    if pred_path.exists():
+        log.info("fold %d (%d/%d): already complete, reusing %s", fold.fold, position, n_folds, pred_path)
+        return pl.read_parquet(pred_path)
+    start = time.perf_counter()
+    fitted = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
+    trainer = fitted.trainer
+    pipeline_dir = fold_dir / "pipeline" / f"fold{fold.fold}"
+    trainer.save_checkpoint(pipeline_dir / CHECKPOINT, weights_only=True)  # collective under DDP
+    if not trainer.is_global_zero:
+        return None
+    fitted.pipeline.save(pipeline_dir, checkpoint=pipeline_dir / CHECKPOINT)
+    samples = dm.prepare()
+    frame, oos = predict_fold(fitted.pipeline, samples, fold)
+    result = build(cfg.backtest).run(frame)
+    cond = fitted.conditioning
+    report = conditioning_report(fitted.pipeline.module, fitted.pipeline.loader(samples, fold.test),
+                                 samples.symbol_id[fold.test], samples.t[fold.test], seed=cfg.seed)
+    seconds = time.perf_counter() - start
+    metrics: dict[str, Any] = {
+        **oos, "oos/sharpe": result.sharpe, "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
+        "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test),
+        **{f"{SIM_PREFIX}{k}": v for k, v in result.details().items()}, **cond.metrics, **report}
+    log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
+             fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
+             oos["oos/loss"], result.sharpe, seconds)
+    if tracker is not None:
+        tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
+        tracker.log_artifact(pipeline_dir, "checkpoints")
+        shutil.rmtree(pipeline_dir)  # kept once, in the MLflow artifact store (about 100 MB per fold for hrm_27m)
+        if cond.library is not None:
+            tracker.log_artifact(cond.library.save(fold_dir / "patterns" / f"fold{fold.fold}"), "patterns")
+    counts = {f"{PARAMS_PREFIX}{k}": v for k, v in count_parameters(fitted.pipeline.module.net).items()}
+    frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items()
+                                 if k.startswith(("oos", SIM_PREFIX, *COND_PREFIXES))),
+                               *(pl.lit(v).alias(k) for k, v in counts.items()))
+    frame.write_parquet(pred_path)
+    (fold_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+    return frame

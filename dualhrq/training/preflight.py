@@ -1,0 +1,26 @@
+"""Refuse impossible or unsupported training settings before any data is read."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from dualhrq.config import build
+from dualhrq.errors import ConfigError, positive_int
+from dualhrq.models.lit_module import check_model_config
+from dualhrq.training.conditioning import ConditioningFit
+from dualhrq.validation.oos import OBJECTIVES
+
+
+def check_training_config(cfg: DictConfig) -> None:
+    """The model, its conditioning, the splitter, the backtest, the objective and the data sizes."""
+    if not isinstance(cfg.model.get("conditioning"), DictConfig):
+        raise ConfigError(f"model.conditioning is a config group, got the value {cfg.model.get('conditioning')!r}. "
+                          "Fix: select it with model/conditioning=<none|puzzle_id|regime|regime_rag>.")
+    ConditioningFit.from_config(cfg.model.conditioning)
+    check_model_config(cfg.model)
+    build(cfg.validation.splitter)
+    build(cfg.backtest)
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
+    for key in ("seq_len", "horizon", "stride", "batch_size"):
+        positive_int(cfg.data[key], f"data.{key}")
