@@ -1,9 +1,11 @@
 """``python -m dualhrq.backtest``: replay a finished training run's out-of-sample signals and log the result.
 
 The signals come from the training run's ``oos_predictions.parquet`` MLflow
-artifact (``run_id=...``) or a file (``predictions=...``), or, with
-``adversarial=true``, are the rule-testing signal that shorts after every
-falling bar of the configured market; they are replayed
+artifact (``run_id=...``) or a file (``predictions=...``); with
+``signals=pipeline`` they are made again by the run's saved decision
+pipelines (artifacts ``checkpoints/fold<i>``) on the run's data and folds;
+with ``adversarial=true`` they are the rule-testing signal that shorts after
+every falling bar of the configured market. They are replayed
 by ``build(cfg.backtest).run``, the same call the training job makes for its
 evaluation. Where folds predicted the same (ts, symbol), the lowest fold's
 signal is kept, so every decision is replayed once. The run logs the
@@ -35,38 +37,76 @@ from dualhrq.market.grid import validate_quotes
 from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, adversarial_signals, describe
 from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.metrics import book_metrics
+from dualhrq.pipeline.decision import DecisionPipeline
 from dualhrq.portfolio.plots import save_plots
 from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
 from dualhrq.tracking.summary import format_table
+from dualhrq.training.fold import predict_from_pipelines
+from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT
 
 log = logging.getLogger("dualhrq.backtest")
-ARTIFACT = "oos_predictions.parquet"
+SIGNALS = ("predictions", "pipeline")
 
 
 def load_predictions(cfg: DictConfig, workdir: Path) -> tuple[pl.DataFrame, DictConfig | None]:
     """The predictions named by ``run_id`` or ``predictions`` (exactly one), and the training run's config."""
     if (cfg.run_id is None) == (cfg.predictions is None):
         raise ConfigError("set exactly one of run_id=<training run id> or predictions=<parquet file>.")
+    if cfg.signals not in SIGNALS:
+        raise ConfigError(f"signals must be one of {list(SIGNALS)}, got {cfg.signals!r}.")
+    if cfg.signals == "pipeline":
+        if cfg.run_id is None:
+            raise ConfigError("signals=pipeline makes the signals with a run's saved pipelines: set run_id=<run>.")
+        frame, trained = pipeline_predictions(cfg, workdir), run_config(cfg, workdir)
+        return _one_per_decision(frame), trained
     if cfg.predictions is not None:
         path = Path(cfg.predictions)
         if not path.is_file():
-            raise DataError(f"predictions={path} is not a file. Fix: point it at a run's {ARTIFACT}.")
+            raise DataError(f"predictions={path} is not a file. Fix: point it at a run's {PREDICTIONS_ARTIFACT}.")
         config = path.parent / "config.yaml"
     else:
         client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
         try:
-            path = Path(client.download_artifacts(str(cfg.run_id), ARTIFACT, str(workdir)))
+            path = Path(client.download_artifacts(str(cfg.run_id), PREDICTIONS_ARTIFACT, str(workdir)))
         except (MlflowException, OSError) as err:
-            raise DataError(f"run_id={cfg.run_id}: no {ARTIFACT} artifact in {cfg.logger.mlflow.tracking_uri} "
+            raise DataError(f"run_id={cfg.run_id}: no {PREDICTIONS_ARTIFACT} artifact in {cfg.logger.mlflow.tracking_uri} "
                             f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
         try:
             config = Path(client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir)))
         except (MlflowException, OSError):
             config = workdir / "none"
-    frame = pl.read_parquet(path)
+    return _one_per_decision(pl.read_parquet(path)), (OmegaConf.load(config) if config.is_file() else None)
+
+
+def _one_per_decision(frame: pl.DataFrame) -> pl.DataFrame:
+    """Where folds predicted the same (ts, symbol), the lowest fold's signal; sorted by symbol, ts."""
     order = ["fold", "ts"] if "fold" in frame.columns else ["ts"]
-    frame = frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
-    return frame, (OmegaConf.load(config) if config.is_file() else None)
+    return frame.sort(*order).unique(["ts", "symbol"], keep="first", maintain_order=True).sort("symbol", "ts")
+
+
+def run_config(cfg: DictConfig, workdir: Path) -> DictConfig:
+    """The training run's resolved ``config.yaml`` artifact."""
+    client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
+    try:
+        return OmegaConf.load(client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir)))
+    except (MlflowException, OSError) as err:
+        raise DataError(f"run_id={cfg.run_id}: no config.yaml artifact in {cfg.logger.mlflow.tracking_uri} "
+                        f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
+
+
+def pipeline_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
+    """The run's out-of-sample signals, made again by each fold's saved decision pipeline."""
+    client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
+
+    def load(fold: int) -> DecisionPipeline:
+        try:
+            path = client.download_artifacts(str(cfg.run_id), f"checkpoints/fold{fold}", str(workdir))
+        except (MlflowException, OSError) as err:
+            raise DataError(f"run_id={cfg.run_id}: no saved pipeline for fold {fold} ({str(err).splitlines()[0]})."
+                            " Fix: replay its predictions (signals=predictions).") from None
+        return DecisionPipeline.load(path)
+
+    return predict_from_pipelines(run_config(cfg, workdir), load)
 
 
 def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFrame

@@ -1,7 +1,7 @@
 """Print a model config's parameters per component against its declared budget.
 
     python -m dualhrq.tools.param_count model=hrm_27m --strict
-    python -m dualhrq.tools.param_count model=hrm_27m model.conditioning=none
+    python -m dualhrq.tools.param_count model=hrm_27m model/conditioning=none
 
 Arguments are Hydra overrides of ``conf/train.yaml``; ``--strict`` exits with
 status 1 when a component or the total is outside the budget. Input sizes come

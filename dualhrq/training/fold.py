@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
 from dualhrq.training.conditioning_report import conditioning_report
 from dualhrq.training.datamodule import MarketDataModule
-from dualhrq.validation.folds import FoldIndex
+from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
 
 log = logging.getLogger("dualhrq.train")
@@ -113,6 +114,17 @@ def predict_fold(pipeline: DecisionPipeline, samples: SampleSet, fold: FoldIndex
     metrics = {"oos/loss": float(terms["loss"]), "oos/nll": float(terms["nll"]),
                "oos/act_steps": float(out.steps.mean())}
     return frame, metrics
+
+
+def predict_from_pipelines(run_cfg: DictConfig, load: Callable[[int], DecisionPipeline]) -> pl.DataFrame:
+    """A finished run's out-of-sample predictions made again by its saved decision pipelines (``load(fold)``),
+    on the data and folds its config names."""
+    dm: MarketDataModule = build(run_cfg.data)
+    samples = dm.prepare()
+    splitter = build(run_cfg.validation.splitter)
+    folds = select_folds(make_folds(splitter, samples.t, samples.t1, run_cfg.validation.val_fraction),
+                         run_cfg.validation.folds)
+    return pl.concat([predict_fold(load(fold.fold), samples, fold)[0] for fold in folds])
 
 
 def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: RunTracker | None,
