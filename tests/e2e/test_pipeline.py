@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
-from dualhrq.backtest import replay
+from dualhrq.evaluation.replay import replay
 from dualhrq.config import CONF_DIR
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.pipeline.decision import DecisionPipeline

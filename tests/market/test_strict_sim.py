@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
-from dualhrq.backtest import replay as replay_main
+from dualhrq.evaluation.replay import replay as replay_main
 from dualhrq.config import CONF_DIR, build, compose_train
 from dualhrq.data.synthetic import generate_bars
 from dualhrq.errors import ConfigError, DataError
