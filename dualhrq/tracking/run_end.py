@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.config import build
 from dualhrq.errors import ConfigError, positive_int
+from dualhrq.primitives.returns import sharpe_ratio
 from dualhrq.report.run import write_run_report
 from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.tracking.summary import format_table
@@ -36,7 +37,6 @@ from dualhrq.validation.evidence import (
 )
 from dualhrq.validation.gates import GateResult, evaluate_gates, gate_metrics, gate_rows, gate_tags, gates_from_config
 from dualhrq.validation.oos import fold_rows, path_returns
-from dualhrq.validation.statistics import sharpe_ratio
 
 RETURNS_ARTIFACT = "cpcv_returns.parquet"
 
