@@ -48,6 +48,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from dualhrq.errors import ConfigError, positive_int
+from dualhrq.primitives.bsm import bsm_price
 
 MINUTES_FULL_DAY = 390  # 09:30..15:59
 MINUTES_EARLY_CLOSE = 210  # 09:30..12:59
@@ -469,8 +470,6 @@ def generate_option_chain(
     (no dividends) at that iv, so prices carry no static arbitrage.
     Columns: ``date, symbol, expiry, tau, strike, right, underlying, rate, iv, price``.
     """
-    from dualhrq.features.options import bsm_price
-
     positive_int(n_strikes, "n_strikes")
     surface = svi_surface(bars, seed=seed, n_expiries=n_expiries, rate=rate)
     grid = pl.DataFrame({"z": np.linspace(-2.5, 2.5, n_strikes)})
