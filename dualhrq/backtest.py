@@ -36,8 +36,8 @@ from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, advers
 from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.metrics import book_metrics
 from dualhrq.portfolio.plots import save_plots
+from dualhrq.primitives.tables import format_table
 from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
-from dualhrq.tracking.summary import format_table
 
 log = logging.getLogger("dualhrq.backtest")
 ARTIFACT = "oos_predictions.parquet"
