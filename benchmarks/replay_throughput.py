@@ -26,7 +26,7 @@ from dualhrq.market.costs import CostModel
 from dualhrq.market.engine import RuleState, replay
 from dualhrq.market.grid import build_grid
 from dualhrq.market.loop import replay_loop
-from dualhrq.market.strict_sim import StrictSimBacktest, adversarial_signals
+from dualhrq.portfolio.strict_sim import StrictSimBacktest, adversarial_signals
 
 
 def main() -> None:

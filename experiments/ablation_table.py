@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from dualhrq.config import build
-from dualhrq.tracking.summary import format_table
+from dualhrq.primitives.tables import format_table
 from dualhrq.validation.oos import assemble_paths
 
 VARIANTS = ("none", "puzzle_id", "regime", "regime_rag")

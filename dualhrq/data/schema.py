@@ -53,6 +53,8 @@ OPTIONAL_SCHEMA: dict[str, pl.DataType] = {
     "ask_size": pl.Float64(),
     "luld_tier": pl.Int8(),
 }
+# every column, required then optional: intraday bars with quotes, as the synthetic market delivers them
+INTRADAY_BAR_SCHEMA: dict[str, pl.DataType] = {**BAR_SCHEMA, **OPTIONAL_SCHEMA}
 _PAIRS = (("bid", "ask"), ("bid_size", "ask_size"))
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")

@@ -21,9 +21,10 @@ The model, per trading day ``d`` and minute ``t`` of symbol ``i``:
 - quote-size imbalance that weakly predicts the next minute's return, and
   volume and trade counts that rise with |return|.
 
-Bar columns (the contract shared with the simulator): ``ts`` Datetime("us"),
-naive America/New_York wall-clock start of the bar, 09:30..15:59 (09:30..12:59
-on early-close days); ``symbol``; ``open, high, low, close, volume`` Float64;
+Bar columns (``INTRADAY_BAR_SCHEMA`` of :mod:`dualhrq.data.schema`, the
+contract shared with the simulator): ``ts`` Datetime("us"), naive
+America/New_York wall-clock start of the bar, 09:30..15:59 (09:30..12:59 on
+early-close days); ``symbol``; ``open, high, low, close, volume`` Float64;
 ``trades`` Int64; ``bid, ask, bid_size, ask_size`` Float64 (quotes at the
 bar's close); ``luld_tier`` Int8 (1 for even-numbered symbols, 2 for odd
 ones, so a symbol's tier does not depend on ``n_symbols``). Sorted by
@@ -47,27 +48,13 @@ import numpy as np
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from dualhrq.data.schema import INTRADAY_BAR_SCHEMA
 from dualhrq.errors import ConfigError, positive_int
+from dualhrq.primitives.bsm import bsm_price
 
 MINUTES_FULL_DAY = 390  # 09:30..15:59
 MINUTES_EARLY_CLOSE = 210  # 09:30..12:59
 _MINUTES_PER_YEAR = 252 * MINUTES_FULL_DAY
-
-BAR_COLUMNS: dict[str, pl.DataType] = {
-    "ts": pl.Datetime("us"),
-    "symbol": pl.String(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "trades": pl.Int64(),
-    "bid": pl.Float64(),
-    "ask": pl.Float64(),
-    "bid_size": pl.Float64(),
-    "ask_size": pl.Float64(),
-    "luld_tier": pl.Int8(),
-}
 
 
 @dataclass(frozen=True)
@@ -297,7 +284,7 @@ def _symbol_frame(i: int, name: str, seed: int, market: _Market) -> pl.DataFrame
         "ts": market.ts, "symbol": name, "open": open_, "high": high, "low": low, "close": close,
         "volume": volume, "trades": trades, "bid": bid, "ask": ask, "bid_size": bid_size,
         "ask_size": ask_size, "luld_tier": tier,
-    }, schema=BAR_COLUMNS)
+    }, schema=INTRADAY_BAR_SCHEMA)
 
 
 def _checked(n_symbols: int, n_days: int, seed: int) -> None:
@@ -344,7 +331,7 @@ def generate_bars(
                 left -= frame.height
             yield frame
 
-    return register_io_source(source, schema=BAR_COLUMNS, is_pure=True, explain_name="synthetic_bars",
+    return register_io_source(source, schema=INTRADAY_BAR_SCHEMA, is_pure=True, explain_name="synthetic_bars",
                               explain_detail=f"{n_symbols} symbols x {n_days} days from {start}, seed {seed}")
 
 
@@ -469,8 +456,6 @@ def generate_option_chain(
     (no dividends) at that iv, so prices carry no static arbitrage.
     Columns: ``date, symbol, expiry, tau, strike, right, underlying, rate, iv, price``.
     """
-    from dualhrq.features.options import bsm_price
-
     positive_int(n_strikes, "n_strikes")
     surface = svi_surface(bars, seed=seed, n_expiries=n_expiries, rate=rate)
     grid = pl.DataFrame({"z": np.linspace(-2.5, 2.5, n_strikes)})

@@ -19,13 +19,13 @@ from dualhrq.config import build
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import summary_line, violations
 from dualhrq.market.grid import validate_quotes
-from dualhrq.market.strict_sim import StrictSimBacktest, StrictSimResult, adversarial_signals, describe
 from dualhrq.pipeline.decision import DecisionPipeline
 from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.metrics import book_metrics
 from dualhrq.portfolio.plots import save_plots
+from dualhrq.portfolio.strict_sim import StrictSimBacktest, StrictSimResult, adversarial_signals, describe
+from dualhrq.primitives.tables import format_table
 from dualhrq.tracking.mlflow_run import RunTracker, flatten_config, override_tags
-from dualhrq.tracking.summary import format_table
 from dualhrq.training.fold import predict_from_pipelines
 from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT
 

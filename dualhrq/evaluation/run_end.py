@@ -20,9 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from dualhrq.config import build
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.params import format_budget_table
+from dualhrq.primitives.returns import sharpe_ratio
+from dualhrq.primitives.tables import format_table
 from dualhrq.report.run import write_run_report
 from dualhrq.tracking.mlflow_run import RunTracker
-from dualhrq.tracking.summary import format_table
 from dualhrq.tracking.sweep import sweep_siblings
 from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT, add_baseline_signals, baseline_names
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
@@ -53,8 +54,6 @@ from dualhrq.validation.oos import (
     fold_rows,
     path_returns,
 )
-from dualhrq.validation.statistics import sharpe_ratio
-
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dualhrq.validation.statistics import max_drawdown, sharpe_ratio
+from dualhrq.primitives.returns import max_drawdown, sharpe_ratio
 
 REQUIRED = ("ts", "symbol", "signal", "next_return")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from dualhrq.errors import ConfigError
 from dualhrq.models.network import DualHRQNet
-from dualhrq.tracking.summary import format_table
+from dualhrq.primitives.tables import format_table
 
 Budget = Mapping[str, Mapping[str, float]]
 

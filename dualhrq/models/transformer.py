@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from dualhrq.models.conditioning import ConditionerFactory, PatternBatch
-from dualhrq.models.heads import TradingHeads
 from dualhrq.models.hrm import LevelSize, ReasoningModule
 from dualhrq.models.layers import Linear
 from dualhrq.models.network import ConditionedNet, NetOutput, check_norm, check_sizes

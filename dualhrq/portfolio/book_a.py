@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from dualhrq.errors import ConfigError, DataError, positive_int
-from dualhrq.features.options import bsm_greeks, bsm_price
+from dualhrq.primitives.bsm import bsm_greeks, bsm_price
 
 CHAIN_COLUMNS = ("date", "symbol", "expiry", "tau", "strike", "right", "underlying", "rate", "iv", "price")
 KEY = ["symbol", "expiry", "strike", "right"]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from dualhrq.validation.statistics import max_drawdown, sharpe_ratio
+from dualhrq.primitives.returns import max_drawdown, sharpe_ratio
 
 
 def sortino_ratio(returns: np.ndarray, periods_per_year: int = 252) -> float:

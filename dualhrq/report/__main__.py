@@ -22,8 +22,8 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from dualhrq.errors import ConfigError, DualHRQError, positive_int
+from dualhrq.primitives.tables import format_table
 from dualhrq.report.sweep import compare_sweep, summary_lines, write_sweep_report
-from dualhrq.tracking.summary import format_table
 
 KEYS = ("experiment", "tracking_uri", "out", "size", "reps", "seed")
 

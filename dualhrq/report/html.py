@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dualhrq.tracking.summary import format_value
+from dualhrq.primitives.tables import format_value
 from dualhrq.validation.gates import FAIL, PASS
 
 _STYLE = """

@@ -27,16 +27,15 @@ import numpy as np
 import polars as pl
 
 from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.primitives.returns import max_drawdown, sharpe_ratio
 from dualhrq.validation.statistics import (
     CI_METHODS,
     bootstrap_ci,
     deflated_sharpe_ratio,
     expected_max_sharpe,
-    max_drawdown,
     min_track_record_length,
     probabilistic_sharpe_ratio,
     reality_check,
-    sharpe_ratio,
     studentized_spa,
     superior_predictive_ability,
 )

@@ -10,11 +10,11 @@ one partial path. The model and every baseline are replayed on each path;
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import polars as pl
 
-from dualhrq.market.backtest import SignalBacktest
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import RUN_METRICS
 
@@ -26,6 +26,19 @@ RETURNS_ARTIFACT = "cpcv_returns.parquet"  # the run artifact of :func:`path_ret
 COND_PREFIXES = ("regime/", "conditioning/", "retrieval/", "patterns/")
 SIM_PREFIX = "sim/"
 PARAMS_PREFIX = "params/"
+
+
+class BacktestOutcome(Protocol):
+    """What the paths read of a backtest's result: its per-date returns (``ts, gross, cost, net``)."""
+
+    @property
+    def returns(self) -> pl.DataFrame: ...
+
+
+class Backtester(Protocol):
+    """What the paths need of a backtester (the daily ``SignalBacktest``, the strict simulator, ...)."""
+
+    def run(self, predictions: pl.DataFrame) -> BacktestOutcome: ...
 
 
 def assemble_paths(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, t: np.ndarray,
@@ -54,7 +67,7 @@ def fold_rows(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, fol
 
 
 def path_returns(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, t: np.ndarray,
-                 folds: Sequence[int], backtest: SignalBacktest) -> pl.DataFrame:
+                 folds: Sequence[int], backtest: Backtester) -> pl.DataFrame:
     """Net returns per date of the model and of every ``baseline:<name>`` signal column, on each CPCV path.
 
     Long format ``[ts, path, strategy, net]`` with ``strategy`` = ``model`` or

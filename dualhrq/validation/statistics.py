@@ -8,7 +8,9 @@ and Hansen's SPA test (via ``arch``) ask whether any model beats a
 benchmark once the search over models is accounted for.
 
 All functions take 1-D arrays of periodic simple returns (daily by default).
-Sharpe ratios fed to PSR, DSR and MinTRL are per period, not annualised.
+Sharpe ratios fed to PSR, DSR and MinTRL are per period, not annualised; the
+annualised Sharpe ratio and the maximum drawdown themselves live in
+:mod:`dualhrq.primitives.returns`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from arch.bootstrap import SPA, StationaryBootstrap, StepM, optimal_block_length
 from scipy import stats
 
 from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.primitives.returns import checked_returns, per_period_sharpe
 
 __all__ = [
     "CI_METHODS",
@@ -31,12 +34,10 @@ __all__ = [
     "bootstrap_ci",
     "deflated_sharpe_ratio",
     "expected_max_sharpe",
-    "max_drawdown",
     "min_track_record_length",
     "probabilistic_sharpe_ratio",
     "psr_from_moments",
     "reality_check",
-    "sharpe_ratio",
     "stationary_bootstrap_variance",
     "stepwise_superior_models",
     "studentized_spa",
@@ -44,25 +45,6 @@ __all__ = [
 ]
 
 CI_METHODS = ("percentile", "basic", "norm", "bc", "bca")
-
-
-def sharpe_ratio(returns: np.ndarray, periods_per_year: int = 252) -> float:
-    """Annualised Sharpe ratio, ``mean / std(ddof=1) * sqrt(periods_per_year)``; nan for constant returns."""
-    if isinstance(periods_per_year, bool) or not isinstance(periods_per_year, int) or periods_per_year < 1:
-        raise ConfigError(f"periods_per_year must be a positive integer, got {periods_per_year!r}.")
-    return _per_period_sharpe(_returns(returns)) * math.sqrt(periods_per_year)
-
-
-def max_drawdown(returns: np.ndarray) -> float:
-    """Largest peak-to-trough loss of the compounded equity curve, as a positive fraction.
-
-    The curve starts at 1 before the first return, so an initial loss counts.
-    """
-    r = _returns(returns, min_len=1)
-    if (r < -1).any():
-        raise DataError("simple returns below -1 (losing over 100%) are impossible; check the return series.")
-    equity = np.cumprod(np.r_[1.0, 1.0 + r])
-    return float(np.max(1.0 - equity / np.maximum.accumulate(equity)))
 
 
 def probabilistic_sharpe_ratio(returns: np.ndarray, sr_benchmark: float = 0.0) -> float:
@@ -74,8 +56,8 @@ def probabilistic_sharpe_ratio(returns: np.ndarray, sr_benchmark: float = 0.0) -
     ``scipy.stats.skew`` / ``scipy.stats.kurtosis(fisher=False)``.
     ``sr_benchmark`` is per period too.
     """
-    r = _returns(returns)
-    sr = _per_period_sharpe(r)
+    r = checked_returns(returns)
+    sr = per_period_sharpe(r)
     return psr_from_moments(sr, r.size, float(stats.skew(r)), float(stats.kurtosis(r, fisher=False)), sr_benchmark)
 
 
@@ -132,8 +114,8 @@ def min_track_record_length(returns: np.ndarray, sr_benchmark: float = 0.0, alph
     """
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}.")
-    r = _returns(returns)
-    sr = _per_period_sharpe(r)
+    r = checked_returns(returns)
+    sr = per_period_sharpe(r)
     if not sr > sr_benchmark:
         return math.inf
     return float(1 + _sr_variance_factor(r, sr) * (stats.norm.ppf(1 - alpha) / (sr - sr_benchmark)) ** 2)
@@ -307,7 +289,7 @@ def bootstrap_ci(
     ``arch.bootstrap.StationaryBootstrap.conf_int`` forms the interval
     (``method``: one of :data:`CI_METHODS`, Efron's percentile by default).
     """
-    r = _returns(returns)
+    r = checked_returns(returns)
     if not 0 < level < 1:
         raise ConfigError(f"level (the confidence level) must be in (0, 1), got {level!r}.")
     if method not in CI_METHODS:
@@ -347,7 +329,7 @@ def _excess_and_block(model_returns: np.ndarray, benchmark_returns: np.ndarray, 
     ``None`` takes the Politis-White (2004, corrected 2009) optimal stationary
     block length of the excess returns, averaged over the models that vary.
     """
-    bench = _returns(benchmark_returns, "benchmark_returns")
+    bench = checked_returns(benchmark_returns, "benchmark_returns")
     models = np.asarray(model_returns, dtype=float)
     models = models[:, None] if models.ndim == 1 else models
     if models.ndim != 2 or models.shape[0] != bench.size or not np.isfinite(models).all():
@@ -364,22 +346,6 @@ def _excess_and_block(model_returns: np.ndarray, benchmark_returns: np.ndarray, 
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ConfigError(f"block_size must be a positive integer or None, got {block_size!r}.")
     return excess, block_size
-
-
-def _returns(returns: np.ndarray, name: str = "returns", min_len: int = 2) -> np.ndarray:
-    r = np.asarray(returns, dtype=float)
-    if r.ndim != 1 or r.size < min_len or not np.isfinite(r).all():
-        raise DataError(
-            f"{name} must be a 1-D array of at least {min_len} finite values, got shape {r.shape}"
-            f"{' with NaN/inf' if r.size and not np.isfinite(r).all() else ''}."
-        )
-    return r
-
-
-def _per_period_sharpe(r: np.ndarray) -> float:
-    if np.ptp(r) == 0:
-        return math.nan
-    return float(r.mean() / r.std(ddof=1))
 
 
 def _sr_variance_factor(r: np.ndarray, sr: float) -> float:

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from dualhrq.data.schema import INTRADAY_BAR_SCHEMA
 from dualhrq.data.synthetic import (
-    BAR_COLUMNS,
     MarketParams,
     generate_bars,
     generate_events,
@@ -44,7 +44,7 @@ def test_nyse_2024_holidays_and_early_closes() -> None:
 
 
 def test_bars_follow_the_column_contract(bars: pl.DataFrame) -> None:
-    assert bars.schema == pl.Schema(BAR_COLUMNS)
+    assert bars.schema == pl.Schema(INTRADAY_BAR_SCHEMA)
     assert bars.equals(bars.sort("symbol", "ts"))
     assert bars.select(pl.struct("symbol", "ts").is_unique().all()).item()
     minutes = bars.group_by(day=pl.col("ts").dt.date()).agg(pl.col("ts").dt.time().min().alias("first"),
@@ -113,7 +113,7 @@ def test_every_spike_moves_more_than_its_luld_band_within_five_minutes(bars: pl.
 
 def test_the_scan_is_lazy_and_honours_projection_filter_and_limit() -> None:
     scan = generate_bars(4, n_days=2, seed=1)
-    assert scan.collect_schema() == pl.Schema(BAR_COLUMNS)
+    assert scan.collect_schema() == pl.Schema(INTRADAY_BAR_SCHEMA)
     full = scan.collect()
     one = scan.filter(pl.col("symbol") == "SYN002").select("ts", "close").collect()
     assert_frame_equal(one, full.filter(pl.col("symbol") == "SYN002").select("ts", "close"))

@@ -8,8 +8,8 @@ import pytest
 
 from dualhrq.data.synthetic import generate_bars, generate_option_chain, svi_surface
 from dualhrq.errors import ConfigError, DataError
-from dualhrq.features.options import bsm_greeks, bsm_price
 from dualhrq.portfolio.book_a import OptionsBook
+from dualhrq.primitives.bsm import bsm_greeks, bsm_price
 
 
 def chain(spots: dict[str, list[float]], vol=lambda k, s, tau, d: 0.25 + 0.1 * (np.log(k / s)) ** 2 + 0.002 * d,

@@ -10,6 +10,7 @@ import pytest
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
+from dualhrq.primitives.returns import sharpe_ratio
 from dualhrq.report.__main__ import main
 from dualhrq.report.sweep import compare_sweep
 from dualhrq.tracking.sweep import sweep_siblings
@@ -32,7 +33,7 @@ def _log_run(client, exp, tmp_path, name, edge, tags=()):
     folder.mkdir()
     frame.write_parquet(folder / "cpcv_returns.parquet")
     client.log_artifact(rid, str(folder / "cpcv_returns.parquet"))
-    sharpe = float(np.mean([st.sharpe_ratio(x) for x in paths]))
+    sharpe = float(np.mean([sharpe_ratio(x) for x in paths]))
     client.log_batch(rid, metrics=[Metric("oos/sharpe", sharpe, 0, 0)],
                      tags=[RunTag("gate.spa", "PASS" if edge > 0.001 else "FAIL")])
     client.set_terminated(rid)

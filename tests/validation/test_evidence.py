@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.primitives.returns import max_drawdown, sharpe_ratio
 from dualhrq.validation import statistics as st
 from dualhrq.validation.evidence import (
     StatsSettings,
@@ -47,12 +48,12 @@ def test_metrics_equal_the_statistics_called_directly():
     ev = evaluate_paths(frame, "buy_and_hold", TRIALS, SETTINGS)
     models = [_series(frame, "model", p) for p in range(3)]
     bench, mom = _series(frame, "buy_and_hold", 0), _series(frame, "momentum", 0)
-    sharpes = np.array([st.sharpe_ratio(m) for m in models])
+    sharpes = np.array([sharpe_ratio(m) for m in models])
     m = ev.metrics
     assert m["oos/sharpe"] == pytest.approx(sharpes.mean())
     assert m["oos/sharpe_std"] == pytest.approx(sharpes.std())
     assert m["oos/sharpe_min"] == pytest.approx(sharpes.min()) and m["oos/n_paths"] == 3
-    assert m["oos/max_drawdown"] == pytest.approx(max(st.max_drawdown(x) for x in models))
+    assert m["oos/max_drawdown"] == pytest.approx(max(max_drawdown(x) for x in models))
     average = np.mean(models, axis=0)  # the path-average series: equal capital in each path
     assert m["oos/psr"] == pytest.approx(st.probabilistic_sharpe_ratio(average))
     assert m["oos/dsr"] == pytest.approx(st.deflated_sharpe_ratio(average, 10, 4e-4))
@@ -64,13 +65,13 @@ def test_metrics_equal_the_statistics_called_directly():
     assert m["oos/spa_studentized_pvalue"] == st.studentized_spa(average, bench, reps=100, block_size=3,
                                                                   seed=7)["consistent"]
     assert m["vs/momentum/rc_pvalue"] == st.reality_check(average, mom, reps=100, block_size=3, seed=7).pvalue
-    ci = st.bootstrap_ci(average, lambda x: st.sharpe_ratio(x), level=0.9, reps=100, block_size=3, seed=7)
+    ci = st.bootstrap_ci(average, lambda x: sharpe_ratio(x), level=0.9, reps=100, block_size=3, seed=7)
     assert (m["oos/sharpe_ci_low"], m["oos/sharpe_ci_high"]) == pytest.approx((ci.low, ci.high))
-    b = st.sharpe_ratio(bench)
+    b = sharpe_ratio(bench)
     assert m["baseline/sharpe"] == pytest.approx(b) == m["baseline/buy_and_hold/sharpe"]
     assert m["oos/sharpe_improvement"] == pytest.approx((sharpes.mean() - b) / abs(b))
     assert m["vs/momentum/sharpe_improvement"] == pytest.approx(
-        (sharpes.mean() - st.sharpe_ratio(mom)) / abs(st.sharpe_ratio(mom)))
+        (sharpes.mean() - sharpe_ratio(mom)) / abs(sharpe_ratio(mom)))
     # one row per path plus the path average, whose p-value columns are the run's
     assert [r["path"] for r in ev.path_rows] == ["0", "1", "2", "mean"]
     assert ev.path_rows[1]["psr"] == pytest.approx(st.probabilistic_sharpe_ratio(models[1]))

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from dualhrq.config import CONF_DIR, compose_train
 from dualhrq.errors import ConfigError
-from dualhrq.tracking.summary import format_table
+from dualhrq.primitives.tables import format_table
 from dualhrq.validation.gates import (
     FAIL,
     NOT_EVALUATED,

@@ -9,6 +9,7 @@ from arch.bootstrap import SPA, StationaryBootstrap, StepM, optimal_block_length
 from scipy import stats
 
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.primitives.returns import max_drawdown
 from dualhrq.validation import statistics as st
 
 
@@ -29,22 +30,6 @@ def _psr_by_hand(r, sr_star):
     skew, kurt = m3 / m2**1.5, m4 / m2**2
     z = (sr - sr_star) * math.sqrt(n - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)
     return stats.norm.cdf(z)
-
-
-def test_sharpe_ratio():
-    r = np.random.default_rng(0).normal(0.0005, 0.01, 500)
-    assert st.sharpe_ratio(r) == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(252))
-    assert st.sharpe_ratio(r, 12) == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(12))
-    assert math.isnan(st.sharpe_ratio(np.full(10, 0.01)))
-
-
-def test_max_drawdown_hand_made():
-    # equity 1.1, 0.88, 0.924, 0.8316, 1.08108: trough 0.8316 under peak 1.1.
-    assert st.max_drawdown([0.1, -0.2, 0.05, -0.1, 0.3]) == pytest.approx(1 - 0.8316 / 1.1)
-    assert st.max_drawdown([-0.5, 1.0]) == pytest.approx(0.5)  # measured from the starting capital
-    assert st.max_drawdown([0.01, 0.02]) == 0.0
-    with pytest.raises(DataError):
-        st.max_drawdown([0.1, -1.5])
 
 
 def test_psr_hand_worked():
@@ -145,8 +130,6 @@ def test_result_is_frozen_and_inputs_checked():
         st.superior_predictive_ability(models[:-1], bench)
     with pytest.raises(ConfigError):
         st.superior_predictive_ability(models, bench, reps=0)
-    with pytest.raises(DataError):
-        st.sharpe_ratio([0.01, np.nan, 0.02])
 
 
 def _arch_spa(models, bench, block_size, reps, seed):
@@ -215,11 +198,11 @@ def test_stepm_equals_arch():
 
 def test_bootstrap_ci_equals_arch_conf_int():
     r = np.random.default_rng(11).normal(0.0005, 0.01, 300)
-    ci = st.bootstrap_ci(r, st.max_drawdown, level=0.8, reps=200, block_size=7, seed=4)
+    ci = st.bootstrap_ci(r, max_drawdown, level=0.8, reps=200, block_size=7, seed=4)
     bs = StationaryBootstrap(7, r, seed=4)
-    expected = bs.conf_int(lambda x: np.atleast_1d(st.max_drawdown(x)), reps=200, method="percentile", size=0.8)
+    expected = bs.conf_int(lambda x: np.atleast_1d(max_drawdown(x)), reps=200, method="percentile", size=0.8)
     assert (ci.low, ci.high) == (expected[0, 0], expected[1, 0])
-    assert ci.estimate == st.max_drawdown(r) and ci.low <= ci.high
+    assert ci.estimate == max_drawdown(r) and ci.low <= ci.high
 
 
 @pytest.mark.parametrize("draw", ["normal", "student_t"])

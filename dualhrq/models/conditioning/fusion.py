@@ -10,8 +10,8 @@ from torch import Tensor, nn
 from dualhrq.errors import positive_int
 from dualhrq.models.conditioning.base import Conditioning, PatternBatch, require_regime_features
 from dualhrq.models.conditioning.film import FiLMGenerator
-from dualhrq.models.conditioning.regime import RegimeClassifier
 from dualhrq.models.conditioning.pooling import PatternPooling
+from dualhrq.models.conditioning.regime import RegimeClassifier
 from dualhrq.patterns.library import token_width
 
 

@@ -19,7 +19,8 @@ class RegimeClassifier(nn.Module):
         super().__init__()
         self.net = nn.Sequential(Linear(n_regime_features, hidden, bias=True), nn.SiLU(),
                                  Linear(hidden, hidden, bias=True), nn.SiLU(), Linear(hidden, n_regimes, bias=True))
-        check_size(self, REGIME_CLASSIFIER_MAX, "regime classifier", "model.net.cond_hidden or model.conditioning.regimes")
+        check_size(self, REGIME_CLASSIFIER_MAX, "regime classifier",
+                   "model.net.cond_hidden or model.conditioning.regimes")
 
     def forward(self, regime: Tensor) -> Tensor:
         return self.net(regime)

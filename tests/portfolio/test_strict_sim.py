@@ -17,7 +17,7 @@ from dualhrq.data.synthetic import generate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import summary_line
 from dualhrq.market.backtest import SignalBacktest
-from dualhrq.market.strict_sim import StrictSimBacktest, adversarial_signals
+from dualhrq.portfolio.strict_sim import StrictSimBacktest, adversarial_signals
 from dualhrq.train import check_config
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import StatsSettings, Trials, evaluate_paths

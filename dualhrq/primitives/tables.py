@@ -1,4 +1,4 @@
-"""Plain-text tables for the end-of-run summary printed to the console and logged."""
+"""Plain-text tables: the end-of-run summaries printed to the console and logged, and the cells of HTML tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-from dualhrq.tracking.summary import format_table
+"""Plain-text tables: alignment, number formats, empty input."""
+
+from dualhrq.primitives.tables import format_table
 
 
 def test_numbers_align_right_text_left_and_none_shows_as_dash():
