@@ -9,7 +9,8 @@ daily bars and ``IntradayFeatureSpec`` for minute bars with quotes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -27,14 +28,22 @@ _VIX_ANCHOR = 20.0  # long-run VIX level: vix_log is 0 there and where VIX is mi
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Window lengths in bars and whether to add VIX (``data.features`` in config)."""
+    """Window lengths in bars and whether to add VIX (``data.features`` in config).
+
+    ``extra`` adds model inputs and ``extra_regime`` regime inputs (which are model inputs too): name ->
+    a polars expression over the bar columns, computed per symbol like every built-in feature
+    (``data.features.extra.<name>: {_target_: <function returning the expression>, ...}``).
+    """
 
     short: int = 5
     medium: int = 20
     long: int = 60
     use_vix: bool = True
+    extra: Mapping[str, pl.Expr] = field(default_factory=dict)
+    extra_regime: Mapping[str, pl.Expr] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_extra(self)
         if not 2 <= self.short < self.medium < self.long:
             raise ConfigError(
                 f"data.features: windows must satisfy 2 <= short < medium < long, got "
@@ -70,8 +79,11 @@ class IntradayFeatureSpec:
     regime_fit_days: int = 5
     options: bool = False
     rule_state: bool = True
+    extra: Mapping[str, pl.Expr] = field(default_factory=dict)
+    extra_regime: Mapping[str, pl.Expr] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_extra(self)
         if not 2 <= self.short < self.medium < self.long:
             raise ConfigError(
                 f"data.features: windows must satisfy 2 <= short < medium < long, got "
@@ -85,6 +97,23 @@ class IntradayFeatureSpec:
 
 
 Spec = FeatureSpec | IntradayFeatureSpec
+
+
+def _check_extra(spec: Spec) -> None:
+    """``extra``/``extra_regime`` map new names to polars expressions."""
+    for kind in ("extra", "extra_regime"):
+        mapping = dict(getattr(spec, kind))
+        for name, expr in mapping.items():
+            if not isinstance(expr, pl.Expr):
+                raise ConfigError(f"data.features.{kind}.{name} must build a polars expression, got "
+                                  f"{type(expr).__name__}. Fix: point its _target_ at a function returning pl.Expr.")
+        object.__setattr__(spec, kind, mapping)
+    if not spec.extra and not spec.extra_regime:
+        return
+    names = feature_names(spec)[0]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ConfigError(f"data.features: the extra features {clash} reuse a feature's name. Fix: rename them.")
 SURFACE_FEATURES = ("atm_iv", "atm_term_slope", "rr25", "bf25")
 
 
@@ -94,10 +123,11 @@ def feature_names(spec: Spec) -> tuple[list[str], list[str]]:
         model_only, regime_cols = _intraday_features(spec)
         extra = ((["vol_regime"] if spec.vol_regime else []) + (list(SURFACE_FEATURES) if spec.options else [])
                  + (list(RULE_STATE_FEATURES) if spec.rule_state else []))
-        return [*model_only, *_ranked(spec), *regime_cols, *extra], [*regime_cols, *extra]
+        regime_names = [*regime_cols, *extra, *spec.extra_regime]
+        return [*model_only, *_ranked(spec), *spec.extra, *regime_names], regime_names
     model_only, regime_cols = _bar_features(spec)
-    regime_names = [*regime_cols, *(["vix_log", "vix_available"] if spec.use_vix else [])]
-    return [*model_only, *regime_names], regime_names
+    regime_names = [*regime_cols, *(["vix_log", "vix_available"] if spec.use_vix else []), *spec.extra_regime]
+    return [*model_only, *spec.extra, *regime_names], regime_names
 
 
 def compute_features(
@@ -119,7 +149,7 @@ def compute_features(
     if options is not None:
         raise ConfigError("data.options: option features exist for intraday data only. Fix: set data.options=null.")
     model_only, regime_cols = _bar_features(spec)
-    exprs = {**model_only, **regime_cols}
+    exprs = {**model_only, **regime_cols, **spec.extra, **spec.extra_regime}
     query = bars.lazy().with_columns(e.over("symbol").alias(n) for n, e in exprs.items())
     if spec.use_vix:
         if vix is None:
@@ -249,7 +279,7 @@ def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFram
     """
     _check_intraday_columns(bars.collect_schema().names(), spec)
     model_only, regime_cols = _intraday_features(spec)
-    per_symbol = {**model_only, **regime_cols}
+    per_symbol = {**model_only, **regime_cols, **spec.extra, **spec.extra_regime}
     session = {n: e for n, e in per_symbol.items() if n == "vwap_deviation"}
     query = bars.with_columns(session=pl.col("ts").dt.date()).with_columns(
         *(e.over("symbol").alias(n) for n, e in per_symbol.items() if n not in session),

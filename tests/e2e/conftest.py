@@ -35,10 +35,12 @@ def tiny_overrides(tmp: Path) -> list[str]:
     ]
 
 
-def compose_tiny(tmp: Path, extra: Sequence[str] = (), out: str = "out") -> DictConfig:
-    """The composed job config, as Hydra would build it, with outputs under ``tmp/out``."""
+def compose_tiny(tmp: Path, extra: Sequence[str] = (), out: str = "out", base: Sequence[str] | None = None) -> DictConfig:
+    """The composed job config, as Hydra would build it, with outputs under ``tmp/out``; ``base`` replaces
+    :func:`tiny_overrides`."""
+    base = tiny_overrides(tmp) if base is None else base
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*tiny_overrides(tmp), *extra], return_hydra_config=True)
+        cfg = compose(config_name="train", overrides=[*base, *extra], return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp / out)

@@ -124,3 +124,16 @@ def test_bad_vix_is_a_data_error(bars: pl.DataFrame, vix: pl.DataFrame, message:
 def test_bars_are_validated_first(bars: pl.DataFrame) -> None:
     with pytest.raises(DataError, match=r"compute_features\(bars\): missing columns \['volume'\]"):
         compute_features(bars.drop("volume"), NO_VIX)
+
+
+def test_extra_features_must_be_expressions_with_new_names():
+
+
+    with pytest.raises(ConfigError, match=r"data\.features\.extra\.bad must build a polars expression"):
+        FeatureSpec(extra={"bad": 3.0})
+    with pytest.raises(ConfigError, match=r"\['gap'\]"):
+        FeatureSpec(extra={"gap": pl.col("close")})
+    with pytest.raises(ConfigError, match=r"\['x'\]"):
+        FeatureSpec(extra={"x": pl.col("close")}, extra_regime={"x": pl.col("open")})
+    names, regime = feature_names(FeatureSpec(extra={"x": pl.col("close")}, extra_regime={"y": pl.col("open")}))
+    assert "x" in names and "x" not in regime and {"y"} <= set(regime) <= set(names)

@@ -18,7 +18,7 @@ from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import summary_line
 from dualhrq.market.backtest import SignalBacktest
 from dualhrq.portfolio.strict_sim import StrictSimBacktest, adversarial_signals
-from dualhrq.train import check_config
+from dualhrq.training.preflight import check_training_config
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import StatsSettings, Trials, evaluate_paths
 from dualhrq.validation.oos import path_returns
@@ -65,7 +65,7 @@ def _prediction_frame(bars: pl.DataFrame, every: int = 30) -> pl.DataFrame:
 @pytest.mark.slow
 def test_the_training_job_calls_work_with_strict_sim():
     cfg = compose_train(["backtest=strict_sim", *_data(LONG)])
-    check_config(cfg)
+    check_training_config(cfg)
     preds = _prediction_frame(generate_bars(**LONG).collect(), every=60)
     # run_fold: build(cfg.backtest).run(frame)
     result = build(cfg.backtest).run(preds)
@@ -98,7 +98,7 @@ def test_daily_signals_are_refused_with_the_fix(month):
     with pytest.raises(ConfigError, match="capital"):
         StrictSimBacktest(month, capital=-1.0)
     with pytest.raises(ConfigError, match="slippage"):
-        check_config(compose_train(["backtest=strict_sim", "backtest.costs.slippage=cubic"]))
+        check_training_config(compose_train(["backtest=strict_sim", "backtest.costs.slippage=cubic"]))
 
 
 def _data(params: dict) -> list[str]:
