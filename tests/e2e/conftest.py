@@ -35,7 +35,8 @@ def tiny_overrides(tmp: Path) -> list[str]:
     ]
 
 
-def compose_tiny(tmp: Path, extra: Sequence[str] = (), out: str = "out", base: Sequence[str] | None = None) -> DictConfig:
+def compose_tiny(tmp: Path, extra: Sequence[str] = (), out: str = "out",
+                 base: Sequence[str] | None = None) -> DictConfig:
     """The composed job config, as Hydra would build it, with outputs under ``tmp/out``; ``base`` replaces
     :func:`tiny_overrides`."""
     base = tiny_overrides(tmp) if base is None else base

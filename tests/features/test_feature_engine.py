@@ -127,8 +127,6 @@ def test_bars_are_validated_first(bars: pl.DataFrame) -> None:
 
 
 def test_extra_features_must_be_expressions_with_new_names():
-
-
     with pytest.raises(ConfigError, match=r"data\.features\.extra\.bad must build a polars expression"):
         FeatureSpec(extra={"bad": 3.0})
     with pytest.raises(ConfigError, match=r"\['gap'\]"):
