@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from dualhrq.validation.evidence import MODEL, path_average
@@ -38,12 +39,16 @@ def _baseline_style(name: str, primary: str) -> dict:
     return {"color": "black", "lw": 1.0} if name == primary else {"lw": 0.9, "ls": "--"}
 
 
+def _path_figure(returns: pl.DataFrame) -> tuple[Figure, Axes, dict, list]:
+    """A figure, its axes, the equity curves of every (strategy, path) and the model's paths."""
+    fig = Figure(figsize=_SIZE)
+    curves = _curves(returns)
+    return fig, fig.subplots(), curves, sorted({p for s, p in curves if s == MODEL})
+
+
 def equity_figure(returns: pl.DataFrame, primary: str) -> Figure:
     """Growth of 1 on every CPCV path, the model in colour, each baseline once (same on every path)."""
-    fig = Figure(figsize=_SIZE)
-    ax = fig.subplots()
-    curves = _curves(returns)
-    paths = sorted({p for s, p in curves if s == MODEL})
+    fig, ax, curves, paths = _path_figure(returns)
     for p in paths:
         ts, eq = curves[(MODEL, p)]
         ax.plot(ts, eq, lw=0.9, alpha=0.8, label=f"model, path {p}" if len(paths) <= 6 else None)
@@ -59,10 +64,7 @@ def equity_figure(returns: pl.DataFrame, primary: str) -> Figure:
 
 def drawdown_figure(returns: pl.DataFrame, primary: str) -> Figure:
     """Drawdown from the running peak on every path, and the primary baseline's."""
-    fig = Figure(figsize=_SIZE)
-    ax = fig.subplots()
-    curves = _curves(returns)
-    paths = sorted({p for s, p in curves if s == MODEL})
+    fig, ax, curves, paths = _path_figure(returns)
     for p in paths:
         ts, eq = curves[(MODEL, p)]
         ax.plot(ts, eq / np.maximum.accumulate(eq) - 1.0, lw=0.8, alpha=0.8)
