@@ -56,11 +56,14 @@ def build_samples(
     seq_len: int,
     horizon: int = 1,
     stride: int = 1,
+    labelled: bool = True,
 ) -> SampleSet:
     """Samples from a ``compute_features`` frame (``ts, symbol, close`` + features).
 
     ``stride`` keeps every stride-th eligible decision bar of each symbol,
-    counting from its first one.
+    counting from its first one. ``labelled=False`` keeps decision bars whose
+    label lies beyond the data too (the latest bars, to decide on): their
+    ``t1`` is NaT and ``target`` / ``next_return`` are NaN.
     """
     for field, value in (("seq_len", seq_len), ("horizon", horizon), ("stride", stride)):
         if value < 1:
@@ -77,22 +80,23 @@ def build_samples(
     features = frame.select(feature_cols).to_numpy().astype(np.float32)
     regime = frame.select(regime_cols).to_numpy().astype(np.float32)
     usable = np.isfinite(features).all(axis=1) & np.isfinite(regime).all(axis=1)
-    ends = _decision_rows(symbol_id, usable, seq_len, horizon)
+    ends = _decision_rows(symbol_id, usable, seq_len, horizon if labelled else 0)
     rank = np.arange(len(ends)) - np.searchsorted(symbol_id[ends], symbol_id[ends])
     ends = ends[rank % stride == 0]
 
     ts = frame["ts"].cast(pl.Datetime("us")).to_numpy()
     close = frame["close"].to_numpy()
     ends = ends[np.lexsort((symbol_id[ends], ts[ends]))]
+    label, nxt = _later_row(symbol_id, ends, horizon), _later_row(symbol_id, ends, 1)
     return SampleSet(
         features=features,
         regime=regime,
         end_row=ends,
         symbol_id=symbol_id[ends],
         t=ts[ends],
-        t1=ts[ends + horizon],
-        target=np.log(close[ends + horizon] / close[ends]),
-        next_return=close[ends + 1] / close[ends] - 1,
+        t1=np.where(label >= 0, ts[label], np.datetime64("NaT", "us")),
+        target=np.where(label >= 0, np.log(close[label] / close[ends]), np.nan),
+        next_return=np.where(nxt >= 0, close[nxt] / close[ends] - 1, np.nan),
         symbols=symbols,
         row_symbol=symbol_id,
         row_ts=ts,
@@ -101,6 +105,14 @@ def build_samples(
         seq_len=seq_len,
         horizon=horizon,
     )
+
+
+def _later_row(symbol_id: np.ndarray, rows: np.ndarray, bars: int) -> np.ndarray:
+    """The row ``bars`` bars after each of ``rows`` in the same symbol, or -1 past the symbol's last bar."""
+    later = rows + bars
+    ok = later < len(symbol_id)
+    ok[ok] = symbol_id[later[ok]] == symbol_id[rows[ok]]
+    return np.where(ok, later, -1)
 
 
 def _symbol_ids(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:

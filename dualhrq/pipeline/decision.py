@@ -1,5 +1,8 @@
 """The fitted decision path of one CV fold: feature rows -> scaler -> conditioning -> network with ACT -> decision.
 
+:meth:`DecisionPipeline.decide` takes the features of a market's bars (``compute_features``) to a decision at
+every bar that ends a full window; :meth:`DecisionPipeline.predict` does the same for samples already cut.
+
 One object serves the training job's out-of-sample prediction, the replay of
 a finished run (``python -m dualhrq.backtest ... signals=pipeline``) and any
 later serving. It is saved as plain files: the Lightning checkpoint (read
@@ -12,18 +15,20 @@ config's ``_target_`` entries, as composing the config did.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
+import polars as pl
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from dualhrq.config import build
-from dualhrq.data.samples import SampleSet
+from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.errors import DataError
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.patterns.breaker import BreakerConfig
@@ -50,11 +55,24 @@ class DecisionPipeline:
     """``inputs`` (fitted transforms) and ``module`` (network, ACT, retriever) of one fold."""
 
     def __init__(self, inputs: FittedInputs, module: HRMLitModule, model_config: dict[str, Any],
-                 eval_batch_size: int = 256) -> None:
+                 window: Mapping[str, Any], eval_batch_size: int = 256) -> None:
         self.inputs = inputs
         self.module = module
         self.model_config = model_config
+        self.window = dict(window)  # feature_names, regime_names, seq_len, horizon of the samples fitted on
         self.eval_batch_size = eval_batch_size
+
+    def decide(self, features: pl.DataFrame) -> pl.DataFrame:
+        """A decision at every bar of ``features`` (a ``compute_features`` frame of fitted symbols, with at least
+        ``seq_len`` usable bars of history) that ends a full window, the latest bars included:
+        ``ts, symbol, signal, forecast`` (forecast in return units) and ``steps`` (ACT segments used)."""
+        w = self.window
+        samples = build_samples(features, w["feature_names"], w["regime_names"], seq_len=w["seq_len"],
+                                horizon=w["horizon"], labelled=False)
+        out = self.predict(samples, np.arange(len(samples)))
+        return pl.DataFrame({"ts": samples.t, "symbol": np.asarray(samples.symbols)[samples.symbol_id],
+                             "signal": out.signal, "forecast": out.forecast_z[:, 0] * self.inputs.target_scale,
+                             "steps": out.steps})
 
     def loader(self, samples: SampleSet, index: np.ndarray) -> DataLoader:
         """The samples ``index`` as the network's batches, in order."""
@@ -81,10 +99,9 @@ class DecisionPipeline:
         elif Path(checkpoint).resolve() != (out / CHECKPOINT).resolve():
             raise ValueError(f"the checkpoint must be {out / CHECKPOINT}, got {checkpoint}")
         retriever = self.module.retriever
-        meta = {"model": self.model_config, "symbols": self.inputs.symbols, "eval_batch_size": self.eval_batch_size,
-                "sizes": self.module.sizes,
-                "retrieval": None if retriever is None else vars(retriever.cfg) if not hasattr(
-                    retriever.cfg, "model_dump") else retriever.cfg.model_dump()}
+        meta = {"model": self.model_config, "symbols": self.inputs.symbols, "window": self.window,
+                "eval_batch_size": self.eval_batch_size, "sizes": self.module.sizes,
+                "retrieval": None if retriever is None else asdict(retriever.cfg)}
         (out / META).write_text(json.dumps(meta, indent=1))
         np.savez(out / ARRAYS, **self.inputs.save_arrays())
         if retriever is not None:
@@ -107,4 +124,4 @@ class DecisionPipeline:
                                                      BreakerConfig(**meta["retrieval"])))
         with np.load(path / ARRAYS, allow_pickle=False) as arrays:
             inputs = FittedInputs.from_arrays({k: arrays[k] for k in arrays.files}, meta["symbols"])
-        return cls(inputs, module, meta["model"], meta["eval_batch_size"])
+        return cls(inputs, module, meta["model"], meta["window"], meta["eval_batch_size"])

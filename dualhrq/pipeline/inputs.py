@@ -29,9 +29,10 @@ class RegimeInputs:
     scaler: Standardizer
     keep: np.ndarray
 
-    def transform(self, samples: SampleSet) -> np.ndarray:
-        """[n_rows, R] float32 (NaN on warm-up rows)."""
-        regime = self.scaler.transform(samples.regime, samples.row_symbol)
+    def transform(self, samples: SampleSet, row_symbol: np.ndarray | None = None) -> np.ndarray:
+        """[n_rows, R] float32 (NaN on warm-up rows); ``row_symbol``: each row's symbol id as fitted
+        (the samples' own by default)."""
+        regime = self.scaler.transform(samples.regime, _rows(samples, row_symbol))
         regime[:, ~self.keep] = 0.0
         return regime
 
@@ -43,10 +44,14 @@ class PatternQueries:
     scaler: Standardizer
     encoder: PatternEncoder
 
-    def transform(self, samples: SampleSet) -> np.ndarray:
-        """[S, n_scales, dim] float32 query of every sample."""
-        features = np.nan_to_num(self.scaler.transform(samples.features, samples.row_symbol))
+    def transform(self, samples: SampleSet, row_symbol: np.ndarray | None = None) -> np.ndarray:
+        """[S, n_scales, dim] float32 query of every sample; ``row_symbol`` as in :class:`RegimeInputs`."""
+        features = np.nan_to_num(self.scaler.transform(samples.features, _rows(samples, row_symbol)))
         return self.encoder.embed(features, samples.end_row)
+
+
+def _rows(samples: SampleSet, row_symbol: np.ndarray | None) -> np.ndarray:
+    return samples.row_symbol if row_symbol is None else row_symbol
 
 
 @dataclass
@@ -60,20 +65,27 @@ class FittedInputs:
     regime_inputs: RegimeInputs | None = None
     queries: PatternQueries | None = None
 
+    def symbol_ids(self, samples: SampleSet) -> np.ndarray:
+        """The fitted id of each of ``samples.symbols``; a symbol the fold never saw is refused."""
+        unknown = sorted(set(samples.symbols) - set(self.symbols))
+        if unknown:
+            raise DataError(f"symbols {unknown} were not in the data these inputs were fitted on ({self.symbols}); "
+                            "per-symbol statistics and embeddings exist for those only. Fix: decide on those symbols.")
+        return np.array([self.symbols.index(s) for s in samples.symbols], dtype=np.int64)
+
     def arrays(self, samples: SampleSet) -> TransformedSamples:
         """Every array the batches of ``samples`` are cut from, computed once."""
-        if list(samples.symbols) != list(self.symbols):
-            raise DataError(f"the samples' symbols {samples.symbols} differ from the {self.symbols} these inputs "
-                            "were fitted on. Fix: build the samples from the same data config.")
+        ids = self.symbol_ids(samples)
+        row_symbol = ids[samples.row_symbol]
         extras: dict[str, np.ndarray] = {}
         if self.regime_inputs is not None:
-            extras["regime"] = np.nan_to_num(self.regime_inputs.transform(samples)[samples.end_row])
+            extras["regime"] = np.nan_to_num(self.regime_inputs.transform(samples, row_symbol)[samples.end_row])
         if self.queries is not None:
-            extras["query"] = self.queries.transform(samples)
+            extras["query"] = self.queries.transform(samples, row_symbol)
             extras["t"] = samples.t.astype("datetime64[us]").astype(np.int64)
         return TransformedSamples(samples=samples, features=self.features.transform(samples.features),
                                   regime=self.regime.transform(samples.regime), target_scale=self.target_scale,
-                                  extras=extras)
+                                  symbol_id=ids[samples.symbol_id], extras=extras)
 
     def save_arrays(self) -> dict[str, np.ndarray]:
         out = {**self.features.arrays("features"), **self.regime.arrays("regime"),
@@ -108,6 +120,7 @@ class TransformedSamples:
     features: np.ndarray
     regime: np.ndarray
     target_scale: float
+    symbol_id: np.ndarray  # [S] each sample's symbol id as fitted
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def dataset(self, index: np.ndarray, extras: Mapping[str, np.ndarray] | None = None) -> WindowDataset:
@@ -134,7 +147,7 @@ class WindowDataset(Dataset):
         return {
             "x": torch.from_numpy(d.features[end - s.seq_len + 1 : end + 1]),
             "regime": torch.from_numpy(d.regime[end]),
-            "symbol": torch.tensor(s.symbol_id[j], dtype=torch.long),
+            "symbol": torch.tensor(d.symbol_id[j], dtype=torch.long),
             "target_z": torch.tensor(s.target[j] / d.target_scale, dtype=torch.float32),
             "next_return": torch.tensor(s.next_return[j], dtype=torch.float32),
             **{name: torch.as_tensor(values[j]) for name, values in self.extras.items()},

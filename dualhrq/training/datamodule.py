@@ -79,16 +79,20 @@ class MarketDataModule(L.LightningDataModule):
     def n_symbols(self) -> int:
         return len(self._require_samples().symbols)
 
+    def features(self) -> pl.DataFrame:
+        """Load and validate the bars (once) and compute their features: ``compute_features``' frame."""
+        if self.bars is None:
+            self.bars = self.source()
+        vix = self.vix() if self.vix is not None else None
+        wants_options = getattr(self.spec, "options", False)
+        chain = self.options(self.bars) if wants_options and self.options is not None else None
+        return compute_features(self.bars, self.spec, vix, options=chain)
+
     def prepare(self) -> SampleSet:
         """Load, validate, featurise and window the data (once)."""
         if self.samples is None:
-            self.bars = self.source()
-            vix = self.vix() if self.vix is not None else None
-            wants_options = getattr(self.spec, "options", False)
-            chain = self.options(self.bars) if wants_options and self.options is not None else None
-            frame = compute_features(self.bars, self.spec, vix, options=chain)
             cols, regime_cols = feature_names(self.spec)
-            self.samples = build_samples(frame, cols, regime_cols, seq_len=self.seq_len,
+            self.samples = build_samples(self.features(), cols, regime_cols, seq_len=self.seq_len,
                                          horizon=self.horizon, stride=self.stride)
         return self.samples
 

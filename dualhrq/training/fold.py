@@ -92,7 +92,9 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
         log.info("fold %d: resuming from %s", fold.fold, last)
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if last.exists() else None, weights_only=True)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
-    pipeline = DecisionPipeline(inputs, model, model_config, eval_batch_size=dm.eval_batch_size)
+    window = {"feature_names": samples.feature_names, "regime_names": samples.regime_names,
+              "seq_len": samples.seq_len, "horizon": samples.horizon}
+    pipeline = DecisionPipeline(inputs, model, model_config, window, eval_batch_size=dm.eval_batch_size)
     return FittedFold(pipeline, trainer, cond)
 
 

@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
-from dualhrq.evaluation.replay import replay
-from dualhrq.config import CONF_DIR
+from dualhrq.config import CONF_DIR, build
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.evaluation.replay import replay
 from dualhrq.pipeline.decision import DecisionPipeline
 from dualhrq.train import train
 from dualhrq.training.fold import predict_from_pipelines
@@ -53,6 +53,20 @@ def test_saved_pipelines_reproduce_the_jobs_out_of_sample_signals(tmp_path, cond
     np.testing.assert_array_equal(again["signal"].to_numpy(), job["signal"].to_numpy())
     np.testing.assert_array_equal(again["forecast"].to_numpy(), job["forecast"].to_numpy())
     assert job["signal"].n_unique() > 10  # a model that says something, not a constant
+
+    # from features: every test decision again, plus the latest bar, which has no label yet
+    pipe = load(0)
+    features = build(run_cfg.data).features()
+    decided = pipe.decide(features)
+    fold0 = job.filter(pl.col("fold") == 0).select("ts", "symbol", "signal")
+    joined = fold0.join(decided, on=["ts", "symbol"], how="left", suffix="_decided")
+    np.testing.assert_allclose(joined["signal_decided"].to_numpy(), joined["signal"].to_numpy(), rtol=0,
+                               atol=1e-6)  # other batches, so float sums in another order
+    assert decided["ts"].max() == features["ts"].max()
+    one = pipe.decide(features.filter(pl.col("symbol") == "NASDAQ"))
+    assert one["symbol"].unique().to_list() == ["NASDAQ"]
+    with pytest.raises(DataError, match="DOW"):
+        pipe.decide(features.filter(pl.col("symbol") == "NASDAQ").with_columns(symbol=pl.lit("DOW")))
 
     recorded = replay(_replay_cfg(tmp_path, "recorded", [f"run_id={run_id}"]))
     remade = replay(_replay_cfg(tmp_path, "remade", [f"run_id={run_id}", "signals=pipeline"]))
