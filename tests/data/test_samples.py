@@ -152,3 +152,23 @@ def test_bundled_data_gives_one_sample_per_labelled_day_after_warm_up() -> None:
     # per symbol: 5031 days - 60 warm-up (long window) - 31 more for the window - 1 unlabelled
     assert len(s) == 2 * (5031 - 60 - 31 - 1)
     assert s.t[0] == s.t[1] == np.datetime64("1999-05-14")
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_unlabelled_samples_reach_the_last_bar_of_each_symbol(frame: pl.DataFrame, horizon: int) -> None:
+    s = build(frame, seq_len=3, horizon=horizon, labelled=False)
+    offset = {"AAA": 0, "BBB": LENGTHS["AAA"]}
+    expected = {offset[sym] + t for sym, t in expected_samples(3, 0)}  # horizon 0: no label needed
+    assert set(s.end_row.tolist()) == expected
+    last = {offset[sym] + n - 1 for sym, n in LENGTHS.items()}
+    assert last <= expected
+    labelled = build(frame, seq_len=3, horizon=horizon)
+    for i, end in enumerate(s.end_row):
+        symbol_end = offset["AAA"] + LENGTHS["AAA"] - 1 if end < LENGTHS["AAA"] else len(frame) - 1
+        has_label = end + horizon <= symbol_end
+        assert np.isnat(s.t1[i]) == (not has_label) and np.isnan(s.target[i]) == (not has_label)
+        assert np.isnan(s.next_return[i]) == (end + 1 > symbol_end)
+    # where both have it, the label is the labelled samples' own
+    common = np.isin(s.end_row, labelled.end_row)
+    np.testing.assert_array_equal(s.target[common], labelled.target)
+    np.testing.assert_array_equal(s.t1[common], labelled.t1)
