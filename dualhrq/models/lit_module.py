@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
-from dualhrq.models.conditioning import PatternBatch
+from dualhrq.models.conditioning import PatternBatch, conditioning_group
 from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.network import NetOutput, check_norm
 from dualhrq.patterns.retrieval import PatternRetriever
@@ -94,7 +94,7 @@ class HRMLitModule(L.LightningModule):
                       "target_scale": target_scale}
         extra = {"q_head": True} if self.act.enabled else {}
         self.net = net(n_features=n_features, n_regime_features=n_regime_features, n_symbols=n_symbols,
-                       conditioner=(conditioning or {}).get("module"), **extra)
+                       conditioner=conditioning_group(conditioning).get("module"), **extra)
         self.retriever: PatternRetriever | None = None
         self.budget = budget
         self.optimizer_factory = optimizer
@@ -255,6 +255,7 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
 def check_model_config(model: DictConfig) -> None:
     """Pre-flight check of ``cfg.model`` with no data and no weights: the training schedule,
     the recursion and the norm, with the same messages the model itself would give."""
+    conditioning_group(model.get("conditioning"))
     net_cls = get_class(model.net._target_)
     training_schedule(net_cls, _plain(model.get("supervision") or {}), _plain(model.get("act") or {"enabled": False}),
                       model.get("grad_clip"))

@@ -13,11 +13,8 @@ from dualhrq.validation.oos import OBJECTIVES
 
 def check_training_config(cfg: DictConfig) -> None:
     """The model, its conditioning, the splitter, the backtest, the objective and the data sizes."""
-    if not isinstance(cfg.model.get("conditioning"), DictConfig):
-        raise ConfigError(f"model.conditioning is a config group, got the value {cfg.model.get('conditioning')!r}. "
-                          "Fix: select it with model/conditioning=<none|puzzle_id|regime|regime_rag>.")
-    ConditioningFit.from_config(cfg.model.conditioning)
     check_model_config(cfg.model)
+    ConditioningFit.from_config(cfg.model.conditioning)
     build(cfg.validation.splitter)
     build(cfg.backtest)
     if cfg.objective not in OBJECTIVES:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from torch import Tensor, nn
 
@@ -40,6 +41,16 @@ class ConditionerFactory(Protocol):
 
     def __call__(self, *, n_regime_features: int, n_symbols: int, hidden: int, n_layers: int,
                  d_model: int) -> Conditioner: ...
+
+
+def conditioning_group(group: object) -> Mapping[str, Any]:
+    """``model.conditioning`` as the config group it must be (a mapping with a ``module``, null for none)."""
+    if group is None:
+        return {}
+    if not isinstance(group, Mapping):
+        raise ConfigError(f"model.conditioning is a config group, got the value {group!r}. "
+                          "Fix: select it with model/conditioning=<none|puzzle_id|regime|regime_rag>.")
+    return group
 
 
 def check_size(module: nn.Module, cap: int, name: str, fix: str) -> None:
