@@ -14,6 +14,7 @@ job runs 4 times per batch. Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -22,10 +23,10 @@ import numpy as np
 import torch
 
 from dualhrq.config import build, compose_train
-from dualhrq.models.conditioning.config import CondConfig
-from dualhrq.models.conditioning.fold_fit import fit_fold_conditioning
-from dualhrq.models.conditioning.rag import PatternRetriever
-from dualhrq.models.conditioning.report import conditioning_report
+from dualhrq.patterns.retrieval import PatternRetriever
+from dualhrq.training.conditioning import ConditioningFit, fit_fold_conditioning
+from dualhrq.training.conditioning_report import conditioning_report
+from dualhrq.training.fold import fit_inputs
 from dualhrq.validation.folds import make_folds
 
 
@@ -36,19 +37,23 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    cfg = compose_train(["+experiment=regime_film", f"model={args.model}", "model.conditioning=regime_rag"])
+    cfg = compose_train(["+experiment=regime_film", f"model={args.model}", "model/conditioning=regime_rag"])
     dm = build(cfg.data)
     s = dm.prepare()
     fold = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction)[args.fold]
-    cond_cfg = CondConfig.from_config(cfg.model.cond)
+    cond_cfg = ConditioningFit.from_config(cfg.model.conditioning)
+    # model/conditioning=regime fits the same labels without the patterns
+    variants = {"regime": dataclasses.replace(cond_cfg, patterns=None, retrieval=None), "regime_rag": cond_cfg}
     fit_s = {}
-    for kind in ("regime", "regime_rag"):
+    for kind, variant in variants.items():
         start = time.perf_counter()
-        cond = fit_fold_conditioning(kind, cond_cfg, s, fold, *dm.rows)
+        cond = fit_fold_conditioning(variant, s, fold)
         fit_s[kind] = round(time.perf_counter() - start, 2)
-    dm.set_fold(fold, extras=cond.extras)
+    inputs = fit_inputs(s, fold, cond)
+    dm.set_fold(fold, inputs, labels=cond.labels)
+    extras = inputs.arrays(s).extras  # every sample's query and decision time
     model = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
-                  n_symbols=dm.n_symbols, target_scale=dm.target_scale)
+                  n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
     retriever = PatternRetriever(cond.library, cond_cfg.retrieval)
     model.attach_retriever(retriever)
 
@@ -58,7 +63,7 @@ def main() -> None:
     for _ in range(args.batches):
         b = rng.choice(fold.train, batch_size)
         start = time.perf_counter()
-        retriever(torch.from_numpy(cond.extras["query"][b]), torch.from_numpy(cond.extras["t"][b]))
+        retriever(extras["query"][b], extras["t"][b])
         lat.append((time.perf_counter() - start) * 1e3)
 
     start = time.perf_counter()

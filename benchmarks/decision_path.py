@@ -2,7 +2,7 @@
 
 Setup (not timed): the bundled daily data, the last CPCV fold's conditioning
 (regime labels, pattern encoder and library fitted on its training part) and
-an untrained model of ``--model`` with ``model.conditioning=regime_rag``;
+an untrained model of ``--model`` with ``model/conditioning=regime_rag``;
 untrained ACT never halts early, so every decision runs all segments (the
 slowest case). Timed per decision, for the ``--decisions`` latest test bars of
 one symbol, batch of one: the features of the trailing bar buffer (polars,
@@ -31,10 +31,10 @@ import torch
 
 from dualhrq.config import build, compose_train
 from dualhrq.features.engine import compute_features, feature_names
-from dualhrq.models.conditioning.breaker import BreakerConfig
-from dualhrq.models.conditioning.config import CondConfig
-from dualhrq.models.conditioning.fold_fit import fit_fold_conditioning
-from dualhrq.models.conditioning.rag import PatternRetriever
+from dualhrq.patterns.breaker import BreakerConfig
+from dualhrq.patterns.retrieval import PatternRetriever
+from dualhrq.training.conditioning import ConditioningFit, fit_fold_conditioning
+from dualhrq.training.fold import fit_inputs
 from dualhrq.validation.folds import make_folds
 
 
@@ -46,30 +46,25 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
-    cfg = compose_train([f"model={args.model}", "model.conditioning=regime_rag"])
+    cfg = compose_train([f"model={args.model}", "model/conditioning=regime_rag"])
     dm = build(cfg.data)
     s = dm.prepare()
     folds = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction)
     fold = folds[-1]
-    cond_cfg = CondConfig.from_config(cfg.model.cond)
-    cond = fit_fold_conditioning("regime_rag", cond_cfg, s, fold, *dm.rows)
-    dm.set_fold(fold, extras=cond.extras)
+    cond_cfg = ConditioningFit.from_config(cfg.model.conditioning)
+    cond = fit_fold_conditioning(cond_cfg, s, fold)
+    inputs = fit_inputs(s, fold, cond)
+    dm.set_fold(fold, inputs, labels=cond.labels)
     model = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
-                  n_symbols=dm.n_symbols, target_scale=dm.target_scale)
+                  n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
     model.eval()
     retriever = PatternRetriever(cond.library, cond_cfg.retrieval)
     model.attach_retriever(retriever)
 
-    # the standardisations fitted on the fold's training part (as the datamodule and fold_fit do)
+    # the transforms fitted on the fold's training part (the fold's decision pipeline inputs): pooled feature
+    # z-scores, this symbol's regime-input and pattern-query z-scores, the screened regime columns, the encoder
     sym = s.symbols.index(args.symbol)
-    train_rows = np.unique((s.end_row[fold.train, None] - np.arange(s.seq_len)[None, :]).ravel())
-    f_mean, f_std = s.features[train_rows].mean(0), s.features[train_rows].std(0)
-    row_symbol = dm.rows[0]
-    own = train_rows[row_symbol[train_rows] == sym]
-    p_mean, p_std = s.features[own].mean(0), s.features[own].std(0)
-    own_dec = s.end_row[fold.train][row_symbol[s.end_row[fold.train]] == sym]
-    r_mean, r_std = s.regime[own_dec].mean(0), s.regime[own_dec].std(0)
-    indicator = np.array([len(np.unique(s.regime[s.end_row[fold.train], j])) <= 2 for j in range(s.regime.shape[1])])
+    features, regime_inputs, queries = inputs.features, cond.regime_inputs, cond.queries
     cols, _ = feature_names(dm.spec)
     n_regime = dm.n_regime_features
 
@@ -89,13 +84,13 @@ def main() -> None:
         raw = frame.select(cols).to_numpy().astype(np.float32)
         features_ms = (time.perf_counter() - t0) * 1e3
         window = raw[-s.seq_len:]
-        x = (window - f_mean) / np.where(f_std > 1e-12, f_std, 1.0)
-        regime = (raw[-1, -n_regime:] - r_mean) / np.where(r_std > 1e-12, r_std, 1.0)
-        regime[indicator] = 0.0
-        pattern_rows = (window - p_mean) / np.where(p_std > 1e-12, p_std, 1.0)
-        query = cond.encoder.embed(pattern_rows.astype(np.float32), np.array([s.seq_len - 1]))
-        batch = {"x": torch.from_numpy(x.astype(np.float32))[None],
-                 "regime": torch.from_numpy(regime.astype(np.float32))[None], "symbol": torch.tensor([sym]),
+        x = features.transform(window)
+        regime = regime_inputs.scaler.transform(raw[-1:, -n_regime:], np.array([sym]))[0]
+        regime[~regime_inputs.keep] = 0.0
+        pattern_rows = np.nan_to_num(queries.scaler.transform(window, np.full(len(window), sym)))
+        query = queries.encoder.embed(pattern_rows, np.array([s.seq_len - 1]))
+        batch = {"x": torch.from_numpy(x)[None],
+                 "regime": torch.from_numpy(np.nan_to_num(regime))[None], "symbol": torch.tensor([sym]),
                  "query": torch.from_numpy(query), "t": torch.tensor([np.datetime64(t, "us").astype(np.int64)])}
         with torch.inference_mode():
             float(model(batch).signal[0])

@@ -37,8 +37,9 @@ def _rss_bytes() -> int:
 def measure(model: str, h_cycles: int, l_cycles: int, gradient: str, batch: int, seq_len: int) -> dict[str, float]:
     """One configuration, in this process."""
     import torch
+    from hydra.utils import instantiate
 
-    from dualhrq.config import model_sizes
+    from dualhrq.config import compose_train, model_sizes
     from dualhrq.features.engine import FeatureSpec, feature_names
     from dualhrq.models.network import DualHRQNet
 
@@ -47,7 +48,8 @@ def measure(model: str, h_cycles: int, l_cycles: int, gradient: str, batch: int,
     n_features, n_regime = (len(c) for c in feature_names(FeatureSpec()))
     net_cfg = {**model_sizes(model)["net"], "h_cycles": h_cycles, "l_cycles": l_cycles,
                "recursion": {"gradient": gradient}}
-    net = DualHRQNet(n_features=n_features, n_regime_features=n_regime, n_symbols=2, conditioning="regime",
+    conditioner = instantiate(compose_train([f"model={model}", "model/conditioning=regime"]).model.conditioning.module)
+    net = DualHRQNet(n_features=n_features, n_regime_features=n_regime, n_symbols=2, conditioner=conditioner,
                      **net_cfg)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     x = torch.randn(batch, seq_len, n_features)

@@ -1,6 +1,7 @@
 """PCA against a small autoencoder as the pattern encoder, on the same training windows.
 
-Windows: the multi-scale block shapes (``model.cond.patterns``) of the bundled
+Windows: the multi-scale block shapes (``model.conditioning.patterns`` of
+``model/conditioning=regime_rag``) of the bundled
 daily data's decision bars, features standardised per symbol, split in time:
 the first 80% of decisions train both encoders, the last 20% evaluate them.
 Figures per encoder at the same embedding dimension: held-out reconstruction
@@ -24,8 +25,9 @@ import torch
 from torch import nn
 
 from dualhrq.config import build, compose_train
-from dualhrq.models.conditioning.config import CondConfig
+from dualhrq.data.scaling import Standardizer
 from dualhrq.patterns.detection import PatternEncoder, window_shapes
+from dualhrq.training.conditioning import ConditioningFit
 
 
 def knn_hit_rate(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, test_y: np.ndarray) -> float:
@@ -37,19 +39,16 @@ def knn_hit_rate(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarra
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    cfg = compose_train(["model=hrm_tiny"])
-    pc = CondConfig.from_config(cfg.model.cond).patterns
+    cfg = compose_train(["model=hrm_tiny", "model/conditioning=regime_rag"])
+    pc = ConditioningFit.from_config(cfg.model.conditioning).patterns
     dm = build(cfg.data)
     s = dm.prepare()
-    row_symbol = dm.rows[0]
     n = len(s)
     train, test = np.arange(int(0.8 * n)), np.arange(int(0.8 * n), n)
-    features = s.features.copy()
     train_rows = np.unique((s.end_row[train, None] - np.arange(s.seq_len)[None, :]).ravel())
-    for sym in np.unique(row_symbol):  # per-symbol standardisation with training rows, as fold_fit does
-        own, at = train_rows[row_symbol[train_rows] == sym], row_symbol == sym
-        features[at] = (features[at] - features[own].mean(0)) / np.maximum(features[own].std(0), 1e-12)
-    features = np.nan_to_num(features).astype(np.float32)
+    # per-symbol standardisation with training rows, as the fold's pattern queries are fitted
+    scaler = Standardizer.fit(s.features, train_rows, s.row_symbol, len(s.symbols), finite_only=True)
+    features = np.nan_to_num(scaler.transform(s.features, s.row_symbol))
 
     def shapes(idx: np.ndarray) -> np.ndarray:
         return np.concatenate([window_shapes(features, s.end_row[idx], sc, pc.points) for sc in pc.scales])

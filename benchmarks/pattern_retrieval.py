@@ -1,6 +1,6 @@
 """Pattern retrieval latency and recall per index type at 10k, 100k and 1M stored patterns.
 
-Embeddings are 16-dimensional (model.cond.patterns.dim) draws from a mixture
+Embeddings are 16-dimensional (model.conditioning.patterns.dim) draws from a mixture
 of 256 Gaussian clusters (pattern embeddings cluster, as the VQ codebook
 shows); queries are fresh draws from the same mixture. Per size and index
 kind: build time, single-query latency p50/p99 over ``--queries`` queries,

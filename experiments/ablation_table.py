@@ -1,8 +1,9 @@
 """Comparison table of a conditioning ablation, written into MLflow.
 
-Reads the finished runs of one experiment (the latest per ``model.conditioning``
-variant), re-assembles each run's out-of-sample predictions into its CPCV
-paths with the run's own splitter and backtest config, and writes
+Reads the finished runs of one experiment (the latest per ``model/conditioning``
+variant, from the sweep's ``override.model/conditioning`` tag), re-assembles
+each run's out-of-sample predictions into its CPCV paths with the run's own
+splitter and backtest config, and writes
 ``ablation.md`` / ``ablation.csv`` (Sharpe per path, mean, MI with the symbol
 and the calendar, regime switches per day, retrieval fail-open rate) as
 artifacts of a summary run tagged ``ablation.summary``, with the table's
@@ -41,7 +42,8 @@ def variant_rows(client: MlflowClient, experiment: str) -> list[dict]:
     runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", order_by=["start_time DESC"])
     latest = {}
     for run in runs:
-        variant = run.data.params.get("model.conditioning")
+        # the sweep's override; runs made before conditioning became a config group have it as a param
+        variant = run.data.tags.get("override.model/conditioning", run.data.params.get("model.conditioning"))
         if variant in VARIANTS and "ablation.summary" not in run.data.tags and variant not in latest:
             latest[variant] = run
     rows = []
@@ -73,7 +75,7 @@ def main() -> None:
     client = MlflowClient(args.tracking_uri)
     rows = variant_rows(client, args.experiment)
     if not rows:
-        raise SystemExit(f"no finished runs with model.conditioning in {VARIANTS} in {args.experiment!r}")
+        raise SystemExit(f"no finished runs with model/conditioning in {VARIANTS} in {args.experiment!r}")
     table = format_table(rows, f"Conditioning ablation ({args.experiment}): out-of-sample, net of costs")
     print(table)
     exp = client.get_experiment_by_name(args.experiment)

@@ -19,7 +19,7 @@ from .conftest import REPO, run_cli, runs_of, tiny_overrides
 def test_cfg_job_prints_the_composed_experiment(tmp_path):
     res = run_cli(["dualhrq.train", "+experiment=regime_film", "--cfg", "job"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "conditioning: regime" in res.stdout
+    assert "_target_: dualhrq.models.conditioning.RegimeConditioner" in res.stdout  # model/conditioning=regime
     assert "dim: 576" in res.stdout and "task_name: regime_film" in res.stdout
 
 
@@ -54,12 +54,14 @@ def test_param_count_cli_prints_the_table_and_enforces_the_budget(tmp_path):
 @pytest.mark.slow
 def test_sweep_logs_one_run_per_job_in_one_experiment(tmp_path):
     res = run_cli(["dualhrq.train", "-m", *tiny_overrides(tmp_path), "task_name=sweep", "validation.folds=[0]",
-                   "model.conditioning=none,regime", f"hydra.sweep.dir={tmp_path}/multirun"], cwd=tmp_path)
+                   "model/conditioning=none,regime", f"hydra.sweep.dir={tmp_path}/multirun"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     runs = runs_of(tmp_path, "sweep")
-    assert sorted(r.data.tags["override.model.conditioning"] for r in runs) == ["none", "regime"]
+    assert sorted(r.data.tags["override.model/conditioning"] for r in runs) == ["none", "regime"]
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert {r.data.params["model.conditioning"] for r in runs} == {"none", "regime"}
+    params = {r.data.tags["override.model/conditioning"]: r.data.params for r in runs}
+    assert params["none"]["model.conditioning.module"] == "None"
+    assert params["regime"]["model.conditioning.module._target_"] == "dualhrq.models.conditioning.RegimeConditioner"
 
 
 @pytest.mark.slow
@@ -117,4 +119,5 @@ def test_mlflow_run_of_the_project_logs_into_the_run_it_opens(tmp_path):
     assert len(runs) == 1
     (run,) = runs
     assert run.info.status == "FINISHED"
-    assert run.data.params["model.conditioning"] == "regime" and "oos/sharpe" in run.data.metrics
+    assert run.data.tags["override.model/conditioning"] == "regime" and "oos/sharpe" in run.data.metrics
+    assert run.data.params["model.conditioning.module._target_"] == "dualhrq.models.conditioning.RegimeConditioner"

@@ -12,7 +12,7 @@ from .conftest import REPO, compose_tiny
 
 def test_compare_runs_notebook_executes_on_a_two_run_sweep(tmp_path, monkeypatch):
     for conditioning in ("none", "regime"):
-        train(compose_tiny(tmp_path, [f"model.conditioning={conditioning}", "validation.folds=[0,1]",
+        train(compose_tiny(tmp_path, [f"model/conditioning={conditioning}", "validation.folds=[0,1]",
                                       "task_name=nb"], out=conditioning))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns.db")
     monkeypatch.setenv("DUALHRQ_EXPERIMENT", "nb")
@@ -22,7 +22,7 @@ def test_compare_runs_notebook_executes_on_a_two_run_sweep(tmp_path, monkeypatch
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "2 finished runs in experiment 'nb'" in text
-    assert "model.conditioning=none" in text and "model.conditioning=regime" in text
+    assert "model/conditioning=none" in text and "model/conditioning=regime" in text
     images = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
               if "image/png" in o.get("data", {})]
     assert len(images) == 2

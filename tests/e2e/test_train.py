@@ -102,9 +102,10 @@ def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, cli
 
 
 @pytest.mark.parametrize("override,field", [
-    ("model.conditioning=bogus", "model.conditioning"),
-    ("model.cond.patterns.library.index.kind=annoy", "model.cond.patterns.library.index.kind"),
-    ("model.cond.regimes=1", "model.cond.regimes"),
+    ("model.conditioning=bogus", "model.conditioning is a config group, got the value 'bogus'"),
+    (["model/conditioning=regime_rag", "model.conditioning.patterns.library.index.kind=annoy"],
+     "model.conditioning.patterns.library.index.kind"),
+    ("model.conditioning.regimes=1", "model.conditioning.regimes"),
     ("validation.splitter.n_test_groups=5", "validation.n_test_groups"),
     ("validation.splitter.purge_days=-1", "validation.purge_days"),
     ("data.seq_len=0", "data.seq_len"),
@@ -121,8 +122,9 @@ def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, o
         raise AssertionError("data were loaded before the config was checked")
 
     monkeypatch.setattr("dualhrq.data.sources.load_bundled", no_data)
+    overrides = [override] if isinstance(override, str) else override
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-        train(compose_tiny(tmp_path, [override]))
+        train(compose_tiny(tmp_path, overrides))
     assert not (tmp_path / "mlruns.db").exists()
 
 

@@ -1,24 +1,35 @@
-"""FiLM generator, the conditioning factory, attention pooling of patterns and the fused context."""
+"""FiLM generator, the conditioners the ``model/conditioning`` groups build, attention pooling of patterns and the
+fused context."""
 
 import math
+from functools import partial
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
+from dualhrq.config import compose_train
 from dualhrq.errors import ConfigError
 from dualhrq.models.conditioning import (
     FiLMGenerator,
     PatternBatch,
-    PatternRetrieval,
+    PatternPooling,
     RegimeConditioner,
     RegimeRAGConditioner,
     SymbolConditioner,
-    build_conditioning,
 )
-from dualhrq.models.conditioning.config import CondConfig
 
-SIZES = dict(n_regime_features=3, n_symbols=4, l_layers=2, l_dim=8, hidden=16, n_regimes=3, pattern_token_dim=5,
-             pool_queries=2)
+from .conftest import conditioner
+
+# what a network hands its conditioner factory: 2 FiLM layers of width 8
+SIZES = dict(n_regime_features=3, n_symbols=4, hidden=16, n_layers=2, d_model=8)
+N_REGIMES = 3
+# one scale of 1-dimensional embeddings: neighbour tokens of width 1 + 1 + 3 = 5
+FACTORIES = {
+    "regime": partial(RegimeConditioner, n_regimes=N_REGIMES),
+    "puzzle_id": partial(SymbolConditioner),
+    "regime_rag": partial(RegimeRAGConditioner, n_regimes=N_REGIMES, pattern_dim=1, scales=(8,), pool_queries=2),
+}
 
 
 def patterns(b=5, n=6, d=5, seed=0):
@@ -35,7 +46,7 @@ def test_untrained_film_generator_is_exactly_the_identity():
 @pytest.mark.parametrize(("kind", "cls"), [("regime", RegimeConditioner), ("puzzle_id", SymbolConditioner),
                                            ("regime_rag", RegimeRAGConditioner)])
 def test_factory_builds_conditioners_that_can_learn(kind, cls):
-    cond = build_conditioning(kind, **SIZES)
+    cond = FACTORIES[kind](**SIZES)
     assert isinstance(cond, cls)
     gamma, beta = cond(torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 0]), patterns())
     assert gamma.shape == beta.shape == (5, 2, 8)
@@ -44,24 +55,25 @@ def test_factory_builds_conditioners_that_can_learn(kind, cls):
     assert cond.film.net[-1].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize(("kind", "cls"), [("regime", RegimeConditioner), ("puzzle_id", SymbolConditioner),
+                                           ("regime_rag", RegimeRAGConditioner)])
+def test_each_config_group_builds_its_conditioner(kind, cls):
+    assert isinstance(conditioner(kind)(**SIZES), cls)
+
+
 @pytest.mark.parametrize("kind", ["regime", "regime_rag"])
 def test_regime_conditioners_give_logits_for_the_auxiliary_loss(kind):
-    out = build_conditioning(kind, **SIZES).encode(torch.randn(5, 3), torch.zeros(5, dtype=torch.long), patterns())
+    out = FACTORIES[kind](**SIZES).encode(torch.randn(5, 3), torch.zeros(5, dtype=torch.long), patterns())
     assert out.regime_logits.shape == (5, 3)
 
 
 def test_none_builds_nothing():
-    assert build_conditioning("none", **SIZES) is None
-
-
-def test_unknown_kind_lists_the_valid_values():
-    with pytest.raises(ConfigError, match=r"must be one of \['none', 'puzzle_id', 'regime', 'regime_rag'\]"):
-        build_conditioning("regim", **SIZES)
+    assert conditioner("none") is None
 
 
 def test_attention_pooling_matches_a_hand_computation():
     torch.manual_seed(0)
-    pool = PatternRetrieval(token_dim=5, dim=4, n_queries=2)
+    pool = PatternPooling(token_dim=5, dim=4, n_queries=2)
     batch = patterns(b=3, n=6)
     batch.mask[2] = False  # a sample without any admissible neighbour
     out = pool(batch)
@@ -80,38 +92,31 @@ def test_attention_pooling_matches_a_hand_computation():
 
 
 def test_failed_open_retrieval_gives_regime_only_context():
-    cond = build_conditioning("regime_rag", **SIZES)
+    cond = FACTORIES["regime_rag"](**SIZES)
     regime, symbol = torch.randn(5, 3), torch.zeros(5, dtype=torch.long)
     open_ = cond.encode(regime, symbol, None).context
     found = cond.encode(regime, symbol, patterns()).context
-    r = SIZES["n_regimes"]
+    r = N_REGIMES
     torch.testing.assert_close(open_[:, :r], found[:, :r])  # the regime part does not depend on retrieval
     assert torch.equal(open_[:, r:], torch.zeros_like(open_[:, r:]))  # no pattern context, flag 0
     assert (found[:, -1] == patterns().mask.any(dim=1).float()).all()
 
 
 @pytest.mark.parametrize(("kind", "hidden", "fix"), [("regime", 320, "classifier"),
-                                                      ("regime_rag", 200, "retrieval head")])
+                                                      ("regime_rag", 200, "pooling head")])
 def test_sub_budgets_of_the_design_are_enforced(kind, hidden, fix):
     # classifier: 3*320+320 + 320*320+320 + 320*3+3 = 105,283 > 100k;
-    # retrieval head at hidden 200: 600*200+200 + 2*200*200 + 2*200 = 200,600 > 100k
+    # pooling head at hidden 200 with tokens of width 596 + 1 + 3 = 600:
+    # 600*200+200 + 2*200*200 + 2*200 = 200,600 > 100k
+    factory = partial(FACTORIES[kind], pattern_dim=596) if kind == "regime_rag" else FACTORIES[kind]
     with pytest.raises(ConfigError, match=fix):
-        build_conditioning(kind, **{**SIZES, "hidden": hidden, "pattern_token_dim": 600})
-
-
-@pytest.mark.parametrize(("cond", "match"), [
-    ({"regimes": 1}, r"model\.cond\.regimes"),
-    ({"regime": 4}, r"model\.cond: unknown keys \['regime'\]"),
-    ({"patterns": {"scales": [8, 12]}}, r"model\.cond\.patterns\.scales"),
-    ({"patterns": {"library": {"index": {"kind": "lsh"}}}}, r"model\.cond\.patterns\.library\.index\.kind"),
-    ({"labels": {"covariance": "full_rank"}}, r"model\.cond\.labels\.covariance"),
-    ({"retrieval": {"timeout_ms": 0}}, r"model\.cond\.retrieval\.timeout_ms"),
-])
-def test_bad_conditioning_settings_are_config_errors(cond, match):
-    with pytest.raises(ConfigError, match=match):
-        CondConfig.from_config(cond)
+        factory(**{**SIZES, "hidden": hidden})
 
 
 def test_token_width_follows_the_pattern_settings():
-    cfg = CondConfig.from_config({"patterns": {"scales": [8, 16], "dim": 6}})
-    assert cfg.net_sizes() == {"n_regimes": 4, "pattern_token_dim": 6 + 2 + 3, "pool_queries": 2}
+    cfg = compose_train(["model=hrm_tiny", "model/conditioning=regime_rag", "model.conditioning.patterns.scales=[8,16]",
+                         "model.conditioning.patterns.dim=6"])
+    cond = instantiate(cfg.model.conditioning.module)(**SIZES)
+    assert cond.pooling.proj[0].in_features == 6 + 2 + 3  # embedding, outcome, scale one-hot, distance, age
+    assert cond.pooling.queries.shape == (2, SIZES["hidden"])  # model.conditioning.module.pool_queries
+    assert cond.classifier.net[-1].out_features == 4  # model.conditioning.regimes

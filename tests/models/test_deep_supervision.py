@@ -14,7 +14,7 @@ from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import DualHRQNet
 from dualhrq.models.transformer import TransformerNet
 
-from .conftest import N_FEATURES, N_REGIME, N_SYMBOLS, batch
+from .conftest import N_FEATURES, N_REGIME, N_SYMBOLS, batch, conditioner
 
 LOSS = {"forecast_weight": 1.0, "utility_weight": 0.5, "cost_bps": 1.0}
 
@@ -22,7 +22,7 @@ LOSS = {"forecast_weight": 1.0, "utility_weight": 0.5, "cost_bps": 1.0}
 def make_module(segments: int = 3, act: dict | None = None, seed: int = 0) -> HRMLitModule:
     torch.manual_seed(seed)
     sizes = model_sizes("hrm_tiny")
-    return HRMLitModule(net=partial(DualHRQNet, **sizes["net"]), conditioning="regime",
+    return HRMLitModule(net=partial(DualHRQNet, **sizes["net"]), conditioning={"module": conditioner("regime")},
                         optimizer=partial(torch.optim.AdamW, lr=1e-2), loss=LOSS, budget=sizes["budget"],
                         n_features=N_FEATURES, n_regime_features=N_REGIME, n_symbols=N_SYMBOLS,
                         supervision={"segments": segments}, act=act or {"enabled": False}, grad_clip=1.0)
@@ -137,6 +137,6 @@ def test_a_net_without_carry_refuses_deep_supervision_and_act():
     net = partial(TransformerNet, trunk={"dim": 32, "layers": 2, "heads": 2, "ffn_hidden": 64}, cond_hidden=8)
     for kwargs in ({"supervision": {"segments": 2}}, {"act": {"enabled": True}}):
         with pytest.raises(ConfigError, match="model.act.enabled=false model.supervision.segments=1"):
-            HRMLitModule(net=net, conditioning="none", optimizer=partial(torch.optim.AdamW), loss=LOSS,
+            HRMLitModule(net=net, conditioning={"module": None}, optimizer=partial(torch.optim.AdamW), loss=LOSS,
                          budget=sizes["budget"], n_features=N_FEATURES, n_regime_features=N_REGIME,
                          n_symbols=N_SYMBOLS, **kwargs)

@@ -7,6 +7,8 @@ from dualhrq.config import model_sizes
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.models.network import DualHRQNet
 
+from .conftest import conditioner
+
 
 @pytest.mark.parametrize("conditioning", ["none", "puzzle_id", "regime"])
 def test_output_shapes_and_ranges(make_net, make_batch, conditioning):
@@ -44,7 +46,7 @@ def test_components_partition_the_parameters(make_net, conditioning):
 
 def _kwargs(**overrides):
     net = model_sizes("hrm_tiny")["net"]
-    kwargs = dict(n_features=5, n_regime_features=3, n_symbols=4, conditioning="regime", **net)
+    kwargs = dict(n_features=5, n_regime_features=3, n_symbols=4, conditioner=conditioner("regime"), **net)
     for key, value in overrides.items():
         if key in ("h", "l"):
             kwargs[key] = {**net[key], **value}
@@ -66,8 +68,10 @@ def _kwargs(**overrides):
         ({"n_features": 0}, "model.net.n_features"),
         ({"head_hidden": 0}, "model.net.head_hidden"),
         ({"rope_base": 0.0}, "model.net.rope_base"),
-        ({"conditioning": "regime", "n_regime_features": 0}, "model.conditioning"),
-        ({"conditioning": "film"}, "model.conditioning"),
+        ({"n_regime_features": 0}, "model/conditioning=regime needs regime features"),
+        ({"conditioner": conditioner("regime_rag"), "n_regime_features": 0},
+         "model/conditioning=regime_rag needs regime features"),
+        ({"conditioner": conditioner("puzzle_id"), "n_symbols": 0}, "model/conditioning=puzzle_id"),
     ],
 )
 def test_impossible_config_names_the_field(overrides, field):
@@ -84,5 +88,6 @@ def test_missing_level_key_is_named():
 
 def test_wrong_feature_count_is_a_data_error(make_net, make_batch):
     x, regime, symbol = make_batch()
-    with pytest.raises(DataError, match=r"model\.net\.n_features"):
+    # n_features comes from the data config's feature list, which the message names
+    with pytest.raises(DataError, match=r"\[batch, seq_len, 5\] \(the data config's features\), got \[3, 10, 3\]"):
         make_net("none")(x[..., :3], regime, symbol)

@@ -4,15 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from dualhrq.config import compose_train, model_sizes
+from dualhrq.config import model_sizes
 from dualhrq.errors import ConfigError
 from dualhrq.features.engine import FeatureSpec, feature_names
-from dualhrq.models.conditioning import build_conditioning
-from dualhrq.models.conditioning.config import CondConfig
 from dualhrq.models.network import DualHRQNet
 from dualhrq.models.params import check_budget, count_parameters, format_budget_table
 
-# hrm_27m with conditioning=regime and the ACT Q head, on the bundled data's default features
+from .conftest import conditioner
+
+# hrm_27m with model/conditioning=regime and the ACT Q head, on the bundled data's default features
 # (21 inputs, 9 regime). Regime conditioning: classifier 9-64-64-4 (5,060) + FiLM 4-64-4,608 (299,840).
 HRM_27M_REGIME = {
     "h_module": 8_478_720,
@@ -21,7 +21,7 @@ HRM_27M_REGIME = {
     "conditioning": 304_900,
     "total": 26_910_281,
 }
-# regime_rag adds the retrieval head (token 22 -> 64, key, value, 2 queries: 9,792) and widens the FiLM
+# regime_rag adds the pattern pooling head (token 22 -> 64, key, value, 2 queries: 9,792) and widens the FiLM
 # input to 4 logits + 2 x 64 pooled + 1 flag (+8,256): 322,948, inside the 0.5M cap.
 HRM_27M_REGIME_RAG_CONDITIONING = 322_948
 N_INPUTS, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
@@ -29,17 +29,19 @@ N_INPUTS, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
 
 def test_hrm_27m_counts_are_pinned_and_every_conditioning_fits_the_budget():
     size = model_sizes("hrm_27m")
-    net = DualHRQNet(n_features=N_INPUTS, n_regime_features=N_REGIME, n_symbols=2, conditioning="regime",
-                     q_head=True, **size["net"])
+    net = DualHRQNet(n_features=N_INPUTS, n_regime_features=N_REGIME, n_symbols=2,
+                     conditioner=conditioner("regime", "hrm_27m"), q_head=True, **size["net"])
     counts = count_parameters(net)
     assert counts == HRM_27M_REGIME
     assert check_budget(counts, size["budget"]) == []
 
     l_net = size["net"]["l"]
     for kind in ["none", "puzzle_id", "regime_rag"]:
-        cond = build_conditioning(kind, n_regime_features=N_REGIME, n_symbols=2, l_layers=l_net["layers"],
-                                  l_dim=l_net["dim"], hidden=size["net"]["cond_hidden"],
-                                  **CondConfig.from_config(compose_train(["model=hrm_27m"]).model.cond).net_sizes())
+        factory = conditioner(kind, "hrm_27m")
+        # built with the sizes the network hands its conditioner
+        cond = None if factory is None else factory(n_regime_features=N_REGIME, n_symbols=2,
+                                                    hidden=size["net"]["cond_hidden"], n_layers=l_net["layers"],
+                                                    d_model=l_net["dim"])
         n_cond = 0 if cond is None else sum(p.numel() for p in cond.parameters())
         if kind == "regime_rag":
             assert n_cond == HRM_27M_REGIME_RAG_CONDITIONING

@@ -7,15 +7,15 @@ from dualhrq.features.engine import FeatureSpec, feature_names
 from dualhrq.models.params import check_budget, count_parameters
 from dualhrq.models.transformer import TransformerNet
 
-from .conftest import N_FEATURES, N_REGIME, N_SYMBOLS, batch
+from .conftest import N_FEATURES, N_REGIME, N_SYMBOLS, batch, conditioner
 
 N_INPUTS, N_REGIME_DAILY = (len(c) for c in feature_names(FeatureSpec()))
 
 
 def test_transformer_27m_counts_are_pinned_and_within_budget():
     size = model_sizes("transformer_27m")
-    net = TransformerNet(n_features=N_INPUTS, n_regime_features=N_REGIME_DAILY, n_symbols=2, conditioning="regime",
-                         **size["net"])
+    net = TransformerNet(n_features=N_INPUTS, n_regime_features=N_REGIME_DAILY, n_symbols=2,
+                         conditioner=conditioner("regime", "transformer_27m"), **size["net"])
     counts = count_parameters(net)
     # 6 blocks x (4 x 576^2 attention + 3 x 576 x 1792 SwiGLU) + 21 x 576 embedding
     assert counts["trunk"] == 6 * (4 * 576**2 + 3 * 576 * 1792) + 21 * 576 == 26_554_176
@@ -26,8 +26,8 @@ def test_transformer_27m_counts_are_pinned_and_within_budget():
 def _tiny(**kw) -> TransformerNet:
     torch.manual_seed(0)
     return TransformerNet(n_features=N_FEATURES, n_regime_features=N_REGIME, n_symbols=N_SYMBOLS,
-                          conditioning="regime", trunk={"dim": 32, "layers": 2, "heads": 2, "ffn_hidden": 64},
-                          cond_hidden=8, **kw)
+                          conditioner=conditioner("regime"),
+                          trunk={"dim": 32, "layers": 2, "heads": 2, "ffn_hidden": 64}, cond_hidden=8, **kw)
 
 
 def test_decision_at_t_ignores_later_bars():

@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
-from dualhrq.evaluation.replay import replay as replay_main
 from dualhrq.config import CONF_DIR, build, compose_train
 from dualhrq.data.synthetic import generate_bars
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.evaluation.replay import replay as replay_main
 from dualhrq.market.audit import summary_line
 from dualhrq.market.backtest import SignalBacktest
 from dualhrq.portfolio.strict_sim import StrictSimBacktest, adversarial_signals

@@ -17,7 +17,7 @@ def test_git_commit_outside_a_repository(tmp_path):
 
 
 def test_override_tags_carry_each_override():
-    tags = override_tags(["+experiment=regime_film", "model.conditioning=none"])
+    tags = override_tags(["+experiment=regime_film", "model/conditioning=none"])
     assert tags["override.experiment"] == "regime_film"
-    assert tags["override.model.conditioning"] == "none"
-    assert tags["hydra.overrides"] == "+experiment=regime_film model.conditioning=none"
+    assert tags["override.model/conditioning"] == "none"
+    assert tags["hydra.overrides"] == "+experiment=regime_film model/conditioning=none"

@@ -27,7 +27,7 @@ def _log_run(client, exp, tmp_path, name, edge, tags=()):
     paths = [MARKET * 0.3 + rng.normal(edge, 0.006, T) for _ in range(2)]
     frame = pl.concat([pl.DataFrame({"ts": DAYS, "path": p, "strategy": s, "net": net})
                        for p, net in enumerate(paths) for s, net in (("model", net), ("buy_and_hold", MARKET))])
-    run = client.create_run(exp, run_name=name, tags={"override.model.conditioning": name, **dict(tags)})
+    run = client.create_run(exp, run_name=name, tags={"override.model/conditioning": name, **dict(tags)})
     rid = run.info.run_id
     folder = tmp_path / rid
     folder.mkdir()
@@ -57,7 +57,7 @@ def test_best_run_is_deflated_by_the_sweep_and_stepm_matches_arch(store):
     per_period = np.array(list(sharpes.values())) / math.sqrt(252)
     assert c.trials.n == 3 and c.trials.sr_variance == pytest.approx(per_period.var(ddof=1))
     best = max(sharpes, key=sharpes.get)
-    assert best == "regime" and c.best.startswith("model.conditioning=regime")
+    assert best == "regime" and c.best.startswith("model/conditioning=regime")
     average = runs[best][1]
     assert c.best_dsr == pytest.approx(st.deflated_sharpe_ratio(average, 3, per_period.var(ddof=1)))
     assert c.best_psr == pytest.approx(st.probabilistic_sharpe_ratio(average)) and c.best_dsr < c.best_psr
@@ -65,7 +65,7 @@ def test_best_run_is_deflated_by_the_sweep_and_stepm_matches_arch(store):
     matrix = np.column_stack([c.series[n]["model"].to_numpy() for n in names])
     expected = st.stepwise_superior_models(matrix, MARKET, size=0.05, reps=200, seed=3)
     assert c.superior == [names[i] for i in expected]
-    assert any(s.startswith("model.conditioning=regime") for s in c.superior)
+    assert any(s.startswith("model/conditioning=regime") for s in c.superior)
     assert {r["gate spa"] for r in c.rows} == {"PASS", "FAIL"}
 
 

@@ -1,4 +1,5 @@
-"""The mutual-information gate's estimator against known values."""
+"""The mutual-information (leakage) gate's estimator against known values, and against the contexts of a
+per-symbol and a regime conditioner."""
 
 import numpy as np
 import pytest
@@ -6,8 +7,8 @@ import torch
 from scipy import integrate, stats
 
 from dualhrq.errors import DataError
-from dualhrq.models.conditioning import build_conditioning
-from dualhrq.models.conditioning.mutual_info import MI_LIMIT_BITS, mutual_information_bits
+from dualhrq.models.conditioning import RegimeConditioner, SymbolConditioner
+from dualhrq.validation.leakage import MI_LIMIT_BITS, mutual_information_bits
 
 
 def test_gaussian_shift_matches_numerical_integration():
@@ -38,10 +39,10 @@ def test_the_gate_tells_a_per_symbol_embedding_from_regime_conditioning():
     n, n_symbols = 3000, 4
     symbol = torch.as_tensor(rng.integers(0, n_symbols, n))
     regime = torch.as_tensor(rng.normal(size=(n, 3)), dtype=torch.float32)  # market state, independent of symbol
-    sizes = dict(n_regime_features=3, n_symbols=n_symbols, l_layers=2, l_dim=8, hidden=16)
+    sizes = dict(n_regime_features=3, n_symbols=n_symbols, n_layers=2, d_model=8, hidden=16)
     with torch.no_grad():
-        puzzle = build_conditioning("puzzle_id", **sizes).encode(regime, symbol).context.numpy()
-        market = build_conditioning("regime", **sizes).encode(regime, symbol).context.numpy()
+        puzzle = SymbolConditioner(**sizes).encode(regime, symbol).context.numpy()
+        market = RegimeConditioner(n_regimes=4, **sizes).encode(regime, symbol).context.numpy()
     mi_puzzle = mutual_information_bits(puzzle, symbol.numpy())
     mi_regime = mutual_information_bits(market, symbol.numpy())
     assert mi_puzzle == pytest.approx(np.log2(n_symbols), abs=0.05)  # H(symbol) = 2 bits: fails the gate

@@ -1,20 +1,18 @@
 """The training job with regime + pattern conditioning: the run-level metrics the statistics gates read,
 per-fold variants, and the pattern library saved with the run."""
 
-import sys
-
 import pytest
+from mlflow.tracking import MlflowClient
 
 from dualhrq.patterns.library import PatternLibrary
 from dualhrq.train import train
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "e2e"))
-from conftest import compose_tiny, runs_of  # noqa: E402
+from .conftest import compose_tiny, runs_of
 
 
 @pytest.mark.slow
 def test_regime_rag_job_logs_gate_metrics_and_the_pattern_library(tmp_path):
-    cfg = compose_tiny(tmp_path, ["task_name=cond", "model.conditioning=regime_rag", "validation.folds=[0,1]"])
+    cfg = compose_tiny(tmp_path, ["task_name=cond", "model/conditioning=regime_rag", "validation.folds=[0,1]"])
     train(cfg)
     (run,) = runs_of(tmp_path, "cond")
     m = run.data.metrics
@@ -29,6 +27,6 @@ def test_regime_rag_job_logs_gate_metrics_and_the_pattern_library(tmp_path):
     # the saved library loads back and holds fold 0's training patterns
     lib = PatternLibrary.load(tmp_path / "out" / "folds" / "fold0" / "patterns" / "fold0")
     assert len(lib) == m["fold0-patterns/size"] > 0
-    artifacts = {a.path for a in __import__("mlflow").tracking.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    artifacts = {a.path for a in MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
                  .list_artifacts(run.info.run_id, "patterns/fold0")}
     assert {"patterns/fold0/index.faiss", "patterns/fold0/patterns.npz", "patterns/fold0/library.json"} <= artifacts

@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from dualhrq.config import CONF_DIR
 from dualhrq.errors import ConfigError
+from dualhrq.evaluation.run_end import fold_means, fold_sums
 from dualhrq.train import train
 from dualhrq.validation.gates import GatesFailed
 
@@ -98,7 +100,7 @@ def test_report_renders_in_chromium_with_every_image_loaded(first_run, tmp_path)
 def test_another_run_is_a_baseline_on_the_same_paths(first_run):
     tmp, client, run, _ = first_run
     extra = [*SPLIT, f"+validation.baselines.runs.first={run.info.run_id}", "validation.baselines.primary=first",
-             "model.conditioning=none"]
+             "model/conditioning=none"]
     train(compose_tiny(tmp, extra, out="second"))
     second = next(r for r in client.search_runs([run.info.experiment_id]) if r.info.run_id != run.info.run_id)
     m = second.data.metrics
@@ -121,6 +123,14 @@ def test_strict_mode_exits_non_zero_after_logging_the_run(tmp_path):
     (run,) = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db").search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags["gate.max_drawdown"] == "FAIL"
     assert Path(tmp_path / "o" / "report" / "report.html").exists()
+
+
+def test_per_fold_metrics_are_averaged_or_summed_once_per_fold():
+    # fold 0 has 2 predictions, fold 1 has 3: each fold's value counts once, however many rows carry it
+    preds = pl.DataFrame({"fold": [0, 0, 1, 1, 1], "signal": [0.1, -0.2, 0.3, 0.0, 0.5],
+                          "regime/switches_per_day": [0.02] * 2 + [0.04] * 3, "sim/fills": [7.0] * 2 + [5.0] * 3})
+    assert fold_means(preds, ("regime/",)) == {"regime/switches_per_day": pytest.approx(0.03)}
+    assert fold_sums(preds, ("sim/",)) == {"sim/fills": 12.0}
 
 
 def test_strict_failure_is_its_own_exception():
