@@ -262,12 +262,12 @@ def invalid(field: str, value: Any, allowed: str, fix: str = "") -> ConfigError:
     return ConfigError(f"{field} must be {allowed}, got {value!r}." + (f" Fix: {fix}" if fix else ""), field=field)
 
 
-def check_value(field: str, value: T, kind: Any) -> T:
+def check_value(field: str, value: T, kind: Any, fix: str = "") -> T:
     """``value`` if the annotation ``kind`` allows it (``PositiveInt``, ``Annotated[float, below(1)] | None``),
-    else a ``ConfigError`` naming ``field``."""
+    else a ``ConfigError`` naming ``field`` (and ``fix``, if given)."""
     spec = _kind(kind)
     if not spec.allows(value):
-        raise invalid(field, value, spec.allowed())
+        raise invalid(field, value, spec.allowed(), fix)
     return value
 
 

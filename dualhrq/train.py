@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from dualhrq.config import build
+from dualhrq.config import build, located
 from dualhrq.data.datamodule import MarketDataModule
 from dualhrq.errors import ConfigError, DualHRQError, positive_int
 from dualhrq.models.conditioning import check_conditioning
@@ -170,7 +170,8 @@ def train(cfg: DictConfig) -> float | None:
     dm: MarketDataModule = build(cfg.data)
     splitter = build(cfg.validation.splitter)
     samples = dm.prepare()
-    folds = make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction)
+    with located(cfg.validation):
+        folds = make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction)
     selected = list(cfg.validation.folds) if cfg.validation.folds is not None else list(range(len(folds)))
     bad = [i for i in selected if not 0 <= i < len(folds)]
     if bad:

@@ -16,8 +16,10 @@ from dualhrq.config import (
     at_least,
     below,
     between,
+    build,
     check_fields,
     check_value,
+    compose_train,
     config_path,
     located,
     one_of,
@@ -180,3 +182,22 @@ def test_located_prefixes_field_errors_only():
     with pytest.raises(ConfigError, match=r"^data\.source\.n_days must"):
         with located(cfg.data.source):
             positive_int(cfg.data.source.n_days, "n_days")
+
+
+# ---------------------------------------------------------------- build: the node's full config path
+
+
+def test_build_puts_the_node_path_in_front_of_a_constructor_field():
+    cfg = compose_train(["validation.splitter.n_groups=1"])
+    err = _error(lambda: build(cfg.validation.splitter))
+    assert str(err) == "validation.splitter.n_groups must be an integer >= 2, got 1."
+    assert err.field == "validation.splitter.n_groups"
+    assert type(err) is ConfigError and err.__suppress_context__  # Hydra's wrapper is dropped
+
+
+def test_build_of_a_plain_mapping_names_the_field_alone_and_kwargs_are_not_prefixed():
+    node = {"_target_": "dualhrq.validation.cpcv.CombinatorialPurgedKFold"}
+    assert str(_error(lambda: build(node, n_test_groups=0))) == "n_test_groups must be a positive integer, got 0."
+    cfg = compose_train([])
+    err = _error(lambda: build(cfg.validation.splitter, purge_days=-1))
+    assert str(err).startswith("purge_days must be a non-negative integer, got -1.")  # given here, not read there
