@@ -312,7 +312,7 @@ def parse(cls: type[T], values: Mapping[str, Any] | None, where: str = "", **giv
         missing = [f.name for f in inits if f.name not in values and f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING]
         if missing:
-            raise ConfigError(f"missing keys {missing}.", field="")
+            raise ConfigError(f"{missing[0]} is not set; required keys missing: {missing}.", field=missing[0])
         kinds = _field_kinds(cls)
         return cls(**{name: _read(kinds[name], name, value) for name, value in values.items()}, **given)
 

@@ -145,7 +145,7 @@ def test_parse_reads_a_dictconfig_resolved():
 @pytest.mark.parametrize("values,message", [
     ({"name": "a", "kk": 1, "extra": 2},
      "model.lib: unknown keys ['extra', 'kk']; known: ['cost', 'hook', 'index', 'k', 'name', 'scales']."),
-    ({"k": 2}, "model.lib: missing keys ['name']."),
+    ({"k": 2}, "model.lib.name is not set; required keys missing: ['name']."),
     ({"name": "a", "k": 2.5}, "model.lib.k must be a positive integer, got 2.5."),
     ({"name": "a", "cost": -0.5}, "model.lib.cost must be a finite non-negative number, got -0.5."),
     ({"name": "a", "index": {"nprobe": 0}}, "model.lib.index.nprobe must be a positive integer, got 0."),

@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import polars as pl
 
+from dualhrq.config import FINITE, NON_NEGATIVE, PositiveInt, check_value, config_path, located
 from dualhrq.errors import ConfigError, DataError, positive_int
 from dualhrq.validation.statistics import (
     CI_METHODS,
@@ -194,15 +195,23 @@ def _improvement(model: float, baseline: float) -> float:
     return (model - baseline) / abs(baseline)
 
 
-def trials_from_config(stats: Mapping[str, Any]) -> Trials | None:
-    """``validation.stats.n_trials`` / ``sr_variance`` when set (both), None to read them from the sweep."""
+def trials_from_config(stats: Mapping[str, Any], where: str | None = None) -> Trials | None:
+    """``n_trials`` / ``sr_variance`` of ``stats`` when set (both), None to read them from the sweep.
+
+    ``where``: the config path of ``stats`` for error messages; by default the
+    node's own (``validation.stats`` when given ``cfg.validation.stats``).
+    """
     n, var = stats.get("n_trials"), stats.get("sr_variance")
     if n is None and var is None:
         return None
-    if n is None or var is None:
-        raise ConfigError("validation.stats.n_trials and validation.stats.sr_variance go together: set both "
-                          "(trials tried and the variance of their per-period Sharpe ratios) or neither "
-                          "(read them from the runs of the sweep)")
+    with located(config_path(stats) if where is None else where):
+        if n is None or var is None:
+            unset, other = ("n_trials", "sr_variance") if n is None else ("sr_variance", "n_trials")
+            raise ConfigError(f"{unset} is null but {other} is set: set both (trials tried and the variance of "
+                              "their per-period Sharpe ratios) or neither (read them from the runs of the sweep)",
+                              field=unset)
+        check_value("n_trials", n, PositiveInt)
+        check_value("sr_variance", var, Annotated[float, FINITE, NON_NEGATIVE])
     return Trials(n=n, sr_variance=float(var), source="config")
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dualhrq.config import compose_train
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.validation import statistics as st
 from dualhrq.validation.evidence import (
@@ -117,3 +118,13 @@ def test_returns_without_the_primary_baseline_are_refused():
     frame = _returns().filter(pl.col("strategy") != "buy_and_hold")
     with pytest.raises(DataError, match="buy_and_hold"):
         evaluate_paths(frame, "buy_and_hold", TRIALS, SETTINGS)
+
+
+def test_trials_from_config_names_the_path_it_was_read_at():
+    cfg = compose_train(["validation.stats.n_trials=0", "validation.stats.sr_variance=0.1"])
+    with pytest.raises(ConfigError, match=r"^validation\.stats\.n_trials must be a positive integer, got 0\."):
+        trials_from_config(cfg.validation.stats)
+    with pytest.raises(ConfigError, match=r"^stats\.sr_variance must be a finite non-negative number, got -1"):
+        trials_from_config({"n_trials": 3, "sr_variance": -1}, "stats")
+    with pytest.raises(ConfigError, match=r"^n_trials is null but sr_variance is set"):
+        trials_from_config({"n_trials": None, "sr_variance": 0.1})
