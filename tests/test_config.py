@@ -201,3 +201,25 @@ def test_build_of_a_plain_mapping_names_the_field_alone_and_kwargs_are_not_prefi
     cfg = compose_train([])
     err = _error(lambda: build(cfg.validation.splitter, purge_days=-1))
     assert str(err).startswith("purge_days must be a non-negative integer, got -1.")  # given here, not read there
+
+
+@pytest.mark.parametrize("override,message", [
+    ("backtest.costs.vol_window=1", "backtest.costs.vol_window must be an integer >= 2, got 1."),
+    ("backtest.costs.slippage=cubic",
+     "backtest.costs.slippage must be one of ['none', 'linear', 'sqrt', 'exp_decay'], got 'cubic'."),
+    ("backtest.book.vol_target=0", "backtest.book.vol_target must be a positive number, got 0."),
+    ("backtest.book.slices=0", "backtest.book.slices must be a positive integer, got 0."),
+    ("backtest.capital=-1", "backtest.capital must be a finite positive number, got -1."),
+])
+def test_build_names_the_nested_target_node_that_refused_a_value(override, message):
+    cfg = compose_train(["backtest=strict_sim", override])
+    assert str(_error(lambda: build(cfg.backtest))) == message
+
+
+def test_the_training_pre_flight_check_gives_full_paths():
+    from dualhrq.train import check_config
+
+    for overrides, path in [(["validation.splitter.n_test_groups=5"], "validation.splitter.n_test_groups"),
+                            (["backtest=strict_sim", "backtest.book.fast=30", "backtest.book.transform=mean_reversion",
+                              "backtest.book.window=1"], "backtest.book.window")]:
+        assert _error(lambda overrides=overrides: check_config(compose_train(overrides))).field == path
