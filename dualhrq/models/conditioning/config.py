@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from dualhrq.config import parse
 from dualhrq.errors import ConfigError, positive_int
 from dualhrq.models.conditioning.breaker import BreakerConfig
 from dualhrq.models.conditioning.regime_labels import RegimeLabelConfig
@@ -81,8 +82,7 @@ class CondConfig:
 
 
 def _make(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}.")
-    return cls(**values)
+    try:
+        return parse(cls, values, where)
+    except ConfigError as err:  # names the full path now: not to be prefixed again (e.g. under build(cfg.model))
+        raise ConfigError(str(err)) from None
