@@ -10,9 +10,11 @@ daily bars and ``IntradayFeatureSpec`` for minute bars with quotes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import polars as pl
 
+from dualhrq.config import PositiveInt, at_least, check_fields, invalid
 from dualhrq.data.schema import validate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import microstructure as micro
@@ -35,11 +37,8 @@ class FeatureSpec:
     use_vix: bool = True
 
     def __post_init__(self) -> None:
-        if not 2 <= self.short < self.medium < self.long:
-            raise ConfigError(
-                f"data.features: windows must satisfy 2 <= short < medium < long, got "
-                f"short={self.short}, medium={self.medium}, long={self.long}. Fix: reorder them."
-            )
+        check_fields(self)
+        _check_windows(self)
 
 
 @dataclass(frozen=True)
@@ -66,25 +65,25 @@ class IntradayFeatureSpec:
     trades: bool = True
     cross_section: bool = True
     vol_regime: bool = False
-    regime_block: int = 30
-    regime_fit_days: int = 5
+    regime_block: Annotated[int, at_least(2)] = 30
+    regime_fit_days: PositiveInt = 5
     options: bool = False
     rule_state: bool = True
 
     def __post_init__(self) -> None:
-        if not 2 <= self.short < self.medium < self.long:
-            raise ConfigError(
-                f"data.features: windows must satisfy 2 <= short < medium < long, got "
-                f"short={self.short}, medium={self.medium}, long={self.long}. Fix: reorder them."
-            )
+        check_fields(self)
+        _check_windows(self)
         if not 1 < self.tsrv_k < self.long:
-            raise ConfigError(f"data.features.tsrv_k={self.tsrv_k} must be in 2..long-1 ({self.long - 1}).")
-        if self.regime_block < 2 or self.regime_fit_days < 1:
-            raise ConfigError(f"data.features: regime_block={self.regime_block} must be >= 2 and "
-                              f"regime_fit_days={self.regime_fit_days} >= 1.")
+            raise invalid("tsrv_k", self.tsrv_k, f"in 2..long-1 ({self.long - 1})")
 
 
 Spec = FeatureSpec | IntradayFeatureSpec
+
+
+def _check_windows(spec: Spec) -> None:
+    if not 2 <= spec.short < spec.medium < spec.long:
+        raise ConfigError(f"windows must satisfy 2 <= short < medium < long, got short={spec.short}, "
+                          f"medium={spec.medium}, long={spec.long}. Fix: reorder them.", field="")
 SURFACE_FEATURES = ("atm_iv", "atm_term_slope", "rr25", "bf25")
 
 
@@ -109,24 +108,26 @@ def compute_features(
     same day), so nothing later than the bar is used; rows outside VIX
     coverage keep ``vix_log = 0`` and ``vix_available = 0``. ``options`` is
     an end-of-day option chain, used by intraday specs with ``options=True``.
+
+    Config errors name ``vix``, ``options`` and ``features.<flag>``: the keys
+    of the data config that give this function its arguments.
     """
     bars = validate_bars(bars, source="compute_features(bars)")
     if isinstance(spec, IntradayFeatureSpec):
         if vix is not None:
-            raise ConfigError("data.vix: VIX is a daily series; intraday features do not use it. Fix: set "
-                              "data.vix=null.")
+            raise ConfigError("vix: VIX is a daily series; intraday features do not use it. Fix: set vix=null.",
+                              field="vix")
         return _compute_intraday(bars, spec, options)
     if options is not None:
-        raise ConfigError("data.options: option features exist for intraday data only. Fix: set data.options=null.")
+        raise ConfigError("options: option features exist for intraday data only. Fix: set options=null.",
+                          field="options")
     model_only, regime_cols = _bar_features(spec)
     exprs = {**model_only, **regime_cols}
     query = bars.lazy().with_columns(e.over("symbol").alias(n) for n, e in exprs.items())
     if spec.use_vix:
         if vix is None:
-            raise ConfigError(
-                "data.features.use_vix is true but no VIX series was given. "
-                "Fix: pass vix=load_vix() or set data.features.use_vix=false."
-            )
+            raise ConfigError("features.use_vix is true but no VIX series was given. "
+                              "Fix: pass vix=load_vix() or set features.use_vix=false.", field="features.use_vix")
         query = query.join(_checked_vix(vix).lazy(), on="ts", how="left", maintain_order="left")
         query = query.with_columns(
             vix_log=(pl.col("vix") / _VIX_ANCHOR).log().fill_null(0.0),
@@ -279,8 +280,8 @@ def _compute_intraday(bars: pl.DataFrame, spec: IntradayFeatureSpec, options: pl
         frame = frame.join(_vol_regime(bars, spec), on=["symbol", "ts"], how="left", maintain_order="left")
     if spec.options:
         if options is None:
-            raise ConfigError("data.features.options=true but no option chain was given. Fix: set data.options "
-                              "to a chain source or data.features.options=false.")
+            raise ConfigError("features.options=true but no option chain was given. Fix: set options to a chain "
+                              "source or features.options=false.", field="features.options")
         frame = _previous_session_surface(frame, options)
     if spec.rule_state:
         frame = frame.join(rule_state_features(bars), on=["symbol", "ts"], how="left", maintain_order="left")
