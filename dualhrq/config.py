@@ -86,9 +86,9 @@ def config_path(node: Any) -> str:
 
 
 @contextmanager
-def located(where: str | DictConfig) -> Iterator[None]:
-    """Put ``where`` (a config path, or the node read there) in front of the field of a ``ConfigError``
-    raised inside: ``with located("validation"): make_folds(...)``."""
+def located(where: str | DictConfig | None) -> Iterator[None]:
+    """Put ``where`` (a config path, or the node read there; None adds nothing) in front of the field of a
+    ``ConfigError`` raised inside: ``with located("validation"): make_folds(...)``."""
     path = where if isinstance(where, str) else config_path(where)
     try:
         yield
