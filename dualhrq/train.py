@@ -19,7 +19,7 @@ import polars as pl
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from dualhrq.config import build
+from dualhrq.config import build, located
 from dualhrq.errors import DualHRQError
 from dualhrq.evaluation.run_end import check_evaluation_config, finish_training_run, raise_on_failed_gates
 from dualhrq.tracking.job import open_job_run
@@ -44,8 +44,9 @@ def train(cfg: DictConfig) -> float | None:
     dm: MarketDataModule = build(cfg.data)
     splitter = build(cfg.validation.splitter)
     samples = dm.prepare()
-    folds = select_folds(make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction),
-                         cfg.validation.folds)
+    with located(cfg.validation):
+        folds = select_folds(make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction),
+                             cfg.validation.folds)
     output_dir = Path(cfg.paths.output_dir)
     tracker = None
     if rank_zero_only.rank == 0:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dualhrq.errors import ConfigError, DataError
+from dualhrq.config import positive_int
+from dualhrq.errors import DataError
 
 
 @dataclass
@@ -66,8 +67,7 @@ def build_samples(
     ``t1`` is NaT and ``target`` / ``next_return`` are NaN.
     """
     for field, value in (("seq_len", seq_len), ("horizon", horizon), ("stride", stride)):
-        if value < 1:
-            raise ConfigError(f"data.{field}={value} must be >= 1. Fix: set a positive integer.")
+        positive_int(value, field)
     feature_cols, regime_cols = list(feature_cols), list(regime_cols)
     needed = ["ts", "symbol", "close", *feature_cols, *regime_cols]
     missing = [c for c in needed if c not in frame.columns]

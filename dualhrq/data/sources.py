@@ -142,11 +142,9 @@ def _scan(path: Path) -> pl.LazyFrame:
 
 def _between(bars: pl.DataFrame, start: str | date | None, end: str | date | None) -> pl.DataFrame:
     """Keep bars from ``start`` through the whole day of ``end``."""
-    lo, hi = _day(start, "data.source.start"), _day(end, "data.source.end")
+    lo, hi = _day(start, "start"), _day(end, "end")
     if lo and hi and lo > hi:
-        raise ConfigError(
-            f"data.source.start ({lo.date()}) is after data.source.end ({hi.date()}). Fix: swap them."
-        )
+        raise ConfigError(f"start ({lo.date()}) is after end ({hi.date()}). Fix: swap them.", field="start")
     if lo:
         bars = bars.filter(pl.col("ts") >= lo)
     if hi:
@@ -165,7 +163,5 @@ def _day(value: str | date | None, field: str) -> datetime | None:
     try:
         day = value if isinstance(value, date) else date.fromisoformat(str(value))
     except ValueError:
-        raise ConfigError(
-            f"{field}={value!r} is not an ISO date. Fix: write it as YYYY-MM-DD."
-        ) from None
+        raise ConfigError(f"{field}={value!r} is not an ISO date. Fix: write it as YYYY-MM-DD.", field=field) from None
     return datetime(day.year, day.month, day.day)

@@ -48,8 +48,9 @@ import numpy as np
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from dualhrq.config import NonNegativeInt, Probability, check_fields, check_value, positive_int
 from dualhrq.data.schema import INTRADAY_BAR_SCHEMA
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.errors import ConfigError
 from dualhrq.primitives.bsm import bsm_price
 
 MINUTES_FULL_DAY = 390  # 09:30..15:59
@@ -66,18 +67,16 @@ class MarketParams:
     idio_vol: tuple[float, float] = (0.10, 0.25)  # range of per-symbol idiosyncratic volatility
     beta: tuple[float, float] = (0.6, 1.4)
     price: tuple[float, float] = (15.0, 300.0)  # range of starting prices (log-uniform)
-    jump_rate: float = 0.3  # jumps per symbol-day
+    jump_rate: Probability = 0.3  # jumps per symbol-day
     jump_size: float = 0.006  # sd of a jump's log size
     gap_vol: float = 0.008  # sd of the idiosyncratic overnight gap
-    crash_rate: float = 0.01  # 12-20% declines per symbol-day
-    spike_rate: float = 0.01  # LULD-tripping moves per symbol-day
+    crash_rate: Probability = 0.01  # 12-20% declines per symbol-day
+    spike_rate: Probability = 0.01  # LULD-tripping moves per symbol-day
     spread_bps: tuple[float, float] = (1.0, 6.0)  # range of per-symbol half-spreads in calm markets
     imbalance_signal: float = 0.15  # next-minute return per unit quote imbalance, in minute vols
 
     def __post_init__(self) -> None:
-        for name in ("jump_rate", "crash_rate", "spike_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"data.source.params.{name}={getattr(self, name)} must be in [0, 1].")
+        check_fields(self)
 
 
 # ---------------------------------------------------------------- calendar
@@ -139,7 +138,7 @@ def is_early_close(day: date) -> bool:
 def trading_calendar(start: str | date, n_days: int) -> pl.DataFrame:
     """``date``, ``early_close`` and ``minutes`` of the first ``n_days`` trading days from ``start``."""
     day = _parse_start(start)
-    positive_int(n_days, "data.source.n_days")
+    positive_int(n_days, "n_days")
     days: list[date] = []
     while len(days) < n_days:
         if day.weekday() < 5 and day not in holidays(day.year):
@@ -161,7 +160,7 @@ def _parse_start(start: str | date) -> date:
     try:
         return date.fromisoformat(str(start))
     except ValueError:
-        raise ConfigError(f"data.source.start={start!r} is not an ISO date. Fix: write it as YYYY-MM-DD.") from None
+        raise ConfigError(f"start={start!r} is not an ISO date. Fix: write it as YYYY-MM-DD.", field="start") from None
 
 
 # ---------------------------------------------------------------- market
@@ -288,10 +287,9 @@ def _symbol_frame(i: int, name: str, seed: int, market: _Market) -> pl.DataFrame
 
 
 def _checked(n_symbols: int, n_days: int, seed: int) -> None:
-    positive_int(n_symbols, "data.source.n_symbols")
-    positive_int(n_days, "data.source.n_days")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"data.source.seed must be a non-negative integer, got {seed!r}.")
+    positive_int(n_symbols, "n_symbols")
+    positive_int(n_days, "n_days")
+    check_value("seed", seed, NonNegativeInt)
 
 
 # ---------------------------------------------------------------- entry points

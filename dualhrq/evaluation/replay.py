@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dualhrq.config import build
+from dualhrq.config import build, located
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import summary_line, violations
 from dualhrq.market.grid import validate_quotes
@@ -106,8 +106,10 @@ def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFr
             pl.col("symbol").is_in(symbols) & pl.col("date").is_between(first, last))
     else:
         bars = sim.market_bars(symbols, first, last)
-        chain = build(cfg.options.chain)(bars)
-        surface = build(cfg.options.surface)(bars) if cfg.options.surface is not None else None
+        with located(cfg.options.chain):
+            chain = build(cfg.options.chain)(bars)
+        with located(cfg.options.surface):
+            surface = build(cfg.options.surface)(bars) if cfg.options.surface is not None else None
     book: OptionsBook = build(cfg.options.book)
     out = book.run(chain, surface)
     daily = out.group_by("date").agg(pl.col("net").sum()).sort("date")
@@ -133,7 +135,9 @@ def replay(cfg: DictConfig) -> dict[str, float]:
     if cfg.adversarial:
         if cfg.run_id is not None or cfg.predictions is not None:
             raise ConfigError("adversarial=true replays its own signal; drop run_id/predictions.")
-        predictions, trained = adversarial_signals(validate_quotes(build(cfg.data.source)())), None
+        with located(cfg.data.source):
+            bars = build(cfg.data.source)()
+        predictions, trained = adversarial_signals(validate_quotes(bars)), None
         log.info("adversarial signal on %s: short after every falling bar", cfg.data.get("name"))
     else:
         with tempfile.TemporaryDirectory() as tmp:

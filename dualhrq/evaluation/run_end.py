@@ -17,8 +17,7 @@ import numpy as np
 import polars as pl
 from omegaconf import DictConfig, OmegaConf
 
-from dualhrq.config import build
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import PositiveInt, build, check_value, parse, positive_int
 from dualhrq.models.params import format_budget_table
 from dualhrq.primitives.returns import sharpe_ratio
 from dualhrq.primitives.tables import format_table
@@ -70,15 +69,15 @@ def check_evaluation_config(cfg: DictConfig) -> None:
     stats_settings(cfg)
     trials_from_config(cfg.validation.stats)
     positive_int(cfg.validation.report.rolling_window, "validation.report.rolling_window")
-    if not isinstance(cfg.validation.strict, bool):
-        raise ConfigError(f"validation.strict must be true or false, got {cfg.validation.strict!r}")
+    check_value("validation.strict", cfg.validation.strict, bool)
 
 
 def stats_settings(cfg: DictConfig) -> StatsSettings:
     """``validation.stats`` (less the trials) and the backtest's periods per year, checked."""
     stats = OmegaConf.to_container(cfg.validation.stats, resolve=True)
     stats = {k: v for k, v in stats.items() if k not in ("n_trials", "sr_variance")}
-    return StatsSettings(**stats, periods_per_year=int(cfg.backtest.periods_per_year))
+    periods = check_value("backtest.periods_per_year", cfg.backtest.periods_per_year, PositiveInt)
+    return parse(StatsSettings, stats, "validation.stats", periods_per_year=periods)
 
 
 def sweep_trials(tracker: RunTracker, returns: pl.DataFrame, periods_per_year: int) -> Trials:

@@ -33,11 +33,11 @@ def write_intraday_features(
     in any order. Returns a scan of the written parts.
     """
     if spec.vol_regime or spec.options or spec.rule_state:
-        raise ConfigError("data.features.vol_regime, options and rule_state are computed outside the columnar "
-                          "query. Fix: set them to false here and add them with compute_features.")
+        raise ConfigError("spec.vol_regime, options and rule_state are computed outside the columnar query. "
+                          "Fix: set them to false here and add them with compute_features.", field="spec")
     if spec.long + spec.tsrv_k > warmup_days * _SHORTEST_SESSION:
-        raise ConfigError(f"warmup_days={warmup_days} holds fewer bars than the longest window "
-                          f"(data.features.long={spec.long}). Fix: raise warmup_days.")
+        raise ConfigError(f"warmup_days={warmup_days} holds fewer bars than the longest window (spec.long="
+                          f"{spec.long} plus spec.tsrv_k={spec.tsrv_k}). Fix: raise warmup_days.", field="warmup_days")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     days = bars.select(pl.col("ts").dt.date().unique().sort()).collect().to_series().to_list()

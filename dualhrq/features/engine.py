@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import polars as pl
 
+from dualhrq.config import PositiveInt, at_least, check_fields, invalid
 from dualhrq.data.schema import validate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import microstructure as micro
@@ -27,8 +29,8 @@ _VIX_ANCHOR = 20.0  # long-run VIX level: vix_log is 0 there and where VIX is mi
 
 
 @dataclass(frozen=True)
-class FeatureSpec:
-    """Window lengths in bars and whether to add VIX (``data.features`` in config).
+class _Windows:
+    """What both feature sets share: window lengths in bars, and features of the user's own.
 
     ``extra`` adds model inputs and ``extra_regime`` regime inputs (which are model inputs too): name ->
     a polars expression over the bar columns, computed per symbol like every built-in feature
@@ -38,21 +40,24 @@ class FeatureSpec:
     short: int = 5
     medium: int = 20
     long: int = 60
-    use_vix: bool = True
     extra: Mapping[str, pl.Expr] = field(default_factory=dict)
     extra_regime: Mapping[str, pl.Expr] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        _check_windows(self)
         _check_extra(self)
-        if not 2 <= self.short < self.medium < self.long:
-            raise ConfigError(
-                f"data.features: windows must satisfy 2 <= short < medium < long, got "
-                f"short={self.short}, medium={self.medium}, long={self.long}. Fix: reorder them."
-            )
 
 
 @dataclass(frozen=True)
-class IntradayFeatureSpec:
+class FeatureSpec(_Windows):
+    """Daily-bar features (``data.features`` in config): the windows, and whether to add VIX."""
+
+    use_vix: bool = True
+
+
+@dataclass(frozen=True)
+class IntradayFeatureSpec(_Windows):
     """Minute-bar features (``data.features`` of ``data=synthetic_intraday``); windows in bars.
 
     ``quotes``: bars carry bid/ask and their sizes (spread, quote imbalance);
@@ -67,7 +72,6 @@ class IntradayFeatureSpec:
     ``rule_state.rule_state_features``); needs the quote contract's columns.
     """
 
-    short: int = 5
     medium: int = 30
     long: int = 120
     tsrv_k: int = 5
@@ -75,28 +79,24 @@ class IntradayFeatureSpec:
     trades: bool = True
     cross_section: bool = True
     vol_regime: bool = False
-    regime_block: int = 30
-    regime_fit_days: int = 5
+    regime_block: Annotated[int, at_least(2)] = 30
+    regime_fit_days: PositiveInt = 5
     options: bool = False
     rule_state: bool = True
-    extra: Mapping[str, pl.Expr] = field(default_factory=dict)
-    extra_regime: Mapping[str, pl.Expr] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_extra(self)
-        if not 2 <= self.short < self.medium < self.long:
-            raise ConfigError(
-                f"data.features: windows must satisfy 2 <= short < medium < long, got "
-                f"short={self.short}, medium={self.medium}, long={self.long}. Fix: reorder them."
-            )
+        super().__post_init__()
         if not 1 < self.tsrv_k < self.long:
-            raise ConfigError(f"data.features.tsrv_k={self.tsrv_k} must be in 2..long-1 ({self.long - 1}).")
-        if self.regime_block < 2 or self.regime_fit_days < 1:
-            raise ConfigError(f"data.features: regime_block={self.regime_block} must be >= 2 and "
-                              f"regime_fit_days={self.regime_fit_days} >= 1.")
+            raise invalid("tsrv_k", self.tsrv_k, f"in 2..long-1 ({self.long - 1})")
 
 
 Spec = FeatureSpec | IntradayFeatureSpec
+
+
+def _check_windows(spec: Spec) -> None:
+    if not 2 <= spec.short < spec.medium < spec.long:
+        raise ConfigError(f"windows must satisfy 2 <= short < medium < long, got short={spec.short}, "
+                          f"medium={spec.medium}, long={spec.long}. Fix: reorder them.", field="")
 
 
 def _check_extra(spec: Spec) -> None:
@@ -105,15 +105,16 @@ def _check_extra(spec: Spec) -> None:
         mapping = dict(getattr(spec, kind))
         for name, expr in mapping.items():
             if not isinstance(expr, pl.Expr):
-                raise ConfigError(f"data.features.{kind}.{name} must build a polars expression, got "
-                                  f"{type(expr).__name__}. Fix: point its _target_ at a function returning pl.Expr.")
+                raise ConfigError(f"{kind}.{name} must build a polars expression, got {type(expr).__name__}. "
+                                  "Fix: point its _target_ at a function returning pl.Expr.", field=f"{kind}.{name}")
         object.__setattr__(spec, kind, mapping)
     if not spec.extra and not spec.extra_regime:
         return
     names = feature_names(spec)[0]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
-        raise ConfigError(f"data.features: the extra features {clash} reuse a feature's name. Fix: rename them.")
+        raise ConfigError(f"the extra features {clash} reuse a feature's name. Fix: rename them.", field="")
+
 SURFACE_FEATURES = ("atm_iv", "atm_term_slope", "rr25", "bf25")
 
 
@@ -139,24 +140,26 @@ def compute_features(
     same day), so nothing later than the bar is used; rows outside VIX
     coverage keep ``vix_log = 0`` and ``vix_available = 0``. ``options`` is
     an end-of-day option chain, used by intraday specs with ``options=True``.
+
+    Config errors name ``vix``, ``options`` and ``features.<flag>``: the keys
+    of the data config that give this function its arguments.
     """
     bars = validate_bars(bars, source="compute_features(bars)")
     if isinstance(spec, IntradayFeatureSpec):
         if vix is not None:
-            raise ConfigError("data.vix: VIX is a daily series; intraday features do not use it. Fix: set "
-                              "data.vix=null.")
+            raise ConfigError("vix: VIX is a daily series; intraday features do not use it. Fix: set vix=null.",
+                              field="vix")
         return _compute_intraday(bars, spec, options)
     if options is not None:
-        raise ConfigError("data.options: option features exist for intraday data only. Fix: set data.options=null.")
+        raise ConfigError("options: option features exist for intraday data only. Fix: set options=null.",
+                          field="options")
     model_only, regime_cols = _bar_features(spec)
     exprs = {**model_only, **regime_cols, **spec.extra, **spec.extra_regime}
     query = bars.lazy().with_columns(e.over("symbol").alias(n) for n, e in exprs.items())
     if spec.use_vix:
         if vix is None:
-            raise ConfigError(
-                "data.features.use_vix is true but no VIX series was given. "
-                "Fix: pass vix=load_vix() or set data.features.use_vix=false."
-            )
+            raise ConfigError("features.use_vix is true but no VIX series was given. "
+                              "Fix: pass vix=load_vix() or set features.use_vix=false.", field="features.use_vix")
         query = query.join(_checked_vix(vix).lazy(), on="ts", how="left", maintain_order="left")
         query = query.with_columns(
             vix_log=(pl.col("vix") / _VIX_ANCHOR).log().fill_null(0.0),
@@ -309,8 +312,8 @@ def _compute_intraday(bars: pl.DataFrame, spec: IntradayFeatureSpec, options: pl
         frame = frame.join(_vol_regime(bars, spec), on=["symbol", "ts"], how="left", maintain_order="left")
     if spec.options:
         if options is None:
-            raise ConfigError("data.features.options=true but no option chain was given. Fix: set data.options "
-                              "to a chain source or data.features.options=false.")
+            raise ConfigError("features.options=true but no option chain was given. Fix: set options to a chain "
+                              "source or features.options=false.", field="features.options")
         frame = _previous_session_surface(frame, options)
     if spec.rule_state:
         frame = frame.join(rule_state_features(bars), on=["symbol", "ts"], how="left", maintain_order="left")

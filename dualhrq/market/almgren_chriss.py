@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dualhrq.config import NonNegative, Positive, PositiveInt, check_fields
 from dualhrq.errors import ConfigError
 
 
@@ -32,26 +33,20 @@ class AlmgrenChriss:
     """One liquidation problem; every field in consistent units (shares, price units, time units)."""
 
     shares: float
-    horizon: float
-    n_steps: int
-    sigma: float
-    eta: float
-    gamma: float = 0.0
-    epsilon: float = 0.0
-    risk_aversion: float = 0.0
+    horizon: Positive
+    n_steps: PositiveInt
+    sigma: Positive
+    eta: Positive
+    gamma: NonNegative = 0.0
+    epsilon: NonNegative = 0.0
+    risk_aversion: NonNegative = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
-            raise ConfigError(f"almgren_chriss.n_steps must be a positive integer, got {self.n_steps!r}.")
-        for name in ("horizon", "sigma", "eta"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"almgren_chriss.{name} must be > 0, got {getattr(self, name)!r}.")
-        for name in ("gamma", "epsilon", "risk_aversion"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"almgren_chriss.{name} must be >= 0, got {getattr(self, name)!r}.")
+        check_fields(self)
         if self.eta_tilde <= 0:
-            raise ConfigError("almgren_chriss: eta - gamma * tau / 2 must be > 0 (temporary impact must exceed "
-                              "half the permanent impact per interval); raise eta or n_steps.")
+            raise ConfigError(f"eta={self.eta!r} must exceed gamma * tau / 2 = {self.eta - self.eta_tilde!r} "
+                              "(temporary impact above half the permanent impact per interval). "
+                              "Fix: raise eta or n_steps.", field="eta")
 
     @property
     def tau(self) -> float:

@@ -25,37 +25,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
-from dualhrq.errors import ConfigError
+from dualhrq.config import FINITE, NON_NEGATIVE, Positive, at_least, check_fields, one_of
 
 SLIPPAGE_MODELS = ("none", "linear", "sqrt", "exp_decay")
+FiniteNonNegative = Annotated[float, FINITE, NON_NEGATIVE]
 
 
 @dataclass(frozen=True)
 class CostModel:
     """Slippage model and fee schedule of the strict simulator (``backtest.costs``)."""
 
-    slippage: str = "sqrt"
-    impact_coef: float = 0.5
-    decay_s: float = 300.0
-    commission_per_share: float = 0.0035
-    commission_bps: float = 0.0
-    borrow_bps: float = 50.0
-    vol_window: int = 30
+    slippage: Annotated[str, one_of(SLIPPAGE_MODELS)] = "sqrt"
+    impact_coef: FiniteNonNegative = 0.5
+    decay_s: Positive = 300.0  # seconds
+    commission_per_share: FiniteNonNegative = 0.0035
+    commission_bps: FiniteNonNegative = 0.0
+    borrow_bps: FiniteNonNegative = 50.0
+    vol_window: Annotated[int, at_least(2)] = 30  # bars
 
     def __post_init__(self) -> None:
-        if self.slippage not in SLIPPAGE_MODELS:
-            raise ConfigError(f"backtest.costs.slippage={self.slippage!r}; choose one of {list(SLIPPAGE_MODELS)}.")
-        for name in ("impact_coef", "commission_per_share", "commission_bps", "borrow_bps"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"backtest.costs.{name} must be a finite number >= 0, got {value!r}.")
-        if not (isinstance(self.decay_s, int | float) and self.decay_s > 0):
-            raise ConfigError(f"backtest.costs.decay_s must be > 0 seconds, got {self.decay_s!r}.")
-        if isinstance(self.vol_window, bool) or not isinstance(self.vol_window, int) or self.vol_window < 2:
-            raise ConfigError(f"backtest.costs.vol_window must be an integer >= 2 bars, got {self.vol_window!r}.")
+        check_fields(self)
 
     def slip(self, qty: np.ndarray, volume: np.ndarray, sigma: np.ndarray, displacement: np.ndarray) -> np.ndarray:
         """Adverse price move as a fraction of mid for signed orders ``qty`` (NaN where ``volume`` <= 0)."""

@@ -18,14 +18,14 @@ a random minimum of 2..halt_max_steps segments.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import NonNegative, Positive, PositiveInt, Probability, check_fields, one_of, parse
 
 CORRECTNESS = ("sign", "abs_error")
 EVAL_MODES = ("halt", "max_steps")
@@ -36,32 +36,20 @@ class ACTConfig:
     """``model.act``. Disabled, every decision runs ``model.supervision.segments`` segments."""
 
     enabled: bool = True
-    halt_max_steps: int = 4
-    exploration_prob: float = 0.1
-    correct: str = "sign"
-    threshold: float = 0.5
-    loss_weight: float = 0.5
-    eval_mode: str = "halt"
+    halt_max_steps: PositiveInt = 4
+    exploration_prob: Probability = 0.1
+    correct: Annotated[str, one_of(CORRECTNESS)] = "sign"
+    threshold: Positive = 0.5
+    loss_weight: NonNegative = 0.5
+    eval_mode: Annotated[str, one_of(EVAL_MODES)] = "halt"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None, field: str = "model.act") -> ACTConfig:
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        if set(cfg) - known:
-            raise ConfigError(f"{field} has unknown keys {sorted(set(cfg) - known)}; known: {sorted(known)}.")
-        out = cls(**cfg)
-        positive_int(out.halt_max_steps, f"{field}.halt_max_steps")
-        if out.correct not in CORRECTNESS:
-            raise ConfigError(f"{field}.correct must be one of {list(CORRECTNESS)}, got {out.correct!r}.")
-        if out.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"{field}.eval_mode must be one of {list(EVAL_MODES)}, got {out.eval_mode!r}.")
-        if not 0 <= out.exploration_prob <= 1:
-            raise ConfigError(f"{field}.exploration_prob must be in [0, 1], got {out.exploration_prob!r}.")
-        if not out.threshold > 0:
-            raise ConfigError(f"{field}.threshold must be positive, got {out.threshold!r}.")
-        if not out.loss_weight >= 0:
-            raise ConfigError(f"{field}.loss_weight must be >= 0, got {out.loss_weight!r}.")
-        return out
+    def from_config(cls, cfg: Mapping[str, Any] | None, where: str = "act") -> ACTConfig:
+        """Parse the mapping read at ``where`` (relative to the model's config)."""
+        return parse(cls, cfg, where)
 
 
 def is_correct(forecast_mean: Tensor, target: Tensor, cfg: ACTConfig) -> Tensor:

@@ -21,13 +21,14 @@ residual ||f(z) - z|| / ||f(z)|| is under ``tol`` or after ``max_iter`` maps.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor
 
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import Positive, PositiveInt, between, check_fields, one_of, parse
+from dualhrq.errors import ConfigError
 
 SOLVERS = ("unroll", "fixed_point", "anderson")
 GRADIENTS = ("one_step", "phantom", "full")
@@ -43,39 +44,28 @@ class RecursionConfig:
     one H update) to ``tol`` within ``max_iter`` cycles.
     """
 
-    solver: str = "unroll"
-    gradient: str = "one_step"
-    tol: float = 1e-3
-    max_iter: int = 30
-    memory: int = 5
-    phantom_steps: int = 2
-    damping: float = 0.5
+    solver: Annotated[str, one_of(SOLVERS)] = "unroll"
+    gradient: Annotated[str, one_of(GRADIENTS)] = "one_step"
+    tol: Positive = 1e-3
+    max_iter: PositiveInt = 30
+    memory: PositiveInt = 5
+    phantom_steps: PositiveInt = 2
+    damping: Annotated[float, between(0, 1, lo_open=True)] = 0.5
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.solver == "unroll" and self.gradient == "phantom":
+            raise ConfigError("gradient=phantom differentiates at a solved fixed point; set solver to fixed_point "
+                              "or anderson, or use gradient one_step or full.", field="gradient")
+        if self.solver == "anderson" and self.gradient == "full":
+            raise ConfigError("gradient=full backpropagates through plain iterations only; use solver=fixed_point "
+                              "(or unroll) for full backpropagation.", field="gradient")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None, field: str = "model.net.recursion") -> RecursionConfig:
-        """Validate a mapping found at config path ``field``; None gives the reference defaults."""
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        if set(cfg) - known:
-            raise ConfigError(f"{field} has unknown keys {sorted(set(cfg) - known)}; known: {sorted(known)}.")
-        out = cls(**cfg)
-        if out.solver not in SOLVERS:
-            raise ConfigError(f"{field}.solver must be one of {list(SOLVERS)}, got {out.solver!r}.")
-        if out.gradient not in GRADIENTS:
-            raise ConfigError(f"{field}.gradient must be one of {list(GRADIENTS)}, got {out.gradient!r}.")
-        if out.solver == "unroll" and out.gradient == "phantom":
-            raise ConfigError(f"{field}.gradient=phantom differentiates at a solved fixed point; "
-                              f"set {field}.solver to fixed_point or anderson, or use gradient one_step or full.")
-        if out.solver == "anderson" and out.gradient == "full":
-            raise ConfigError(f"{field}.gradient=full backpropagates through plain iterations only; "
-                              f"use {field}.solver=fixed_point (or unroll) for full backpropagation.")
-        for name in ("max_iter", "memory", "phantom_steps"):
-            positive_int(getattr(out, name), f"{field}.{name}")
-        if not out.tol > 0:
-            raise ConfigError(f"{field}.tol must be positive, got {out.tol!r}.")
-        if not 0 < out.damping <= 1:
-            raise ConfigError(f"{field}.damping must be in (0, 1], got {out.damping!r}.")
-        return out
+    def from_config(cls, cfg: Mapping[str, Any] | None, where: str = "net.recursion") -> RecursionConfig:
+        """Parse the mapping read at ``where`` (relative to the model's config); None gives the reference
+        defaults."""
+        return parse(cls, cfg, where)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import positive_int
+from dualhrq.errors import ConfigError
 from dualhrq.models.deq import RecursionConfig, SolverStats, anderson, fixed_point_iteration, relative_residual
 from dualhrq.models.layers import Block, Linear, RotaryEmbedding, rms_norm, trunc_normal_
 
@@ -35,15 +36,15 @@ class LevelSize:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, int], field: str) -> LevelSize:
-        """Validate a ``{dim, layers, heads, ffn_hidden}`` mapping found at config path ``field``."""
+        """Validate a ``{dim, layers, heads, ffn_hidden}`` mapping read at ``field`` (relative to the model)."""
         keys = ("dim", "layers", "heads", "ffn_hidden")
         if set(cfg) != set(keys):
-            raise ConfigError(f"{field} must have exactly the keys {list(keys)}, got {sorted(cfg)}.")
+            raise ConfigError(f"{field} must have exactly the keys {list(keys)}, got {sorted(cfg)}.", field=field)
         size = cls(**{k: positive_int(cfg[k], f"{field}.{k}") for k in keys})
         if size.dim % size.heads or (size.dim // size.heads) % 2:
             raise ConfigError(
                 f"{field}.dim ({size.dim}) must be divisible by {field}.heads ({size.heads}) "
-                "into an even head size (rotary embedding rotates pairs); e.g. heads of 64 dims."
+                "into an even head size (rotary embedding rotates pairs); e.g. heads of 64 dims.", field=f"{field}.dim"
             )
         return size
 

@@ -39,10 +39,12 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import invalid, located, positive_int
+from dualhrq.errors import ConfigError
 from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
 from dualhrq.models.conditioning import PatternBatch, conditioning_group
 from dualhrq.models.deq import RecursionConfig
+from dualhrq.models.hrm import LevelSize
 from dualhrq.models.network import NetOutput, check_norm
 from dualhrq.patterns.retrieval import PatternRetriever
 
@@ -242,26 +244,30 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
     """Validated (segments, ACT config) for a net class; refuses what the net cannot do."""
     act_cfg = ACTConfig.from_config(act)
     if set(supervision) - {"segments"}:
-        raise ConfigError(f"model.supervision takes only 'segments', got {sorted(supervision)}.")
-    segments = positive_int(supervision.get("segments", 1), "model.supervision.segments")
+        raise ConfigError(f"supervision takes only 'segments', got {sorted(supervision)}.", field="supervision")
+    segments = positive_int(supervision.get("segments", 1), "supervision.segments")
     if grad_clip is not None and not grad_clip > 0:
-        raise ConfigError(f"model.grad_clip must be positive or null, got {grad_clip!r}.")
+        raise invalid("grad_clip", grad_clip, "positive or null")
     if not getattr(net_cls, "recurrent", False) and (act_cfg.enabled or segments > 1):
-        raise ConfigError("model.act.enabled and model.supervision.segments > 1 need a recurrent net (an HRM); "
-                          "this one has no carry: set model.act.enabled=false model.supervision.segments=1.")
+        raise ConfigError("act.enabled and supervision.segments > 1 need a recurrent net (an HRM); this one has "
+                          "no carry: set act.enabled=false supervision.segments=1.", field="act.enabled")
     return segments, act_cfg
 
 
 def check_model_config(model: DictConfig) -> None:
-    """Pre-flight check of ``cfg.model`` with no data and no weights: the training schedule,
-    the recursion and the norm, with the same messages the model itself would give."""
+    """Pre-flight check of ``cfg.model`` with no data and no weights: the conditioning group, the training
+    schedule, the recursion, the level sizes and the norm, with the same messages the model itself would give."""
     conditioning_group(model.get("conditioning"))
     net_cls = get_class(model.net._target_)
-    training_schedule(net_cls, _plain(model.get("supervision") or {}), _plain(model.get("act") or {"enabled": False}),
-                      model.get("grad_clip"))
-    if model.net.get("recursion") is not None:
-        RecursionConfig.from_config(_plain(model.net.recursion))
-    check_norm(model.net.get("norm", "post"), "model.net.norm")
+    with located(model):
+        training_schedule(net_cls, _plain(model.get("supervision") or {}),
+                          _plain(model.get("act") or {"enabled": False}), model.get("grad_clip"))
+        if model.net.get("recursion") is not None:
+            RecursionConfig.from_config(_plain(model.net.recursion))
+        for level in ("h", "l", "trunk"):
+            if model.net.get(level) is not None:
+                LevelSize.from_config(_plain(model.net[level]), f"net.{level}")
+        check_norm(model.net.get("norm", "post"))
 
 
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import check_value, invalid, one_of, positive_int
+from dualhrq.errors import DataError
 from dualhrq.models.conditioning import ConditionerFactory, PatternBatch
 from dualhrq.models.deq import RecursionConfig, SolverStats
 from dualhrq.models.heads import TradingHeads
@@ -31,10 +32,9 @@ class NetOutput:
     regime_logits: Tensor | None = None  # [B, R] from the regime classifier, for its auxiliary loss
 
 
-def check_norm(norm: str, field: str) -> str:
-    if norm not in NORMS:
-        raise ConfigError(f"{field} must be one of {list(NORMS)}, got {norm!r}.")
-    return norm
+def check_norm(norm: str, field: str = "net.norm") -> str:
+    """``norm`` if it names a block layout; ``field`` is where it was read, relative to the model."""
+    return check_value(field, norm, Annotated[str, one_of(NORMS)])
 
 
 class ConditionedNet(nn.Module):
@@ -79,9 +79,9 @@ class ConditionedNet(nn.Module):
 
 def check_sizes(rope_base: float, **sizes: int) -> None:
     for name, value in sizes.items():
-        positive_int(value, f"model.net.{name}")
+        positive_int(value, f"net.{name}")
     if not rope_base > 0:
-        raise ConfigError(f"model.net.rope_base must be positive, got {rope_base!r}.")
+        raise invalid("net.rope_base", rope_base, "positive")
 
 
 class DualHRQNet(ConditionedNet):
@@ -112,12 +112,12 @@ class DualHRQNet(ConditionedNet):
         q_head: bool = False,
     ) -> None:
         super().__init__()
-        h_size = LevelSize.from_config(h, "model.net.h")
-        l_size = LevelSize.from_config(l, "model.net.l")
+        h_size = LevelSize.from_config(h, "net.h")
+        l_size = LevelSize.from_config(l, "net.l")
         check_sizes(rope_base, n_features=n_features, h_cycles=h_cycles, l_cycles=l_cycles, cond_hidden=cond_hidden,
                     head_hidden=head_hidden)
         self.hrm = HRM(n_features=n_features, h=h_size, l=l_size, h_cycles=h_cycles, l_cycles=l_cycles,
-                       rope_base=rope_base, norm=check_norm(norm, "model.net.norm"),
+                       rope_base=rope_base, norm=check_norm(norm),
                        recursion=RecursionConfig.from_config(recursion))
         self._finish(n_features=n_features, n_regime_features=n_regime_features, n_symbols=n_symbols,
                      conditioner=conditioner, cond_hidden=cond_hidden, head_hidden=head_hidden,

@@ -40,10 +40,10 @@ class TransformerNet(ConditionedNet):
         norm: str = "post",
     ) -> None:
         super().__init__()
-        size = LevelSize.from_config(trunk, "model.net.trunk")
+        size = LevelSize.from_config(trunk, "net.trunk")
         check_sizes(rope_base, n_features=n_features, cond_hidden=cond_hidden, head_hidden=head_hidden)
         self.embed = Linear(n_features, size.dim)
-        self.trunk = ReasoningModule(size, rope_base, check_norm(norm, "model.net.norm"))
+        self.trunk = ReasoningModule(size, rope_base, check_norm(norm))
         self._finish(n_features=n_features, n_regime_features=n_regime_features, n_symbols=n_symbols,
                      conditioner=conditioner, cond_hidden=cond_hidden, head_hidden=head_hidden,
                      film_layers=size.layers, film_dim=size.dim, heads_dim=size.dim)

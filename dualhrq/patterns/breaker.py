@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import NonNegative, Positive, PositiveInt, check_fields
 
 
 class BreakerState(StrEnum):
@@ -30,18 +30,14 @@ class BreakerState(StrEnum):
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    """``model.cond.retrieval``: per-call time limit and the breaker's thresholds."""
+    """``model.conditioning.retrieval``: per-call time limit and the breaker's thresholds."""
 
-    timeout_ms: float = 60.0
-    failure_threshold: int = 3
-    cooldown_s: float = 30.0
+    timeout_ms: Positive = 60.0
+    failure_threshold: PositiveInt = 3
+    cooldown_s: NonNegative = 30.0
 
     def __post_init__(self) -> None:
-        if not self.timeout_ms > 0:
-            raise ConfigError(f"model.cond.retrieval.timeout_ms must be positive, got {self.timeout_ms!r}.")
-        positive_int(self.failure_threshold, "model.cond.retrieval.failure_threshold")
-        if not self.cooldown_s >= 0:
-            raise ConfigError(f"model.cond.retrieval.cooldown_s must be >= 0, got {self.cooldown_s!r}.")
+        check_fields(self)
 
 
 class CircuitBreaker:

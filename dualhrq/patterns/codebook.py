@@ -5,12 +5,12 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from dualhrq.errors import positive_int
+from dualhrq.config import positive_int
 
 
 def fit_codebook(embeddings: np.ndarray, size: int, seed: int = 0, niter: int = 20) -> np.ndarray:
     """Centroids [min(size, n), dim] (float32) of ``embeddings`` [n, dim]."""
-    size = positive_int(size, "model.cond.patterns.library.codebook")
+    size = positive_int(size, "size")
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     k = min(size, len(x))
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, verbose=False,

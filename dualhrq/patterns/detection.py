@@ -16,25 +16,27 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.decomposition import PCA
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import invalid, positive_int
+from dualhrq.errors import ConfigError, DataError
 
 
 def check_scales(scales: Sequence[int], points: int, seq_len: int | None = None) -> tuple[int, ...]:
-    """Validated window scales: positive multiples of ``points``, ascending, at most ``seq_len``."""
-    points = positive_int(points, "model.cond.patterns.points")
+    """Validated window scales: positive multiples of ``points``, ascending, at most ``seq_len`` (the
+    input window). Config errors name ``scales`` and ``points``."""
+    points = positive_int(points, "points")
     scales = tuple(scales)
     if not scales:
-        raise ConfigError("model.cond.patterns.scales is empty. Fix: list window lengths in bars, e.g. [8, 16, 32].")
+        raise ConfigError("scales is empty. Fix: list window lengths in bars, e.g. [8, 16, 32].", field="scales")
     for s in scales:
-        positive_int(s, "model.cond.patterns.scales")
+        positive_int(s, "scales")
         if s % points:
-            raise ConfigError(f"model.cond.patterns.scales: {s} is not a multiple of points={points}. "
-                              "Fix: use multiples of model.cond.patterns.points.")
+            raise ConfigError(f"scales: {s} is not a multiple of points={points}. Fix: use multiples of points.",
+                              field="scales")
     if list(scales) != sorted(set(scales)):
-        raise ConfigError(f"model.cond.patterns.scales must be distinct and ascending, got {list(scales)}.")
+        raise invalid("scales", list(scales), "distinct and ascending")
     if seq_len is not None and scales[-1] > seq_len:
-        raise ConfigError(f"model.cond.patterns.scales: {scales[-1]} bars is longer than data.seq_len={seq_len}. "
-                          "Fix: lower the scale or raise data.seq_len.")
+        raise ConfigError(f"scales: {scales[-1]} bars is longer than the input window, seq_len={seq_len}. "
+                          "Fix: lower the scale or raise seq_len.", field="scales")
     return scales
 
 
@@ -59,7 +61,7 @@ class PatternEncoder:
     def __init__(self, scales: Sequence[int], points: int, dim: int, seed: int = 0) -> None:
         self.scales = check_scales(scales, points)
         self.points = points
-        self.dim = positive_int(dim, "model.cond.patterns.dim")
+        self.dim = positive_int(dim, "dim")
         self.seed = seed
         self.pca: PCA | None = None
 
@@ -67,8 +69,8 @@ class PatternEncoder:
         """Fit PCA on the windows of every scale ending at ``end_rows`` (training decision bars)."""
         shapes = np.concatenate([window_shapes(features, end_rows, s, self.points) for s in self.scales])
         if self.dim > min(shapes.shape):
-            raise ConfigError(f"model.cond.patterns.dim={self.dim} exceeds what {shapes.shape[0]} windows of "
-                              f"{shapes.shape[1]} values can span. Fix: lower it.")
+            raise ConfigError(f"dim={self.dim} exceeds what {shapes.shape[0]} windows of {shapes.shape[1]} "
+                              "values can span. Fix: lower it.", field="dim")
         if len(shapes) > max_windows:
             shapes = shapes[np.random.default_rng(self.seed).choice(len(shapes), max_windows, replace=False)]
         self.pca = PCA(n_components=self.dim, random_state=self.seed).fit(shapes)

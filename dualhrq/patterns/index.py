@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import faiss
 import numpy as np
 
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import PositiveInt, check_fields, one_of
 
 INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 
@@ -24,19 +25,15 @@ INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
 class IndexConfig:
     """``model.cond.patterns.library.index``: the kind and its search settings."""
 
-    kind: str = "auto"
-    exact_max: int = 50_000
-    nprobe: int = 8
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 64
+    kind: Annotated[str, one_of(INDEX_KINDS)] = "auto"
+    exact_max: PositiveInt = 50_000
+    nprobe: PositiveInt = 8
+    hnsw_m: PositiveInt = 32
+    ef_construction: PositiveInt = 80
+    ef_search: PositiveInt = 64
 
     def __post_init__(self) -> None:
-        if self.kind not in INDEX_KINDS:
-            raise ConfigError(f"model.cond.patterns.library.index.kind must be one of {list(INDEX_KINDS)}, "
-                              f"got {self.kind!r}.")
-        for name in ("exact_max", "nprobe", "hnsw_m", "ef_construction", "ef_search"):
-            positive_int(getattr(self, name), f"model.cond.patterns.library.index.{name}")
+        check_fields(self)
 
     def resolve(self, n: int) -> str:
         """The concrete kind for a library of ``n`` patterns."""

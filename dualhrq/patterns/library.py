@@ -20,13 +20,15 @@ passes the range check: this is the leakage guard of the retrieval path.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import Positive, PositiveInt, check_fields, parse
+from dualhrq.errors import DataError
 from dualhrq.patterns import lifecycle
 from dualhrq.patterns.codebook import assign_codes, code_perplexity, fit_codebook
 from dualhrq.patterns.index import IndexConfig, build_index, set_search_params
@@ -46,27 +48,20 @@ _ARRAYS = ("embedding", "time", "outcome_end", "scale", "outcome", "quality", "u
 class LibraryConfig:
     """``model.cond.patterns.library``: ages in days, times in microseconds since the epoch."""
 
-    k: int = 8
-    codebook: int = 64
-    max_size: int = 200_000
-    max_age_days: float | None = None
-    quality_halflife: float = 20.0
-    overfetch: int = 8
-    score_sample: int = 128
+    k: PositiveInt = 8
+    codebook: PositiveInt = 64
+    max_size: PositiveInt = 200_000
+    max_age_days: Positive | None = None
+    quality_halflife: Positive = 20.0
+    overfetch: PositiveInt = 8
+    score_sample: PositiveInt = 128
     index: IndexConfig = field(default_factory=IndexConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("k", "codebook", "max_size", "overfetch", "score_sample"):
-            positive_int(getattr(self, name), f"model.cond.patterns.library.{name}")
-        if self.max_age_days is not None and not self.max_age_days > 0:
-            raise ConfigError("model.cond.patterns.library.max_age_days must be positive or null, "
-                              f"got {self.max_age_days!r}.")
-        if not self.quality_halflife > 0:
-            raise ConfigError("model.cond.patterns.library.quality_halflife must be positive, "
-                              f"got {self.quality_halflife!r}.")
-        if isinstance(self.index, dict):
-            object.__setattr__(self, "index", IndexConfig(**self.index))
+        if isinstance(self.index, Mapping):  # as read back from library.json
+            object.__setattr__(self, "index", parse(IndexConfig, self.index, "index"))
+        check_fields(self)
 
     @property
     def max_age_us(self) -> np.int64 | None:

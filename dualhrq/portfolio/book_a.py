@@ -26,11 +26,13 @@ a known surface it stays small.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import polars as pl
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import Positive, PositiveInt, check_fields, invalid, one_of
+from dualhrq.errors import DataError
 from dualhrq.primitives.bsm import bsm_greeks, bsm_price
 
 CHAIN_COLUMNS = ("date", "symbol", "expiry", "tau", "strike", "right", "underlying", "rate", "iv", "price")
@@ -49,33 +51,24 @@ def with_greeks(frame: pl.DataFrame) -> pl.DataFrame:
 class OptionsBook:
     """Structure, expiry choice, Greek limits and costs of Book A (``options.book`` of the replay config)."""
 
-    structure: str = "straddle"
-    side: str = "long"
+    structure: Annotated[str, one_of(("straddle", "strangle"))] = "straddle"
+    side: Annotated[str, one_of(("long", "short"))] = "long"
     width: float = 0.05
-    min_tau_days: int = 20
+    min_tau_days: PositiveInt = 20
     roll_tau_days: int = 12
-    vega_limit: float = 500.0  # $ per vol point (0.01), per symbol
-    gamma_limit: float = 2_000.0  # $ gamma P&L of a 1% move, Gamma (0.01 S)^2 / 2, per symbol
-    multiplier: int = 100
-    capital: float = 1_000_000.0
+    vega_limit: Positive = 500.0  # $ per vol point (0.01), per symbol
+    gamma_limit: Positive = 2_000.0  # $ gamma P&L of a 1% move, Gamma (0.01 S)^2 / 2, per symbol
+    multiplier: PositiveInt = 100
+    capital: Positive = 1_000_000.0
     commission_per_contract: float = 0.65
     hedge_cost_bps: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.structure not in ("straddle", "strangle"):
-            raise ConfigError(f"options.book.structure={self.structure!r}; choose straddle or strangle.")
-        if self.side not in ("long", "short"):
-            raise ConfigError(f"options.book.side={self.side!r}; choose long or short.")
-        positive_int(self.min_tau_days, "options.book.min_tau_days")
-        positive_int(self.multiplier, "options.book.multiplier")
+        check_fields(self)
         if not 0 < self.roll_tau_days < self.min_tau_days:
-            raise ConfigError("options.book.roll_tau_days must be > 0 and below min_tau_days, got "
-                              f"{self.roll_tau_days} (min_tau_days={self.min_tau_days}).")
-        for name in ("vega_limit", "gamma_limit", "capital"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"options.book.{name} must be > 0, got {getattr(self, name)!r}.")
+            raise invalid("roll_tau_days", self.roll_tau_days, f"> 0 and below min_tau_days ({self.min_tau_days})")
         if self.structure == "strangle" and not 0 < self.width < 1:
-            raise ConfigError(f"options.book.width={self.width} must be in (0, 1) for a strangle.")
+            raise invalid("width", self.width, "in (0, 1) for a strangle")
 
     def _legs(self, day: pl.DataFrame) -> pl.DataFrame:
         """The two legs per symbol for a new position, from one day's chain."""

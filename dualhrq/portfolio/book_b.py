@@ -19,44 +19,49 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import NonNegative, Positive, PositiveInt, check_fields, check_value, invalid, one_of
+from dualhrq.errors import DataError
 from dualhrq.market.almgren_chriss import schedule_weights
 from dualhrq.market.costs import bar_volatility
 from dualhrq.market.grid import MarketGrid
-from dualhrq.portfolio.transforms import transform_expr
+from dualhrq.portfolio.transforms import TRANSFORMS, transform_expr
 
 
 @dataclass(frozen=True)
 class EquityBook:
     """Signal transform, volatility-target sizing and the execution schedule (``backtest.book``)."""
 
-    transform: str = "raw"
+    transform: Annotated[str, one_of(TRANSFORMS)] = "raw"
     fast: int = 5
     slow: int = 20
     window: int = 20
-    vol_target: float = 0.10
-    max_weight: float = 0.25
-    vol_window: int = 60
-    bars_per_year: int = 252 * 390
-    slices: int = 1
+    vol_target: Positive = 0.10
+    max_weight: Positive = 0.25
+    vol_window: PositiveInt = 60
+    bars_per_year: PositiveInt = 252 * 390
+    slices: PositiveInt = 1
     risk_aversion: float = 0.0
     temporary_impact: float = 1e-4
     permanent_impact: float = 0.0
     schedule_sigma: float = 1e-3
 
     def __post_init__(self) -> None:
+        check_fields(self)
         transform_expr(self.transform, self.fast, self.slow, self.window)
-        for name in ("vol_target", "max_weight"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"backtest.book.{name} must be > 0, got {getattr(self, name)!r}.")
-        for name in ("vol_window", "bars_per_year", "slices"):
-            positive_int(getattr(self, name), f"backtest.book.{name}")
-        if self.slices > 1:
+        if self.slices > 1:  # the Almgren-Chriss schedule's ranges, in this book's names (one bar per interval)
+            check_value("schedule_sigma", self.schedule_sigma, Positive)
+            check_value("temporary_impact", self.temporary_impact, Positive)
+            check_value("permanent_impact", self.permanent_impact, NonNegative)
+            check_value("risk_aversion", self.risk_aversion, NonNegative)
+            if self.temporary_impact <= self.permanent_impact / 2:
+                raise invalid("temporary_impact", self.temporary_impact,
+                              f"above half of permanent_impact ({self.permanent_impact})")
             self.schedule()
 
     def schedule(self) -> np.ndarray:

@@ -13,16 +13,16 @@ book's metrics.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import polars as pl
 
-from dualhrq.errors import ConfigError, DataError
+from dualhrq.config import FINITE, POSITIVE, check_value
+from dualhrq.errors import DataError
 from dualhrq.market.audit import daily_report
 from dualhrq.market.backtest import BacktestResult
 from dualhrq.market.costs import CostModel
@@ -55,8 +55,7 @@ class StrictSimBacktest:
 
     def __init__(self, market: Market, book: EquityBook | None = None, costs: CostModel | None = None,
                  capital: float = 1_000_000.0, periods_per_year: int = 252) -> None:
-        if not (isinstance(capital, int | float) and math.isfinite(capital) and capital > 0):
-            raise ConfigError(f"backtest.capital must be a positive amount, got {capital!r}.")
+        check_value("capital", capital, Annotated[float, FINITE, POSITIVE])
         self.market = market
         self.book = book if book is not None else EquityBook()
         self.costs = costs if costs is not None else CostModel()

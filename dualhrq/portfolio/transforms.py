@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from dualhrq.errors import ConfigError
+from dualhrq.config import invalid
 
 TRANSFORMS = ("raw", "momentum_reversal", "mean_reversion", "cross_sectional_momentum")
 
@@ -32,12 +32,12 @@ def transform_expr(name: str, fast: int = 5, slow: int = 20, window: int = 20) -
         expr = s.clip(-1.0, 1.0)
     elif name == "momentum_reversal":
         if not 1 <= fast < slow:
-            raise ConfigError(f"backtest.book.fast={fast} must be >= 1 and < backtest.book.slow={slow}.")
+            raise invalid("fast", fast, f">= 1 and below slow ({slow})")
         macd = s.ewm_mean(span=fast, adjust=False) - s.ewm_mean(span=slow, adjust=False)
         expr = (macd / s.abs().ewm_mean(span=slow, adjust=False).clip(1e-12, None)).tanh().over("symbol")
     elif name == "mean_reversion":
         if window < 2:
-            raise ConfigError(f"backtest.book.window={window} must be >= 2 signals.")
+            raise invalid("window", window, ">= 2 signals")
         mean = s.rolling_mean(window, min_samples=2)
         std = s.rolling_std(window, min_samples=2)
         expr = (-(s - mean) / std).fill_nan(0.0).fill_null(0.0).clip(-1.0, 1.0).over("symbol")
@@ -46,5 +46,5 @@ def transform_expr(name: str, fast: int = 5, slow: int = 20, window: int = 20) -
         rank = s.rank("average").over("ts")
         expr = pl.when(n > 1).then(2.0 * (rank - 1.0) / (n - 1.0) - 1.0).otherwise(0.0)
     else:
-        raise ConfigError(f"backtest.book.transform={name!r}; choose one of {list(TRANSFORMS)}.")
+        raise invalid("transform", name, f"one of {list(TRANSFORMS)}")
     return expr.alias("target")

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from dualhrq.errors import ConfigError, DualHRQError, positive_int
+from dualhrq.config import positive_int
+from dualhrq.errors import ConfigError, DualHRQError
 from dualhrq.primitives.tables import format_table
 from dualhrq.report.sweep import compare_sweep, summary_lines, write_sweep_report
 

@@ -26,17 +26,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from dualhrq.config import Positive, PositiveInt, at_least, check_fields, located, parse
 from dualhrq.data.samples import SampleSet
 from dualhrq.data.scaling import Standardizer
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.errors import ConfigError, DataError
 from dualhrq.patterns.breaker import BreakerConfig
 from dualhrq.patterns.detection import PatternEncoder, check_scales
-from dualhrq.patterns.index import IndexConfig
 from dualhrq.patterns.library import LibraryConfig, PatternLibrary
 from dualhrq.pipeline.inputs import PatternQueries, RegimeInputs
 from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, switches_per_day
@@ -52,13 +52,13 @@ class PatternSettings:
     the library (``k``, codebook, capacity, age, index...)."""
 
     scales: tuple[int, ...] = (8, 16, 32)
-    points: int = 8
-    dim: int = 16
+    points: PositiveInt = 8
+    dim: PositiveInt = 16
     library: LibraryConfig = field(default_factory=LibraryConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         object.__setattr__(self, "scales", check_scales(self.scales, self.points))
-        positive_int(self.dim, f"{GROUP}.patterns.dim")
 
 
 @dataclass(frozen=True)
@@ -66,43 +66,24 @@ class ConditioningFit:
     """What a ``model/conditioning`` group asks the fold to fit: regime inputs and labels (when it has
     ``labels``), and the pattern encoder and library (when it has ``patterns``)."""
 
-    regimes: int = 4
-    max_input_mi_bits: float | None = 0.1
+    regimes: Annotated[int, at_least(2)] = 4
+    max_input_mi_bits: Positive | None = 0.1
     labels: RegimeLabelConfig | None = None
     patterns: PatternSettings | None = None
     retrieval: BreakerConfig | None = None
 
     def __post_init__(self) -> None:
-        positive_int(self.regimes, f"{GROUP}.regimes")
-        if self.regimes < 2:
-            raise ConfigError(f"{GROUP}.regimes must be at least 2, got {self.regimes}.")
-        if self.max_input_mi_bits is not None and not self.max_input_mi_bits > 0:
-            raise ConfigError(f"{GROUP}.max_input_mi_bits must be positive or null, got {self.max_input_mi_bits!r}.")
+        check_fields(self)
         if self.patterns is not None and self.labels is None:
-            raise ConfigError(f"{GROUP}.patterns needs {GROUP}.labels: retrieval conditions on the regime too.")
+            raise ConfigError("patterns needs labels: retrieval conditions on the regime too.", field="patterns")
 
     @classmethod
     def from_config(cls, group: Mapping[str, Any] | None) -> ConditioningFit:
-        """Parse the fitting settings of ``model.conditioning`` (the torch ``module`` is the model's)."""
+        """Parse the fitting settings of ``model.conditioning`` (its torch ``module`` is the model's)."""
         raw = OmegaConf.to_container(group, resolve=True) if isinstance(group, DictConfig) else dict(group or {})
         raw.pop("module", None)
         raw.pop("regime_loss_weight", None)
-        try:
-            if raw.get("labels") is not None:
-                raw["labels"] = _make(RegimeLabelConfig, raw["labels"], f"{GROUP}.labels")
-            if raw.get("patterns") is not None:
-                patterns = dict(raw["patterns"])
-                library = dict(patterns.pop("library", {}) or {})
-                index = _make(IndexConfig, library.pop("index", {}) or {}, f"{GROUP}.patterns.library.index")
-                patterns["library"] = _make(LibraryConfig, {**library, "index": index}, f"{GROUP}.patterns.library")
-                if "scales" in patterns:
-                    patterns["scales"] = tuple(patterns["scales"])
-                raw["patterns"] = _make(PatternSettings, patterns, f"{GROUP}.patterns")
-            if raw.get("retrieval") is not None:
-                raw["retrieval"] = _make(BreakerConfig, raw["retrieval"], f"{GROUP}.retrieval")
-            return _make(cls, raw, GROUP)
-        except TypeError as err:
-            raise ConfigError(f"{GROUP}: {err}") from None
+        return parse(cls, raw, GROUP)
 
 
 @dataclass
@@ -143,7 +124,8 @@ def fit_fold_conditioning(cfg: ConditioningFit, samples: SampleSet, fold: FoldIn
     out.metrics["regime/label_share_max"] = float(np.bincount(labels[fold.train], minlength=cfg.regimes).max()
                                                   / max(len(fold.train), 1))
     if cfg.patterns is not None:
-        _patterns(cfg.patterns, samples, fold, out)
+        with located(f"{GROUP}.patterns"):
+            _patterns(cfg.patterns, samples, fold, out)
     return out
 
 
@@ -189,11 +171,3 @@ def _patterns(pc: PatternSettings, samples: SampleSet, fold: FoldIndex, out: Fol
                                        outcome[fold.train])
     out.metrics["patterns/encoder_variance"] = encoder.explained_variance()
     out.metrics.update({f"patterns/{k}": v for k, v in out.library.stats().items()})
-
-
-def _make(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    known = {f for f in cls.__dataclass_fields__}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}.")
-    return cls(**values)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from dualhrq.config import build
-from dualhrq.errors import ConfigError, positive_int
+from dualhrq.config import build, positive_int
+from dualhrq.errors import ConfigError
 from dualhrq.models.lit_module import check_model_config
 from dualhrq.training.conditioning import ConditioningFit
 from dualhrq.validation.oos import OBJECTIVES

@@ -14,13 +14,15 @@ regime feature (regime 0 = the calmest when that feature is a volatility).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import polars as pl
 from sklearn.mixture import GaussianMixture
 
+from dualhrq.config import Positive, PositiveInt, at_least, between, check_fields, check_value, one_of
 from dualhrq.data.scaling import Standardizer
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.errors import DataError
 
 COVARIANCES = ("full", "diag", "tied", "spherical")
 
@@ -29,32 +31,22 @@ COVARIANCES = ("full", "diag", "tied", "spherical")
 class RegimeLabelConfig:
     """``model.conditioning.labels``: mixture and smoothing settings (bars)."""
 
-    covariance: str = "diag"
-    halflife: float = 5.0
-    margin: float = 0.3
-    min_dwell: int = 20
-    max_fit_rows: int = 50_000
+    covariance: Annotated[str, one_of(COVARIANCES)] = "diag"
+    halflife: Positive = 5.0
+    margin: Annotated[float, between(0, 1, hi_open=True)] = 0.3
+    min_dwell: PositiveInt = 20
+    max_fit_rows: PositiveInt = 50_000
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.covariance not in COVARIANCES:
-            raise ConfigError(f"model.conditioning.labels.covariance must be one of {list(COVARIANCES)}, "
-                              f"got {self.covariance!r}.")
-        if not self.halflife > 0:
-            raise ConfigError(f"model.conditioning.labels.halflife must be positive (bars), got {self.halflife!r}.")
-        if not 0 <= self.margin < 1:
-            raise ConfigError(f"model.conditioning.labels.margin must be in [0, 1), got {self.margin!r}.")
-        positive_int(self.min_dwell, "model.conditioning.labels.min_dwell")
-        positive_int(self.max_fit_rows, "model.conditioning.labels.max_fit_rows")
+        check_fields(self)
 
 
 class RegimeLabeler:
     """Fit on training rows, then label every row with smoothed, hysteretic regimes."""
 
     def __init__(self, n_regimes: int, cfg: RegimeLabelConfig) -> None:
-        self.n_regimes = positive_int(n_regimes, "model.conditioning.regimes")
-        if n_regimes < 2:
-            raise ConfigError("model.conditioning.regimes must be at least 2.")
+        self.n_regimes = check_value("regimes", n_regimes, Annotated[int, at_least(2)])
         self.cfg = cfg
         self.mixture: GaussianMixture | None = None
         self.scaler: Standardizer | None = None

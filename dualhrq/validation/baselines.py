@@ -16,6 +16,7 @@ bar t's close, like the model's, so the one backtest replays all of them:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,52 @@ import polars as pl
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import PositiveInt, check_fields, invalid, located, parse, positive_int
+from dualhrq.errors import ConfigError, DataError
 
 BUY_AND_HOLD = "buy_and_hold"
 MOMENTUM = "momentum"
 PREDICTIONS_ARTIFACT = "oos_predictions.parquet"
 
-__all__ = ["BUY_AND_HOLD", "MOMENTUM", "add_baseline_signals", "baseline_names", "momentum_signal", "run_signal"]
+__all__ = ["BUY_AND_HOLD", "MOMENTUM", "Baselines", "add_baseline_signals", "baseline_names", "momentum_signal",
+           "run_signal"]
+
+
+@dataclass(frozen=True)
+class Momentum:
+    """``momentum``: the time-series momentum baseline's look-back in bars."""
+
+    lookback: PositiveInt
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The configured baselines (``validation.baselines`` of the training job): the primary one, momentum
+    (None: left out) and other runs' signals by name (MLflow run ids)."""
+
+    primary: str
+    momentum: Momentum | None = None
+    runs: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for name, run_id in (self.runs or {}).items():
+            if name in (BUY_AND_HOLD, MOMENTUM) or not isinstance(run_id, str) or not run_id:
+                raise ConfigError(f"runs.{name}: give a new baseline name and an MLflow run id (a string), "
+                                  f"got {run_id!r}", field=f"runs.{name}")
+        if self.primary not in self.names():
+            raise invalid("primary", self.primary, f"a configured baseline, one of {self.names()}")
+
+    def names(self) -> list[str]:
+        return [BUY_AND_HOLD, *([MOMENTUM] if self.momentum is not None else []), *map(str, self.runs or {})]
 
 
 def momentum_signal(bars: pl.DataFrame, lookback: int) -> pl.DataFrame:
     """``[ts, symbol, signal]``: sign of ``close_t / close_{t - lookback} - 1`` per symbol, 0 before that."""
-    positive_int(lookback, "validation.baselines.momentum.lookback")
+    positive_int(lookback, "lookback")
     missing = {"ts", "symbol", "close"} - set(bars.columns)
     if missing:
         raise DataError(f"momentum baseline needs bars with columns ts, symbol, close; missing {sorted(missing)}")
@@ -43,50 +78,38 @@ def momentum_signal(bars: pl.DataFrame, lookback: int) -> pl.DataFrame:
 
 
 def run_signal(client: MlflowClient, run_id: str, field: str) -> pl.DataFrame:
-    """``[fold, ts, symbol, signal]`` of another run's out-of-sample predictions, read from its artifacts."""
+    """``[fold, ts, symbol, signal]`` of another run's out-of-sample predictions, read from its artifacts;
+    ``field`` names the setting that gave ``run_id`` in a ConfigError."""
     try:
         path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT)
     except MlflowException as err:
         raise ConfigError(f"{field}={run_id!r}: cannot read {PREDICTIONS_ARTIFACT} of that MLflow run ({err}); "
-                          "give the id of a finished training run in the same tracking store") from None
+                          "give the id of a finished training run in the same tracking store", field=field) from None
     return pl.read_parquet(Path(path)).select("fold", "ts", "symbol", "signal")
 
 
-def baseline_names(cfg: Mapping[str, Any]) -> list[str]:
-    """Names of the configured baselines, after checking ``validation.baselines``."""
-    extra = set(cfg) - {"primary", "momentum", "runs"}
-    if extra:
-        raise ConfigError(f"validation.baselines has unknown keys {sorted(extra)}; it takes primary, momentum, runs")
-    names = [BUY_AND_HOLD]
-    if cfg.get("momentum") is not None:
-        positive_int(cfg["momentum"].get("lookback"), "validation.baselines.momentum.lookback")
-        names.append(MOMENTUM)
-    runs = cfg.get("runs") or {}
-    for name, run_id in runs.items():
-        if name in (BUY_AND_HOLD, MOMENTUM) or not isinstance(run_id, str) or not run_id:
-            raise ConfigError(f"validation.baselines.runs.{name}: give a new baseline name and an MLflow run id "
-                              f"(a string), got {run_id!r}")
-        names.append(str(name))
-    if cfg.get("primary") not in names:
-        raise ConfigError(f"validation.baselines.primary={cfg.get('primary')!r} is not a configured baseline; "
-                          f"choose one of {names}")
-    return names
+def baseline_names(cfg: Mapping[str, Any], where: str = "validation.baselines") -> list[str]:
+    """Names of the baselines configured by ``cfg``, read at config path ``where``, after checking it."""
+    return parse(Baselines, cfg, where).names()
 
 
 def add_baseline_signals(predictions: pl.DataFrame, cfg: Mapping[str, Any], bars: pl.DataFrame,
-                         client: MlflowClient | None) -> pl.DataFrame:
-    """``predictions`` plus one ``baseline:<name>`` signal column per configured baseline."""
-    names = baseline_names(cfg)
+                         client: MlflowClient | None, where: str = "validation.baselines") -> pl.DataFrame:
+    """``predictions`` plus one ``baseline:<name>`` signal column per baseline configured by ``cfg``
+    (read at config path ``where``)."""
+    baselines = parse(Baselines, cfg, where)
     out = predictions.with_columns(pl.lit(1.0).alias(f"baseline:{BUY_AND_HOLD}"))
-    if MOMENTUM in names:
-        mom = momentum_signal(bars, int(cfg["momentum"]["lookback"])).rename({"signal": f"baseline:{MOMENTUM}"})
+    if baselines.momentum is not None:
+        mom = momentum_signal(bars, int(baselines.momentum.lookback)).rename({"signal": f"baseline:{MOMENTUM}"})
         out = out.join(mom, on=["ts", "symbol"], how="left")
-    for name, run_id in (cfg.get("runs") or {}).items():
-        field = f"validation.baselines.runs.{name}"
-        if client is None:
-            raise ConfigError(f"{field}: reading another run's predictions needs the MLflow tracking store")
-        other = run_signal(client, run_id, field).rename({"signal": f"baseline:{name}"})
-        out = out.join(other, on=["fold", "ts", "symbol"], how="left")
+    with located(where):
+        for name, run_id in (baselines.runs or {}).items():
+            field = f"runs.{name}"
+            if client is None:
+                raise ConfigError(f"{field}: reading another run's predictions needs the MLflow tracking store",
+                                  field=field)
+            other = run_signal(client, run_id, field).rename({"signal": f"baseline:{name}"})
+            out = out.join(other, on=["fold", "ts", "symbol"], how="left")
     column = next((c for c in out.columns if c.startswith("baseline:") and out[c].null_count()), None)
     if column is not None:
         raise DataError(f"baseline {column.removeprefix('baseline:')!r} has no signal for "

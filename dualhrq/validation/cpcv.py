@@ -12,9 +12,11 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from typing import Annotated
 
 import numpy as np
 
+from dualhrq.config import NonNegativeInt, PositiveInt, at_least, check_value, invalid
 from dualhrq.errors import ConfigError, DataError
 
 __all__ = ["CombinatorialPurgedKFold", "purge_and_embargo"]
@@ -44,15 +46,13 @@ class CombinatorialPurgedKFold:
     def __init__(
         self, n_groups: int = 5, n_test_groups: int = 1, purge_days: int = 14, embargo_days: int = 7
     ) -> None:
-        _check_int("validation.n_groups", n_groups, 2, "2 or more")
-        _check_int("validation.n_test_groups", n_test_groups, 1, f"a value between 1 and {n_groups - 1}")
+        check_value("n_groups", n_groups, Annotated[int, at_least(2)])
+        check_value("n_test_groups", n_test_groups, PositiveInt)
         if n_test_groups >= n_groups:
-            raise ConfigError(
-                f"validation.n_test_groups must be smaller than validation.n_groups ({n_groups}), "
-                f"got {n_test_groups}; set it to a value between 1 and {n_groups - 1}."
-            )
-        _check_int("validation.purge_days", purge_days, 0, "0 or more")
-        _check_int("validation.embargo_days", embargo_days, 0, "0 or more")
+            raise invalid("n_test_groups", n_test_groups, f"smaller than n_groups ({n_groups})",
+                          f"set it to a value between 1 and {n_groups - 1}.")
+        check_value("purge_days", purge_days, NonNegativeInt)
+        check_value("embargo_days", embargo_days, NonNegativeInt)
         self.n_groups = int(n_groups)
         self.n_test_groups = int(n_test_groups)
         self.purge_days = int(purge_days)
@@ -96,8 +96,8 @@ class CombinatorialPurgedKFold:
         dates, date_pos = np.unique(np.asarray(t), return_inverse=True)
         if len(dates) < self.n_groups:
             raise DataError(
-                f"CPCV needs at least validation.n_groups={self.n_groups} distinct decision dates, "
-                f"got {len(dates)}; lower validation.n_groups or supply more dates."
+                f"CPCV needs at least n_groups={self.n_groups} distinct decision dates, "
+                f"got {len(dates)}; lower the splitter's n_groups or supply more dates."
             )
         sizes = [len(b) for b in np.array_split(np.arange(len(dates)), self.n_groups)]
         return np.repeat(np.arange(self.n_groups), sizes)[date_pos]
@@ -127,13 +127,10 @@ class CombinatorialPurgedKFold:
             train_idx = _purge(candidates, test_idx, pt, pt1, date_pos, self.purge_days, self.embargo_days)
             if train_idx.size == 0:
                 raise ConfigError(
-                    f"CPCV fold {fold} (test groups {groups}) has no training sample left: all "
-                    f"{candidates.size} of its non-test samples fall in the purge or embargo window "
-                    f"(validation.purge_days={self.purge_days}, "
-                    f"validation.embargo_days={self.embargo_days}). "
-                    "Lower validation.purge_days / validation.embargo_days, or use more data or more "
-                    "validation.n_groups."
-                )
+                    f"purge_days={self.purge_days} and embargo_days={self.embargo_days} leave CPCV fold {fold} "
+                    f"(test groups {groups}) no training sample: all {candidates.size} of its non-test samples "
+                    "fall in the purge or embargo window. Fix: lower purge_days / embargo_days, or use more "
+                    "data or more n_groups.", field="purge_days")
             yield train_idx, test_idx
 
 
@@ -167,8 +164,8 @@ def purge_and_embargo(
     Overlap is inclusive, so a label ending on the block's first day is purged.
     Returns the kept training positions, sorted, as int64.
     """
-    _check_int("purge_days", purge_days, 0, "0 or more")
-    _check_int("embargo_days", embargo_days, 0, "0 or more")
+    check_value("purge_days", purge_days, NonNegativeInt)
+    check_value("embargo_days", embargo_days, NonNegativeInt)
     pt, pt1, date_pos = _positions(t, t1)
     train_idx = np.asarray(train_idx, dtype=np.int64)
     test_idx = np.asarray(test_idx, dtype=np.int64)
@@ -221,7 +218,3 @@ def _positions(t: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     dates = np.unique(t)
     return np.searchsorted(calendar, t), np.searchsorted(calendar, t1), np.searchsorted(dates, t)
 
-
-def _check_int(name: str, value: object, minimum: int, fix: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; set it to {fix}.")

@@ -21,12 +21,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import polars as pl
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import (
+    FINITE,
+    NON_NEGATIVE,
+    PositiveInt,
+    between,
+    check_fields,
+    check_value,
+    config_path,
+    located,
+    one_of,
+)
+from dualhrq.errors import ConfigError, DataError
 from dualhrq.primitives.returns import max_drawdown, sharpe_ratio
 from dualhrq.validation.statistics import (
     CI_METHODS,
@@ -57,37 +68,27 @@ RUN_METRICS = frozenset({
 class StatsSettings:
     """``validation.stats``: bootstrap and interval settings, checked once."""
 
-    bootstrap_reps: int = 500
-    block_size: int | None = None
-    ci_level: float = 0.9
-    ci_method: str = "percentile"
+    bootstrap_reps: PositiveInt = 500
+    block_size: PositiveInt | None = None
+    ci_level: Annotated[float, between(0, 1, lo_open=True, hi_open=True)] = 0.9
+    ci_method: Annotated[str, one_of(CI_METHODS)] = "percentile"
     seed: int = 0
-    periods_per_year: int = 252
+    periods_per_year: PositiveInt = 252
 
     def __post_init__(self) -> None:
-        positive_int(self.bootstrap_reps, "validation.stats.bootstrap_reps")
-        if self.block_size is not None:
-            positive_int(self.block_size, "validation.stats.block_size")
-        if not 0 < self.ci_level < 1:
-            raise ConfigError(f"validation.stats.ci_level must be in (0, 1), got {self.ci_level!r}; 0.9 is usual")
-        if self.ci_method not in CI_METHODS:
-            raise ConfigError(f"validation.stats.ci_method must be one of {list(CI_METHODS)}, "
-                              f"got {self.ci_method!r}")
-        positive_int(self.periods_per_year, "backtest.periods_per_year")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class Trials:
     """The trials behind the DSR: how many, and the variance of their per-period Sharpe ratios."""
 
-    n: int
-    sr_variance: float
+    n: PositiveInt
+    sr_variance: Annotated[float, FINITE, NON_NEGATIVE]
     source: str  # "config" or where the sweep was read from
 
     def __post_init__(self) -> None:
-        positive_int(self.n, "validation.stats.n_trials")
-        if not (math.isfinite(self.sr_variance) and self.sr_variance >= 0):
-            raise ConfigError(f"validation.stats.sr_variance must be finite and >= 0, got {self.sr_variance!r}")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -193,15 +194,23 @@ def _improvement(model: float, baseline: float) -> float:
     return (model - baseline) / abs(baseline)
 
 
-def trials_from_config(stats: Mapping[str, Any]) -> Trials | None:
-    """``validation.stats.n_trials`` / ``sr_variance`` when set (both), None to read them from the sweep."""
+def trials_from_config(stats: Mapping[str, Any], where: str | None = None) -> Trials | None:
+    """``n_trials`` / ``sr_variance`` of ``stats`` when set (both), None to read them from the sweep.
+
+    ``where``: the config path of ``stats`` for error messages; by default the
+    node's own (``validation.stats`` when given ``cfg.validation.stats``).
+    """
     n, var = stats.get("n_trials"), stats.get("sr_variance")
     if n is None and var is None:
         return None
-    if n is None or var is None:
-        raise ConfigError("validation.stats.n_trials and validation.stats.sr_variance go together: set both "
-                          "(trials tried and the variance of their per-period Sharpe ratios) or neither "
-                          "(read them from the runs of the sweep)")
+    with located(config_path(stats) if where is None else where):
+        if n is None or var is None:
+            unset, other = ("n_trials", "sr_variance") if n is None else ("sr_variance", "n_trials")
+            raise ConfigError(f"{unset} is null but {other} is set: set both (trials tried and the variance of "
+                              "their per-period Sharpe ratios) or neither (read them from the runs of the sweep)",
+                              field=unset)
+        check_value("n_trials", n, PositiveInt)
+        check_value("sr_variance", var, Annotated[float, FINITE, NON_NEGATIVE])
     return Trials(n=n, sr_variance=float(var), source="config")
 
 

@@ -8,10 +8,13 @@ honest as test scores.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
+from dualhrq.config import between, check_value, located
 from dualhrq.errors import ConfigError
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold, purge_and_embargo
 
@@ -28,12 +31,15 @@ class FoldIndex:
 
 def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray,
                val_fraction: float) -> list[FoldIndex]:
-    """All folds of ``splitter`` with a purged validation tail cut from each training set."""
-    if not 0.0 <= val_fraction < 0.5:
-        raise ConfigError(f"validation.val_fraction={val_fraction} must be in [0, 0.5); "
-                          "use 0.1 for a 10% validation tail or 0 for none")
+    """All folds of ``splitter`` with a purged validation tail cut from each training set.
+
+    Config errors name ``val_fraction`` and ``splitter.<field>``: the caller
+    that read both (``validation`` in the training job) puts its path in front.
+    """
+    check_value("val_fraction", val_fraction, Annotated[float, between(0, 0.5, hi_open=True)],
+                "use 0.1 for a 10% validation tail or 0 for none.")
     folds = []
-    for i, (train, test) in enumerate(splitter.split(t, t1)):
+    for i, (train, test) in enumerate(_splits(splitter, t, t1)):
         val = np.empty(0, dtype=np.int64)
         if val_fraction > 0:
             dates = np.unique(t[train])
@@ -43,18 +49,25 @@ def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
                                       purge_days=splitter.purge_days, embargo_days=splitter.embargo_days)
             if len(train) == 0:
                 raise ConfigError(
-                    f"fold {i}: purging the validation tail (validation.val_fraction={val_fraction}) with "
-                    f"validation.purge_days={splitter.purge_days} and validation.embargo_days="
-                    f"{splitter.embargo_days} leaves no training sample; lower them or use more data")
+                    f"splitter.purge_days={splitter.purge_days} and splitter.embargo_days={splitter.embargo_days} "
+                    f"leave fold {i} no training sample once its validation tail (val_fraction={val_fraction}) "
+                    "is purged. Fix: lower them or val_fraction, or use more data.", field="splitter.purge_days")
         folds.append(FoldIndex(fold=i, train=train, val=val, test=test))
     return folds
 
 
 def select_folds(folds: list[FoldIndex], selected: list[int] | None) -> list[FoldIndex]:
-    """The folds ``validation.folds`` names (all of them for None), in that order."""
+    """The folds named by ``selected`` (``validation.folds``; all of them for None), in that order."""
     if selected is None:
         return folds
     bad = [i for i in selected if not 0 <= i < len(folds)]
     if bad:
-        raise ConfigError(f"validation.folds has {bad}, but the splitter makes folds 0..{len(folds) - 1}")
+        raise ConfigError(f"folds has {bad}, but the splitter makes folds 0..{len(folds) - 1}", field="folds")
     return [folds[i] for i in selected]
+
+
+def _splits(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The splitter's (train, test) pairs; its config errors name ``splitter.<field>``."""
+    with located("splitter"):
+        yield from splitter.split(t, t1)

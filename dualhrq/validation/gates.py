@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
+from dualhrq.config import FINITE, NON_EMPTY, check_fields, located, parse
 from dualhrq.errors import ConfigError
 
 PASS, FAIL, NOT_EVALUATED = "PASS", "FAIL", "not evaluated"
@@ -33,12 +34,17 @@ class Gate:
     """``metric`` must satisfy every bound given (None = no such bound)."""
 
     name: str
-    metric: str
-    above: float | None = None
-    below: float | None = None
-    at_least: float | None = None
-    at_most: float | None = None
+    metric: Annotated[str, NON_EMPTY]
+    above: Annotated[float, FINITE] | None = None
+    below: Annotated[float, FINITE] | None = None
+    at_least: Annotated[float, FINITE] | None = None
+    at_most: Annotated[float, FINITE] | None = None
     description: str = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.bounds():
+            raise ConfigError(f"needs at least one bound: {', '.join(BOUNDS)}", field="")
 
     def bounds(self) -> dict[str, float]:
         return {k: v for k in BOUNDS if (v := getattr(self, k)) is not None}
@@ -58,30 +64,15 @@ class GateResult:
     status: str
 
 
-def gates_from_config(node: Mapping[str, Any] | None) -> list[Gate]:
-    """``validation.gates`` -> gates; a gate set to null is switched off. Refuses malformed entries."""
+def gates_from_config(node: Mapping[str, Any] | None, where: str = "validation.gates") -> list[Gate]:
+    """The gates of ``node``, read at config path ``where``; a gate set to null is switched off.
+    Refuses malformed entries."""
     gates = []
-    for name, spec in (node or {}).items():
-        if spec is None:
-            continue
-        field = f"validation.gates.{name}"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{field} must be a mapping with 'metric' and a bound, got {spec!r}")
-        extra = set(spec) - {"metric", "description", *BOUNDS}
-        if extra:
-            raise ConfigError(f"{field} has unknown keys {sorted(extra)}; use metric, description and "
-                              f"bounds {list(BOUNDS)}")
-        if not isinstance(spec.get("metric"), str) or not spec["metric"]:
-            raise ConfigError(f"{field}.metric must name a run metric (e.g. oos/max_drawdown), got "
-                              f"{spec.get('metric')!r}")
-        bounds = {k: spec[k] for k in BOUNDS if spec.get(k) is not None}
-        if not bounds:
-            raise ConfigError(f"{field} needs at least one bound: {', '.join(BOUNDS)}")
-        for k, v in bounds.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"{field}.{k} must be a finite number, got {v!r}")
-        gates.append(Gate(name=str(name), metric=spec["metric"], description=str(spec.get("description", "")),
-                          **{k: float(v) for k, v in bounds.items()}))
+    with located(where):
+        for name, spec in (node or {}).items():
+            if spec is not None:
+                gate = parse(Gate, spec, str(name), name=str(name))
+                gates.append(replace(gate, **{k: float(v) for k, v in gate.bounds().items()}))
     return gates
 
 

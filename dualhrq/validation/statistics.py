@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from arch.bootstrap import SPA, StationaryBootstrap, StepM, optimal_block_length
 from scipy import stats
 
-from dualhrq.errors import ConfigError, DataError, positive_int
+from dualhrq.config import FINITE, NON_NEGATIVE, PositiveInt, between, check_value, one_of, positive_int
+from dualhrq.errors import DataError
 from dualhrq.primitives.returns import checked_returns, per_period_sharpe
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 CI_METHODS = ("percentile", "basic", "norm", "bc", "bca")
+_OPEN_UNIT = Annotated[float, between(0, 1, lo_open=True, hi_open=True)]
 
 
 def probabilistic_sharpe_ratio(returns: np.ndarray, sr_benchmark: float = 0.0) -> float:
@@ -83,10 +85,8 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
     Sharpe ratios across trials; the result is in the units of ``sqrt(V)``.
     One trial has no selection bias: the result is 0.
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-        raise ConfigError(f"n_trials must be an integer >= 1 (strategies tried), got {n_trials!r}.")
-    if not (math.isfinite(sr_variance) and sr_variance >= 0):
-        raise ConfigError(f"sr_variance must be finite and >= 0, got {sr_variance!r}.")
+    check_value("n_trials", n_trials, PositiveInt, "pass the number of strategies tried.")
+    check_value("sr_variance", sr_variance, Annotated[float, FINITE, NON_NEGATIVE])
     if n_trials == 1:
         return 0.0
     gamma = np.euler_gamma
@@ -112,8 +112,7 @@ def min_track_record_length(returns: np.ndarray, sr_benchmark: float = 0.0, alph
     same per-period SR and Pearson kurtosis as :func:`probabilistic_sharpe_ratio`,
     assuming the observed moments persist. In periods; ``inf`` if ``SR <= SR*``.
     """
-    if not 0 < alpha < 1:
-        raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}.")
+    check_value("alpha", alpha, _OPEN_UNIT)
     r = checked_returns(returns)
     sr = per_period_sharpe(r)
     if not sr > sr_benchmark:
@@ -250,8 +249,7 @@ def stepwise_superior_models(
     Snooping", as implemented by ``arch.bootstrap.StepM`` (stationary
     bootstrap, block length as in :func:`superior_predictive_ability`).
     """
-    if not 0 < size < 1:
-        raise ConfigError(f"size (the familywise error rate) must be in (0, 1), got {size!r}.")
+    check_value("size", size, _OPEN_UNIT, "pass the familywise error rate, e.g. 0.05.")
     excess, block_size = _excess_and_block(model_returns, benchmark_returns, reps, block_size)
     if not excess.any():
         return []
@@ -290,10 +288,8 @@ def bootstrap_ci(
     (``method``: one of :data:`CI_METHODS`, Efron's percentile by default).
     """
     r = checked_returns(returns)
-    if not 0 < level < 1:
-        raise ConfigError(f"level (the confidence level) must be in (0, 1), got {level!r}.")
-    if method not in CI_METHODS:
-        raise ConfigError(f"method must be one of {list(CI_METHODS)}, got {method!r}.")
+    check_value("level", level, _OPEN_UNIT, "pass the confidence level, e.g. 0.9.")
+    check_value("method", method, Annotated[str, one_of(CI_METHODS)])
     positive_int(reps, "reps")
     if block_size is None:
         block_size = max(1, round(float(optimal_block_length(r)["stationary"].iloc[0]))) if np.ptp(r) > 0 else 1
@@ -343,8 +339,7 @@ def _excess_and_block(model_returns: np.ndarray, benchmark_returns: np.ndarray, 
         varying = excess[:, np.ptp(excess, axis=0) > 0]
         block_size = round(float(optimal_block_length(varying)["stationary"].mean())) if varying.size else 1
         return excess, max(1, block_size)
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ConfigError(f"block_size must be a positive integer or None, got {block_size!r}.")
+    check_value("block_size", block_size, PositiveInt | None)
     return excess, block_size
 
 

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from dualhrq.config import build, compose_train, located
 from dualhrq.data.schema import INTRADAY_BAR_SCHEMA
 from dualhrq.data.synthetic import (
     MarketParams,
@@ -128,14 +129,28 @@ def test_written_tree_reads_back(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("kwargs,field", [
-    (dict(n_symbols=0), "data.source.n_symbols"),
-    (dict(n_days=-2), "data.source.n_days"),
-    (dict(seed=-1), "data.source.seed"),
-    (dict(start="2024-13-01"), "data.source.start"),
+    (dict(n_symbols=0), "n_symbols"),
+    (dict(n_days=-2), "n_days"),
+    (dict(seed=-1), "seed"),
+    (dict(start="2024-13-01"), "start"),
 ])
 def test_impossible_settings_are_config_errors(kwargs, field) -> None:
-    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=rf"^{field}\b") as err:
         generate_bars(**kwargs)
+    assert err.value.field == field
+    with pytest.raises(ConfigError, match=r"^jump_rate must be a number in \[0, 1\], got 2\."):
+        MarketParams(jump_rate=2)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.source.n_days=0", r"^data\.source\.n_days must be a positive integer, got 0\."),
+    ("data.source.start=2024-13-01", r"^data\.source\.start='2024-13-01' is not an ISO date"),
+])
+def test_the_configured_source_is_named_by_its_config_path(override, message) -> None:
+    cfg = compose_train(["data=synthetic_intraday", override])
+    with pytest.raises(ConfigError, match=message):
+        with located(cfg.data.source):
+            build(cfg.data.source)()
 
 
 def test_option_chain_follows_the_contract_and_has_no_static_arbitrage_in_prices() -> None:

@@ -106,8 +106,8 @@ def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, cli
     (["model/conditioning=regime_rag", "model.conditioning.patterns.library.index.kind=annoy"],
      "model.conditioning.patterns.library.index.kind"),
     ("model.conditioning.regimes=1", "model.conditioning.regimes"),
-    ("validation.splitter.n_test_groups=5", "validation.n_test_groups"),
-    ("validation.splitter.purge_days=-1", "validation.purge_days"),
+    ("validation.splitter.n_test_groups=5", "validation.splitter.n_test_groups"),
+    ("validation.splitter.purge_days=-1", "validation.splitter.purge_days"),
     ("data.seq_len=0", "data.seq_len"),
     ("data.horizon=abc", "data.horizon"),
     ("objective=oos/nothing", "objective"),
@@ -131,7 +131,7 @@ def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, o
 @pytest.mark.parametrize("extra,error,message", [
     (["data.seq_len=5000"], DataError, "data.seq_len"),
     (["data.source.symbols=[SP500,DOW]"], DataError, "data.source.symbols"),
-    (["validation.splitter.purge_days=400"], ConfigError, "validation.purge_days"),
+    (["validation.splitter.purge_days=400"], ConfigError, "validation.splitter.purge_days"),
     (["validation.folds=[0,7]"], ConfigError, "validation.folds"),
 ])
 def test_data_that_cannot_give_training_samples_stops_before_training(tmp_path, extra, error, message):

@@ -9,6 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from dualhrq.config import build as build_node
+from dualhrq.config import compose_train, located
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features.engine import FeatureSpec, compute_features, feature_names
 
@@ -35,8 +37,12 @@ def test_window_lengths_appear_in_the_names() -> None:
 
 @pytest.mark.parametrize("windows", [dict(short=1), dict(medium=70), dict(short=20, medium=20)])
 def test_windows_out_of_order_are_a_config_error(windows: dict[str, int]) -> None:
-    with pytest.raises(ConfigError, match=r"data.features: windows must satisfy 2 <= short <"):
+    with pytest.raises(ConfigError, match=r"^windows must satisfy 2 <= short <") as err:
         FeatureSpec(**windows)
+    assert err.value.field == ""  # about the spec as a whole
+    cfg = compose_train([f"++data.features.{k}={v}" for k, v in windows.items()])
+    with pytest.raises(ConfigError, match=r"^data\.features: windows must satisfy 2 <= short <"):
+        build_node(cfg.data.features)
 
 
 def test_rows_keep_the_bar_order_and_warm_up_ends_at_the_long_window(bars: pl.DataFrame) -> None:
@@ -101,8 +107,9 @@ def test_vix_joins_on_the_bar_day_and_flags_missing_days(bars: pl.DataFrame) -> 
 
 
 def test_use_vix_without_a_series_is_a_config_error(bars: pl.DataFrame) -> None:
-    with pytest.raises(ConfigError, match=r"data.features.use_vix is true but no VIX series"):
-        compute_features(bars, FeatureSpec())
+    with pytest.raises(ConfigError, match=r"^data\.features\.use_vix is true but no VIX series"):
+        with located("data"):  # as the reader of the data config
+            compute_features(bars, FeatureSpec())
 
 
 DAY = datetime(2015, 1, 1)
@@ -127,7 +134,7 @@ def test_bars_are_validated_first(bars: pl.DataFrame) -> None:
 
 
 def test_extra_features_must_be_expressions_with_new_names():
-    with pytest.raises(ConfigError, match=r"data\.features\.extra\.bad must build a polars expression"):
+    with pytest.raises(ConfigError, match=r"^extra\.bad must build a polars expression"):
         FeatureSpec(extra={"bad": 3.0})
     with pytest.raises(ConfigError, match=r"\['gap'\]"):
         FeatureSpec(extra={"gap": pl.col("close")})
@@ -135,3 +142,11 @@ def test_extra_features_must_be_expressions_with_new_names():
         FeatureSpec(extra={"x": pl.col("close")}, extra_regime={"x": pl.col("open")})
     names, regime = feature_names(FeatureSpec(extra={"x": pl.col("close")}, extra_regime={"y": pl.col("open")}))
     assert "x" in names and "x" not in regime and {"y"} <= set(regime) <= set(names)
+
+
+def test_an_extra_feature_error_names_its_config_path():
+    from dualhrq.config import build, compose_train
+
+    cfg = compose_train(["+data.features.extra.bad._target_=builtins.float"])
+    with pytest.raises(ConfigError, match=r"^data\.features\.extra\.bad must build a polars expression"):
+        build(cfg.data.features)

@@ -10,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy.stats import rankdata
 
+from dualhrq.config import build, compose_train
 from dualhrq.data.synthetic import generate_bars, generate_option_chain
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import microstructure as micro
@@ -165,11 +166,15 @@ def test_surface_features_come_from_the_previous_sessions_chain(minute_bars: pl.
         joined = got.explode("atm_iv", "rr25").join(want, on="symbol", suffix="_want")
         assert joined.height == 4 and (joined["atm_iv"] == joined["atm_iv_want"]).all()
         assert (joined["rr25"] == joined["rr25_want"]).all()
-    with pytest.raises(ConfigError, match="data.features.options=true but no option chain"):
+    with pytest.raises(ConfigError, match=r"^features\.options=true but no option chain") as err:
         compute_features(minute_bars, SPEC)
+    assert err.value.field == "features.options"
 
 
 @pytest.mark.parametrize("kwargs", [dict(short=1), dict(medium=200), dict(tsrv_k=1), dict(regime_block=1)])
 def test_impossible_windows_are_config_errors(kwargs) -> None:
-    with pytest.raises(ConfigError, match="data.features"):
+    with pytest.raises(ConfigError):
         IntradayFeatureSpec(**kwargs)
+    cfg = compose_train(["data=synthetic_intraday", *(f"data.features.{k}={v}" for k, v in kwargs.items())])
+    with pytest.raises(ConfigError, match=r"^data\.features[.:]"):
+        build(cfg.data.features)

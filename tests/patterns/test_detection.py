@@ -36,9 +36,11 @@ def test_a_slow_copy_of_a_pattern_embeds_like_the_original():
 def test_scales_are_validated():
     assert check_scales([8, 16], 8, seq_len=16) == (8, 16)
     for scales, points, seq_len, match in [([12], 8, None, "multiple of points"), ([16, 8], 8, None, "ascending"),
-                                           ([8, 64], 8, 32, "longer than data.seq_len"), ([], 8, None, "empty")]:
-        with pytest.raises(ConfigError, match=match):
+                                           ([8, 64], 8, 32, r"longer than the input window, seq_len=32"),
+                                           ([], 8, None, "empty")]:
+        with pytest.raises(ConfigError, match=match) as err:
             check_scales(scales, points, seq_len)
+        assert err.value.field == "scales"  # model.cond.patterns.scales once its reader locates it
 
 
 def test_codebook_matches_kmeans_on_separated_clusters():

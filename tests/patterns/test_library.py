@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dualhrq.config import parse
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.patterns import lifecycle
 from dualhrq.patterns.index import IndexConfig
@@ -150,10 +151,14 @@ def test_save_and_load_give_the_same_search(tmp_path):
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ConfigError, match=r"model\.cond\.patterns\.library\.index\.kind"):
+    with pytest.raises(ConfigError, match=r"^kind must be one of \['auto', 'flat', 'ivf', 'hnsw'\], got 'annoy'"):
         IndexConfig(kind="annoy")
-    with pytest.raises(ConfigError, match=r"model\.cond\.patterns\.library\.max_age_days"):
+    with pytest.raises(ConfigError, match=r"^max_age_days must be a positive number or null, got 0\."):
         LibraryConfig(max_age_days=0)
+    with pytest.raises(ConfigError, match=r"^model\.cond\.patterns\.library\.index\.kind must be one of"):
+        parse(LibraryConfig, {"index": {"kind": "annoy"}}, "model.cond.patterns.library")
+    with pytest.raises(ConfigError, match=r"^index\.nprobe must be a positive integer, got 0\."):
+        LibraryConfig(index={"nprobe": 0})  # as read back from library.json
     t = np.arange(3, dtype=np.int64)
     with pytest.raises(DataError, match="outcome must end after"):
         PatternLibrary.build(LibraryConfig(), np.zeros((3, 1, 2), np.float32), t, t, np.zeros(3, np.float32))

@@ -63,3 +63,10 @@ def test_another_runs_signals_are_matched_fold_by_fold(tmp_path):
 def test_bad_baseline_config_names_the_field(cfg, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         baseline_names(cfg)
+
+
+def test_baselines_are_read_at_the_given_path():
+    with pytest.raises(ConfigError, match=r"^b\.momentum\.lookback must be a positive integer, got 1\.5\."):
+        baseline_names({"primary": "buy_and_hold", "momentum": {"lookback": 1.5}}, "b")
+    with pytest.raises(ConfigError, match=r"^b\.runs\.other: reading another run's predictions needs"):
+        add_baseline_signals(_predictions(), {"primary": "other", "runs": {"other": "abc"}}, _bars(), None, "b")

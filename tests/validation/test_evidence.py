@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dualhrq.config import compose_train, parse
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.primitives.returns import max_drawdown, sharpe_ratio
 from dualhrq.validation import statistics as st
@@ -102,15 +103,15 @@ def test_trials_from_a_sweep_use_per_period_sharpe_variance():
 
 @pytest.mark.parametrize("make,field", [
     (lambda: trials_from_config({"n_trials": 5, "sr_variance": None}), "sr_variance"),
-    (lambda: Trials(0, 0.0, "x"), "validation.stats.n_trials"),
-    (lambda: Trials(3, -1.0, "x"), "validation.stats.sr_variance"),
-    (lambda: StatsSettings(bootstrap_reps=0), "validation.stats.bootstrap_reps"),
-    (lambda: StatsSettings(block_size=0), "validation.stats.block_size"),
-    (lambda: StatsSettings(ci_level=1.5), "validation.stats.ci_level"),
-    (lambda: StatsSettings(ci_method="magic"), "validation.stats.ci_method"),
+    (lambda: Trials(0, 0.0, "x"), "n must be a positive integer"),
+    (lambda: Trials(3, -1.0, "x"), "sr_variance"),
+    (lambda: StatsSettings(bootstrap_reps=0), "bootstrap_reps"),
+    (lambda: parse(StatsSettings, {"block_size": 0}, "validation.stats"), "validation.stats.block_size"),
+    (lambda: parse(StatsSettings, {"ci_level": 1.5}, "validation.stats"), "validation.stats.ci_level"),
+    (lambda: parse(StatsSettings, {"ci_method": "magic"}, "validation.stats"), "validation.stats.ci_method"),
 ])
 def test_bad_settings_name_the_field(make, field):
-    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match="^" + field.replace(".", r"\.")):
         make()
 
 
@@ -118,3 +119,13 @@ def test_returns_without_the_primary_baseline_are_refused():
     frame = _returns().filter(pl.col("strategy") != "buy_and_hold")
     with pytest.raises(DataError, match="buy_and_hold"):
         evaluate_paths(frame, "buy_and_hold", TRIALS, SETTINGS)
+
+
+def test_trials_from_config_names_the_path_it_was_read_at():
+    cfg = compose_train(["validation.stats.n_trials=0", "validation.stats.sr_variance=0.1"])
+    with pytest.raises(ConfigError, match=r"^validation\.stats\.n_trials must be a positive integer, got 0\."):
+        trials_from_config(cfg.validation.stats)
+    with pytest.raises(ConfigError, match=r"^stats\.sr_variance must be a finite non-negative number, got -1"):
+        trials_from_config({"n_trials": 3, "sr_variance": -1}, "stats")
+    with pytest.raises(ConfigError, match=r"^n_trials is null but sr_variance is set"):
+        trials_from_config({"n_trials": None, "sr_variance": 0.1})

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from dualhrq.config import located
 from dualhrq.errors import ConfigError
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.folds import make_folds
@@ -38,8 +39,9 @@ def test_validation_tail_is_purged_and_embargoed_against_training(n_groups, k):
 
 def test_val_fraction_out_of_range_is_refused():
     t, t1, _ = _samples()
-    with pytest.raises(ConfigError, match="validation.val_fraction"):
+    with pytest.raises(ConfigError, match=r"^val_fraction must be a number in \[0, 0\.5\), got 0\.7") as err:
         make_folds(CombinatorialPurgedKFold(), t, t1, val_fraction=0.7)
+    assert err.value.field == "val_fraction"
 
 
 def test_zero_val_fraction_keeps_the_splitter_training_set():
@@ -49,3 +51,17 @@ def test_zero_val_fraction_keeps_the_splitter_training_set():
         np.testing.assert_array_equal(fold.train, train)
         np.testing.assert_array_equal(fold.test, test)
         assert len(fold.val) == 0
+
+
+def test_config_errors_name_the_splitter_field_for_the_reader_to_locate():
+    t, t1, _ = _samples()
+    with pytest.raises(ConfigError, match=r"^splitter\.purge_days=400 and embargo_days=400 leave CPCV fold 0") as err:
+        make_folds(CombinatorialPurgedKFold(purge_days=400, embargo_days=400), t, t1, val_fraction=0.1)
+    assert err.value.field == "splitter.purge_days"
+    with pytest.raises(ConfigError, match=r"^validation\.splitter\.purge_days=400 "):
+        with located("validation"):
+            make_folds(CombinatorialPurgedKFold(purge_days=400, embargo_days=400), t, t1, val_fraction=0.1)
+    with pytest.raises(ConfigError, match=r"^splitter\.purge_days=200 and splitter\.embargo_days=0 leave fold 0 no "
+                       r"training sample once its validation tail \(val_fraction=0\.4\)") as err:
+        make_folds(CombinatorialPurgedKFold(n_groups=2, purge_days=200, embargo_days=0), t, t1, val_fraction=0.4)
+    assert err.value.field == "splitter.purge_days"

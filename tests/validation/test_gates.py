@@ -91,3 +91,10 @@ def test_a_gate_can_be_switched_off_or_moved_by_override():
     cfg = compose_train(["model=hrm_tiny", "~validation.gates.sim_violations", "validation.gates.spa.below=0.2"])
     gates = {g.name: g for g in gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))}
     assert "sim_violations" not in gates and gates["spa"].below == 0.2
+
+
+def test_gates_are_read_at_the_given_path():
+    with pytest.raises(ConfigError, match=r"^replay\.gates\.dd\.at_most must be a finite number or null, got inf\."):
+        gates_from_config({"dd": {"metric": "oos/max_drawdown", "at_most": math.inf}}, "replay.gates")
+    (gate,) = gates_from_config({"dd": {"metric": "oos/max_drawdown", "at_most": 1}, "off": None})
+    assert gate.at_most == 1.0 and isinstance(gate.at_most, float) and gate.name == "dd"

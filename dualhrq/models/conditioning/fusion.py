@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dualhrq.errors import positive_int
+from dualhrq.config import positive_int
 from dualhrq.models.conditioning.base import Conditioning, PatternBatch, require_regime_features
 from dualhrq.models.conditioning.film import FiLMGenerator
 from dualhrq.models.conditioning.pooling import PatternPooling
@@ -27,7 +27,7 @@ class RegimeRAGConditioner(nn.Module):
                  pool_queries: int, hidden: int, n_layers: int, d_model: int, n_symbols: int = 0) -> None:
         super().__init__()
         require_regime_features(n_regime_features, "regime_rag")
-        positive_int(pool_queries, "model.conditioning.module.pool_queries")
+        positive_int(pool_queries, "conditioning.module.pool_queries")
         self.classifier = RegimeClassifier(n_regime_features, n_regimes, hidden)
         self.pooling = PatternPooling(token_width(pattern_dim, len(scales)), hidden, pool_queries)
         self.pattern_dim = pool_queries * hidden
