@@ -39,7 +39,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from dualhrq.config import invalid, located, positive_int
+from dualhrq.config import NonNegative, build, check_value, invalid, located, positive_int
 from dualhrq.errors import ConfigError
 from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
 from dualhrq.models.conditioning import PatternBatch, conditioning_group
@@ -257,7 +257,6 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
 def check_model_config(model: DictConfig) -> None:
     """Pre-flight check of ``cfg.model`` with no data and no weights: the conditioning group, the training
     schedule, the recursion, the level sizes and the norm, with the same messages the model itself would give."""
-    conditioning_group(model.get("conditioning"))
     net_cls = get_class(model.net._target_)
     with located(model):
         training_schedule(net_cls, _plain(model.get("supervision") or {}),
@@ -268,6 +267,15 @@ def check_model_config(model: DictConfig) -> None:
             if model.net.get(level) is not None:
                 LevelSize.from_config(_plain(model.net[level]), f"net.{level}")
         check_norm(model.net.get("norm", "post"))
+        for name in ("h_cycles", "l_cycles", "cond_hidden", "head_hidden"):
+            if name in model.net:
+                positive_int(model.net[name], f"net.{name}")
+        group = conditioning_group(model.get("conditioning"))
+        check_value("conditioning.regime_loss_weight", group.get("regime_loss_weight", 0.0), NonNegative)
+        check_value("loss.regime_weight", (model.get("loss") or {}).get("regime_weight", 0.0), NonNegative)
+    if group.get("module") is not None:  # a small copy of the conditioner checks its own settings
+        with located(model):
+            build(group.module)(n_regime_features=1, n_symbols=1, hidden=4, n_layers=1, d_model=4)
 
 
 def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
