@@ -75,7 +75,8 @@ class ConditioningFit:
     def __post_init__(self) -> None:
         check_fields(self)
         if self.patterns is not None and self.labels is None:
-            raise ConfigError("patterns needs labels: retrieval conditions on the regime too.", field="patterns")
+            raise ConfigError("patterns needs labels: retrieval conditions on the regime too. Fix: give both, as "
+                              "conf/model/conditioning/regime_rag.yaml does.", field="patterns")
 
     @classmethod
     def from_config(cls, group: Mapping[str, Any] | None) -> ConditioningFit:

@@ -76,5 +76,5 @@ def test_q_loss_is_the_sum_of_two_binary_cross_entropies():
     ({"halt_steps": 4}, "unknown keys"),
 ])
 def test_bad_act_config_names_the_field(cfg, field):
-    with pytest.raises(ConfigError, match=f"model.act.*{field}"):
+    with pytest.raises(ConfigError, match=f"^act.*{field}"):
         ACTConfig.from_config(cfg)

@@ -58,16 +58,16 @@ def _kwargs(**overrides):
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"h": {"dim": 30, "heads": 4}}, "model.net.h.dim"),  # not divisible
-        ({"l": {"dim": 30, "heads": 2}}, "model.net.l.dim"),  # odd head size: RoPE needs pairs
-        ({"l": {"layers": 0}}, "model.net.l.layers"),
-        ({"h": {"ffn_hidden": -64}}, "model.net.h.ffn_hidden"),
-        ({"h": {"dim": 32.0}}, "model.net.h.dim"),
-        ({"h_cycles": 0}, "model.net.h_cycles"),
-        ({"l_cycles": 0}, "model.net.l_cycles"),
-        ({"n_features": 0}, "model.net.n_features"),
-        ({"head_hidden": 0}, "model.net.head_hidden"),
-        ({"rope_base": 0.0}, "model.net.rope_base"),
+        ({"h": {"dim": 30, "heads": 4}}, "net.h.dim"),  # not divisible
+        ({"l": {"dim": 30, "heads": 2}}, "net.l.dim"),  # odd head size: RoPE needs pairs
+        ({"l": {"layers": 0}}, "net.l.layers"),
+        ({"h": {"ffn_hidden": -64}}, "net.h.ffn_hidden"),
+        ({"h": {"dim": 32.0}}, "net.h.dim"),
+        ({"h_cycles": 0}, "net.h_cycles"),
+        ({"l_cycles": 0}, "net.l_cycles"),
+        ({"n_features": 0}, "net.n_features"),
+        ({"head_hidden": 0}, "net.head_hidden"),
+        ({"rope_base": 0.0}, "net.rope_base"),
         ({"n_regime_features": 0}, "model/conditioning=regime needs regime features"),
         ({"conditioner": conditioner("regime_rag"), "n_regime_features": 0},
          "model/conditioning=regime_rag needs regime features"),
@@ -75,14 +75,14 @@ def _kwargs(**overrides):
     ],
 )
 def test_impossible_config_names_the_field(overrides, field):
-    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):  # relative to the model's config
         DualHRQNet(**_kwargs(**overrides))
 
 
 def test_missing_level_key_is_named():
     kwargs = _kwargs()
     kwargs["h"] = {"dim": 32, "layers": 1, "heads": 2}
-    with pytest.raises(ConfigError, match=r"model\.net\.h must have exactly the keys.*ffn_hidden"):
+    with pytest.raises(ConfigError, match=r"^net\.h must have exactly the keys.*ffn_hidden"):
         DualHRQNet(**kwargs)
 
 

@@ -60,7 +60,7 @@ def test_each_group_asks_for_what_its_conditioner_needs():
      r"model\.conditioning\.patterns\.library\.index\.kind"),
     ({"labels": {"covariance": "full_rank"}}, r"model\.conditioning\.labels\.covariance"),
     ({"retrieval": {"timeout_ms": 0}}, r"model\.conditioning\.retrieval\.timeout_ms"),
-    ({"patterns": {}}, r"model\.conditioning\.patterns needs model\.conditioning\.labels"),
+    ({"patterns": {}}, r"model\.conditioning\.patterns needs labels"),
 ])
 def test_bad_conditioning_settings_are_config_errors(cond, match):
     with pytest.raises(ConfigError, match=match):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from dualhrq.config import parse
 from dualhrq.errors import ConfigError
 from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, hysteresis, switches_per_day
 
@@ -49,7 +50,9 @@ def test_mixture_with_hysteresis_recovers_planted_regimes():
 
 
 def test_labeler_refuses_bad_settings():
-    with pytest.raises(ConfigError, match=r"model\.conditioning\.regimes"):
+    with pytest.raises(ConfigError, match=r"^regimes must be an integer >= 2"):
         RegimeLabeler(1, RegimeLabelConfig())
-    with pytest.raises(ConfigError, match=r"model\.conditioning\.labels\.margin"):
+    with pytest.raises(ConfigError, match=r"^margin must be a number in \[0, 1\), got 1\.5"):
         RegimeLabelConfig(margin=1.5)
+    with pytest.raises(ConfigError, match=r"^model\.conditioning\.labels\.margin must be"):  # read from the config
+        parse(RegimeLabelConfig, {"margin": 1.5}, "model.conditioning.labels")
