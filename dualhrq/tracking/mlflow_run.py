@@ -1,6 +1,6 @@
 """One MLflow run per training job, shared by every CV fold.
 
-``open_run`` decides which run a job writes to: the one ``mlflow run`` opened
+``RunTracker.open`` decides which run a job writes to: the one ``mlflow run`` opened
 (``MLFLOW_RUN_ID``), the one this output directory used before (a resumed
 job), or a new one in the configured experiment, created with an explicit
 artifact location. Folds log through :class:`FoldMLFlowLogger`, Lightning's
