@@ -1,11 +1,9 @@
 """The LitModule with ``model/conditioning=regime_rag``: training and inference carry on through a slow or failing
 pattern index (fail-open retrieval), and retrieved patterns reach the FiLM context."""
 
-import time
 from functools import partial
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -14,44 +12,16 @@ from torch.utils.data import DataLoader
 from dualhrq.config import compose_train, model_sizes
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import DualHRQNet
-from dualhrq.patterns.index import IndexConfig
-from dualhrq.patterns.library import LibraryConfig, PatternLibrary
 from dualhrq.patterns.retrieval import PatternRetriever
 from dualhrq.training.conditioning import ConditioningFit
+from tests.patterns.fakes import DAY, DIM, SCALES, BrokenIndex, SlowIndex, library
 
-DAY = 86_400_000_000
-SCALES, DIM = 2, 4
 GROUP = compose_train([
     "model=hrm_tiny", "model/conditioning=regime_rag", "model.conditioning.patterns.scales=[8,16]",
     f"model.conditioning.patterns.dim={DIM}", "model.conditioning.patterns.library.k=3",
     "model.conditioning.patterns.library.codebook=4", "model.conditioning.retrieval.timeout_ms=50",
     "model.conditioning.retrieval.failure_threshold=2", "model.conditioning.retrieval.cooldown_s=10",
 ]).model.conditioning
-
-
-class SlowIndex:
-    """Wraps a FAISS index; sleeps before every search."""
-
-    def __init__(self, index, delay):
-        self.index, self.delay = index, delay
-
-    def search(self, q, k):
-        time.sleep(self.delay)
-        return self.index.search(q, k)
-
-
-class BrokenIndex:
-    def search(self, q, k):
-        raise RuntimeError("index unavailable")
-
-
-def library(n=200, seed=0):
-    """An HNSW library: its FAISS index is what the tests replace (exact search bypasses the index)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n, dtype=np.int64) * DAY
-    return PatternLibrary.build(LibraryConfig(k=3, codebook=4, index=IndexConfig(kind="hnsw")),
-                                rng.normal(size=(n, SCALES, DIM)).astype(np.float32), t, t + DAY,
-                                rng.normal(size=n).astype(np.float32))
 
 
 def retriever(lib):

@@ -1,18 +1,14 @@
 """Fail-open pattern retrieval: a slow or failing index times out or errors, the breaker opens, and it recovers."""
 
-import time
 
 import numpy as np
 import pytest
 import torch
 
 from dualhrq.patterns.breaker import BreakerConfig, BreakerState
-from dualhrq.patterns.index import IndexConfig
-from dualhrq.patterns.library import LibraryConfig, PatternLibrary
 from dualhrq.patterns.retrieval import PatternRetriever
 
-DAY = 86_400_000_000
-SCALES, DIM = 2, 4
+from .fakes import DAY, DIM, SCALES, BrokenIndex, SlowIndex, library
 
 
 class FakeClock:
@@ -21,31 +17,6 @@ class FakeClock:
 
     def __call__(self):
         return self.now
-
-
-class SlowIndex:
-    """Wraps a FAISS index; sleeps before every search while ``delay`` > 0."""
-
-    def __init__(self, index, delay):
-        self.index, self.delay = index, delay
-
-    def search(self, q, k):
-        time.sleep(self.delay)
-        return self.index.search(q, k)
-
-
-class BrokenIndex:
-    def search(self, q, k):
-        raise RuntimeError("index unavailable")
-
-
-def library(n=200, seed=0):
-    """An HNSW library: its FAISS index is what the tests replace (exact search bypasses the index)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n, dtype=np.int64) * DAY
-    return PatternLibrary.build(LibraryConfig(k=3, codebook=4, index=IndexConfig(kind="hnsw")),
-                                rng.normal(size=(n, SCALES, DIM)).astype(np.float32), t, t + DAY,
-                                rng.normal(size=n).astype(np.float32))
 
 
 def query(b=4):
