@@ -250,7 +250,8 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
         raise invalid("grad_clip", grad_clip, "positive or null")
     if not getattr(net_cls, "recurrent", False) and (act_cfg.enabled or segments > 1):
         raise ConfigError("act.enabled and supervision.segments > 1 need a recurrent net (an HRM); this one has "
-                          "no carry. Fix: set model.act.enabled=false model.supervision.segments=1.", field="act.enabled")
+                          "no carry. Fix: set model.act.enabled=false model.supervision.segments=1.",
+                          field="act.enabled")
     return segments, act_cfg
 
 
