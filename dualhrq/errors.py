@@ -50,15 +50,3 @@ class ConfigError(DualHRQError):
         else:
             self.args, self.field = (f"{where}: {message}",), where
         return self
-
-
-def positive_int(value: object, field: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise ConfigError naming ``field`` as given.
-
-    For callers that still pass a full config path (the message is not
-    prefixed later); new code uses ``dualhrq.config.positive_int`` with the
-    field's own name.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{field} must be a positive integer, got {value!r}.")
-    return value
