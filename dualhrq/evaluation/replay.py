@@ -153,7 +153,7 @@ def replay(cfg: DictConfig) -> dict[str, float]:
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         tracker.log_params({k: v for k, v in flatten_config(cfg).items() if k.startswith("backtest.")})
         tracker.set_tags({"source.run_id": cfg.run_id or "", "source.predictions": cfg.predictions or "",
-                          "source.adversarial": cfg.adversarial,
+                          "source.adversarial": cfg.adversarial, "source.signals": cfg.signals,
                           "backtest": cfg.backtest._target_, **override_tags(overrides)})
         net = result.returns["net"].to_numpy()
         metrics = {f"bt/{k}": v for k, v in book_metrics(net, result.turnover, sim.periods_per_year).items()}

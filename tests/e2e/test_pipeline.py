@@ -72,6 +72,8 @@ def test_saved_pipelines_reproduce_the_jobs_out_of_sample_signals(tmp_path, cond
     remade = replay(_replay_cfg(tmp_path, "remade", [f"run_id={run_id}", "signals=pipeline"]))
     assert remade["bt/sharpe"] == recorded["bt/sharpe"]
     assert remade["bt/sharpe"] == pytest.approx(run.data.metrics["oos/sharpe"])
+    replays = client.search_runs([client.get_experiment_by_name("backtest").experiment_id])
+    assert sorted(r.data.tags["source.signals"] for r in replays) == ["pipeline", "predictions"]
 
 
 def test_pipeline_signals_need_a_run_and_a_known_source(tmp_path):
