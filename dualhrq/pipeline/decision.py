@@ -89,15 +89,13 @@ class DecisionPipeline:
         return Decisions(signal=signal, forecast_z=forecast, steps=steps)
 
     # ---- persistence ------------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, checkpoint: str | Path | None = None) -> Path:
-        """Write the pipeline under ``directory``; ``checkpoint`` is a weights-only Lightning checkpoint already
-        written there (the training job's), else the module's weights are saved as one."""
+    def save(self, directory: str | Path) -> Path:
+        """Write the pipeline under ``directory``. A weights-only Lightning checkpoint already there (the
+        training job's ``final.ckpt``) is kept as the weights; otherwise the module's weights are written."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None:
+        if not (out / CHECKPOINT).is_file():
             torch.save({"state_dict": self.module.state_dict()}, out / CHECKPOINT)
-        elif Path(checkpoint).resolve() != (out / CHECKPOINT).resolve():
-            raise ValueError(f"the checkpoint must be {out / CHECKPOINT}, got {checkpoint}")
         retriever = self.module.retriever
         meta = {"model": self.model_config, "symbols": self.inputs.symbols, "window": self.window,
                 "eval_batch_size": self.eval_batch_size, "sizes": self.module.sizes,

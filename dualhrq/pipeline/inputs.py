@@ -64,6 +64,7 @@ class FittedInputs:
     symbols: list[str]
     regime_inputs: RegimeInputs | None = None
     queries: PatternQueries | None = None
+    _last: tuple[SampleSet, TransformedSamples] | None = field(default=None, init=False, repr=False, compare=False)
 
     def symbol_ids(self, samples: SampleSet) -> np.ndarray:
         """The fitted id of each of ``samples.symbols``; a symbol the fold never saw is refused."""
@@ -74,7 +75,14 @@ class FittedInputs:
         return np.array([self.symbols.index(s) for s in samples.symbols], dtype=np.int64)
 
     def arrays(self, samples: SampleSet) -> TransformedSamples:
-        """Every array the batches of ``samples`` are cut from, computed once."""
+        """Every array the batches of ``samples`` are cut from, computed once per sample set (the fold's
+        training, its out-of-sample prediction and its conditioning report share them)."""
+        if self._last is not None and self._last[0] is samples:
+            return self._last[1]
+        self._last = (samples, self._transform(samples))
+        return self._last[1]
+
+    def _transform(self, samples: SampleSet) -> TransformedSamples:
         ids = self.symbol_ids(samples)
         row_symbol = ids[samples.row_symbol]
         extras: dict[str, np.ndarray] = {}

@@ -144,7 +144,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     trainer.save_checkpoint(pipeline_dir / CHECKPOINT, weights_only=True)  # collective under DDP
     if not trainer.is_global_zero:
         return None
-    fitted.pipeline.save(pipeline_dir, checkpoint=pipeline_dir / CHECKPOINT)
+    fitted.pipeline.save(pipeline_dir)
     samples = dm.prepare()
     frame, oos = predict_fold(fitted.pipeline, samples, fold)
     result = build(cfg.backtest).run(frame)
