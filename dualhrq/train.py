@@ -43,7 +43,8 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     dm: MarketDataModule = build(cfg.data)
     splitter = build(cfg.validation.splitter)
-    samples = dm.prepare()
+    with located(cfg.data):
+        samples = dm.prepare()
     with located(cfg.validation):
         folds = select_folds(make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction),
                              cfg.validation.folds)

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 from torch.utils.data import DataLoader
 
+from dualhrq.config import located
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.features.engine import FeatureSpec, compute_features, feature_names
 from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
@@ -80,12 +81,18 @@ class MarketDataModule(L.LightningDataModule):
         return len(self._require_samples().symbols)
 
     def features(self) -> pl.DataFrame:
-        """Load and validate the bars (once) and compute their features: ``compute_features``' frame."""
+        """Load and validate the bars (once) and compute their features: ``compute_features``' frame.
+
+        Config errors name fields relative to the data config (``source.n_days``); the caller that read it
+        puts its path in front (``located(cfg.data)``)."""
         if self.bars is None:
-            self.bars = self.source()
-        vix = self.vix() if self.vix is not None else None
+            with located("source"):
+                self.bars = self.source()
+        with located("vix"):
+            vix = self.vix() if self.vix is not None else None
         wants_options = getattr(self.spec, "options", False)
-        chain = self.options(self.bars) if wants_options and self.options is not None else None
+        with located("options"):
+            chain = self.options(self.bars) if wants_options and self.options is not None else None
         return compute_features(self.bars, self.spec, vix, options=chain)
 
     def prepare(self) -> SampleSet:

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from dualhrq.config import build
+from dualhrq.config import build, located
 from dualhrq.data.samples import SampleSet
 from dualhrq.data.scaling import Standardizer
 from dualhrq.errors import DataError
@@ -122,7 +122,8 @@ def predict_from_pipelines(run_cfg: DictConfig, load: Callable[[int], DecisionPi
     """A finished run's out-of-sample predictions made again by its saved decision pipelines (``load(fold)``),
     on the data and folds its config names."""
     dm: MarketDataModule = build(run_cfg.data)
-    samples = dm.prepare()
+    with located(run_cfg.data):
+        samples = dm.prepare()
     splitter = build(run_cfg.validation.splitter)
     folds = select_folds(make_folds(splitter, samples.t, samples.t1, run_cfg.validation.val_fraction),
                          run_cfg.validation.folds)

@@ -9,7 +9,7 @@ import pytest
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.train import train
 
-from .conftest import compose_tiny, runs_of
+from .conftest import compose_tiny, runs_of, tiny_overrides
 
 
 def test_job_logs_one_complete_mlflow_run(tmp_path, client_for):
@@ -137,6 +137,13 @@ def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, o
 def test_data_that_cannot_give_training_samples_stops_before_training(tmp_path, extra, error, message):
     with pytest.raises(error, match=message.replace(".", r"\.")):
         train(compose_tiny(tmp_path, extra))
+    assert not (tmp_path / "out" / "folds").exists()
+
+
+def test_a_bad_source_setting_found_when_loading_names_its_full_path(tmp_path):
+    base = [o for o in tiny_overrides(tmp_path) if not o.startswith("data.source.start")]
+    with pytest.raises(ConfigError, match=r"^data\.source\.n_days must be a positive integer, got 0\."):
+        train(compose_tiny(tmp_path, ["data=synthetic_intraday", "data.source.n_days=0"], base=base))
     assert not (tmp_path / "out" / "folds").exists()
 
 
