@@ -42,8 +42,8 @@ def load_predictions(cfg: DictConfig, workdir: Path) -> tuple[pl.DataFrame, Dict
     if cfg.signals == "pipeline":
         if cfg.run_id is None:
             raise ConfigError("signals=pipeline makes the signals with a run's saved pipelines: set run_id=<run>.")
-        frame, trained = pipeline_predictions(cfg, workdir), run_config(cfg, workdir)
-        return _one_per_decision(frame), trained
+        trained = run_config(cfg, workdir)
+        return _one_per_decision(pipeline_predictions(cfg, trained, workdir)), trained
     if cfg.predictions is not None:
         path = Path(cfg.predictions)
         if not path.is_file():
@@ -80,8 +80,9 @@ def run_config(cfg: DictConfig, workdir: Path) -> DictConfig:
                         f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
 
 
-def pipeline_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
-    """The run's out-of-sample signals, made again by each fold's saved decision pipeline."""
+def pipeline_predictions(cfg: DictConfig, trained: DictConfig, workdir: Path) -> pl.DataFrame:
+    """The run's out-of-sample signals, made again by each fold's saved decision pipeline on the data and
+    folds of its config ``trained``."""
     client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
 
     def load(fold: int) -> DecisionPipeline:
@@ -92,7 +93,7 @@ def pipeline_predictions(cfg: DictConfig, workdir: Path) -> pl.DataFrame:
                             " Fix: replay its predictions (signals=predictions).") from None
         return DecisionPipeline.load(path)
 
-    return predict_from_pipelines(run_config(cfg, workdir), load)
+    return predict_from_pipelines(trained, load)
 
 
 def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFrame
