@@ -163,12 +163,12 @@ def _patterns(pc: PatternSettings, samples: SampleSet, fold: FoldIndex, out: Fol
     encoder = PatternEncoder(pc.scales, pc.points, pc.dim, seed=pc.library.seed).fit(
         features, samples.end_row[fold.train])
     out.queries = PatternQueries(scaler, encoder)
-    query = encoder.embed(features, samples.end_row)
+    train_query = encoder.embed(features, samples.end_row[fold.train])  # every sample's: FittedInputs.arrays
     t = samples.t.astype("datetime64[us]").astype(np.int64)
     t1 = samples.t1.astype("datetime64[us]").astype(np.int64)
     scale = float(np.std(samples.target[fold.train]))
     outcome = (samples.target / scale).astype(np.float32)
-    out.library = PatternLibrary.build(pc.library, query[fold.train], t[fold.train], t1[fold.train],
+    out.library = PatternLibrary.build(pc.library, train_query, t[fold.train], t1[fold.train],
                                        outcome[fold.train])
     out.metrics["patterns/encoder_variance"] = encoder.explained_variance()
     out.metrics.update({f"patterns/{k}": v for k, v in out.library.stats().items()})
