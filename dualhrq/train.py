@@ -46,8 +46,8 @@ def train(cfg: DictConfig) -> float | None:
     with located(cfg.data):
         samples = dm.prepare()
     with located(cfg.validation):
-        folds = select_folds(make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction),
-                             cfg.validation.folds)
+        folds = select_folds(make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction,
+                                        samples.t0), cfg.validation.folds)
     output_dir = Path(cfg.paths.output_dir)
     tracker = None
     if rank_zero_only.rank == 0:
@@ -55,6 +55,10 @@ def train(cfg: DictConfig) -> float | None:
                                synthetic=dm.synthetic)
         log.info("MLflow run %s (%s); %d folds, %d samples, %s", tracker.run_id, tracker.tracking_uri,
                  len(folds), len(samples), dm.label)
+        embargo = max(f.embargo_days for f in folds)
+        log.info("effective embargo %d trading days (embargo_days=%d; input window %d bars + lookback %d)",
+                 embargo, splitter.embargo_days, samples.seq_len, samples.lookback)
+        tracker.log_metrics({"validation/embargo_days_effective": float(embargo)})
     try:
         frames = [run_fold(cfg, dm, fold, tracker, output_dir, i, len(folds)) for i, fold in enumerate(folds, 1)]
         if tracker is None:

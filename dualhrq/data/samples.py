@@ -3,9 +3,11 @@
 A sample is a decision bar t of one symbol. Its input is the ``seq_len``
 feature rows ending at t (all of that symbol, none with a null or
 non-finite feature); its label is the log return over (t, t1], with t1 the
-bar ``horizon`` bars later. Samples are ordered by (t, symbol), time-major,
-so a block of contiguous time (a CPCV group) is a contiguous index range and
-``t``/``t1`` are what purging and embargo need.
+bar ``horizon`` bars later. Its information starts at t0, the bar that the
+oldest row of its window reaches back to through the features' lookback.
+Samples are ordered by (t, symbol), time-major, so a block of contiguous time
+(a CPCV group) is a contiguous index range, and ``t0``/``t``/``t1`` are what
+purging and embargo need.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class SampleSet:
     symbol_id: np.ndarray  # int64 [S], index into symbols
     t: np.ndarray  # datetime64[us] [S], decision time
     t1: np.ndarray  # datetime64[us] [S], label end time (bar t + horizon)
+    t0: np.ndarray  # datetime64[us] [S], oldest bar the inputs depend on (window start - lookback)
     target: np.ndarray  # float64 [S], log(close[t1] / close[t])
     next_return: np.ndarray  # float64 [S], close[t+1] / close[t] - 1
     symbols: list[str]
@@ -39,9 +42,15 @@ class SampleSet:
     regime_names: list[str]
     seq_len: int
     horizon: int
+    lookback: int = 0  # bars before a feature row that its value depends on
 
     def __len__(self) -> int:
         return len(self.end_row)
+
+    def row_start(self, rows: np.ndarray, bars: int) -> np.ndarray:
+        """Time of the bar ``bars`` bars before each of ``rows`` in its symbol (its first bar at the latest)."""
+        first = np.searchsorted(self.row_symbol, self.row_symbol[rows], side="left")
+        return self.row_ts[np.maximum(rows - bars, first)]
 
     def window(self, i: int) -> np.ndarray:
         """Feature rows of sample ``i``: [seq_len, F], oldest first."""
@@ -57,17 +66,22 @@ def build_samples(
     seq_len: int,
     horizon: int = 1,
     stride: int = 1,
+    lookback: int = 0,
     labelled: bool = True,
 ) -> SampleSet:
     """Samples from a ``compute_features`` frame (``ts, symbol, close`` + features).
 
     ``stride`` keeps every stride-th eligible decision bar of each symbol,
-    counting from its first one. ``labelled=False`` keeps decision bars whose
+    counting from its first one. ``lookback`` is how many bars before a row
+    its features read (``features.engine.input_lookback``); it sets ``t0``.
+    ``labelled=False`` keeps decision bars whose
     label lies beyond the data too (the latest bars, to decide on): their
     ``t1`` is NaT and ``target`` / ``next_return`` are NaN.
     """
     for field, value in (("seq_len", seq_len), ("horizon", horizon), ("stride", stride)):
         positive_int(value, field)
+    if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 0:
+        raise DataError(f"lookback must be a whole number of bars >= 0, got {lookback!r}.")
     feature_cols, regime_cols = list(feature_cols), list(regime_cols)
     needed = ["ts", "symbol", "close", *feature_cols, *regime_cols]
     missing = [c for c in needed if c not in frame.columns]
@@ -88,6 +102,7 @@ def build_samples(
     close = frame["close"].to_numpy()
     ends = ends[np.lexsort((symbol_id[ends], ts[ends]))]
     label, nxt = _later_row(symbol_id, ends, horizon), _later_row(symbol_id, ends, 1)
+    first = np.searchsorted(symbol_id, symbol_id[ends], side="left")
     return SampleSet(
         features=features,
         regime=regime,
@@ -95,6 +110,7 @@ def build_samples(
         symbol_id=symbol_id[ends],
         t=ts[ends],
         t1=np.where(label >= 0, ts[label], np.datetime64("NaT", "us")),
+        t0=ts[np.maximum(ends - (seq_len - 1) - lookback, first)],
         target=np.where(label >= 0, np.log(close[label] / close[ends]), np.nan),
         next_return=np.where(nxt >= 0, close[nxt] / close[ends] - 1, np.nan),
         symbols=symbols,
@@ -104,6 +120,7 @@ def build_samples(
         regime_names=regime_cols,
         seq_len=seq_len,
         horizon=horizon,
+        lookback=lookback,
     )
 
 

@@ -26,6 +26,7 @@ from dualhrq.features.rule_state import RULE_STATE_FEATURES, rule_state_features
 from dualhrq.features.vol_regime import markov_volatility_regime
 
 _VIX_ANCHOR = 20.0  # long-run VIX level: vix_log is 0 there and where VIX is missing
+VIX_STALE_DAYS = 5  # calendar days a VIX close stays usable (a long weekend and a holiday)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class _Windows:
     ``extra`` adds model inputs and ``extra_regime`` regime inputs (which are model inputs too): name ->
     a polars expression over the bar columns, computed per symbol like every built-in feature
     (``data.features.extra.<name>: {_target_: <function returning the expression>, ...}``).
+    ``lookback`` overrides :func:`input_lookback` (bars), e.g. for extra features reaching further
+    back than ``long``; purging and embargo keep every training window's lookback clear of test data.
     """
 
     short: int = 5
@@ -42,6 +45,7 @@ class _Windows:
     long: int = 60
     extra: Mapping[str, pl.Expr] = field(default_factory=dict)
     extra_regime: Mapping[str, pl.Expr] = field(default_factory=dict)
+    lookback: PositiveInt | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -91,6 +95,24 @@ class IntradayFeatureSpec(_Windows):
 
 
 Spec = FeatureSpec | IntradayFeatureSpec
+SESSION_BARS = 390  # one-minute bars in a regular US equity session (09:30-16:00 ET)
+
+
+def input_lookback(spec: Spec) -> int:
+    """Bars before a feature row that its value can depend on: what the embargo must clear.
+
+    Daily: the ``long`` window (``mom_long`` reads the close ``long`` bars back). Intraday: the
+    session VWAP reaches back to the session's open, the option surface to the previous session's
+    chain, and the Rule 201 state to the close two sessions back (a trigger yesterday, measured
+    from the day before's close, restricts today). ``spec.lookback`` overrides the count.
+    """
+    if spec.lookback is not None:
+        return spec.lookback
+    if isinstance(spec, FeatureSpec):
+        return spec.long
+    sessions = 3 if spec.rule_state else 2 if spec.options else 1
+    return max(spec.long, sessions * SESSION_BARS)
+
 
 
 def _check_windows(spec: Spec) -> None:
@@ -136,9 +158,11 @@ def compute_features(
 ) -> pl.DataFrame:
     """``ts, symbol, close`` and every feature column, rows ordered by (symbol, ts).
 
-    VIX is joined on the exact bar time (a daily bar and the VIX close of the
-    same day), so nothing later than the bar is used; rows outside VIX
-    coverage keep ``vix_log = 0`` and ``vix_available = 0``. ``options`` is
+    The Cboe VIX close is struck at 16:15 ET, after the 16:00 close at which
+    daily decisions are made, so a bar gets the latest VIX close dated before
+    its own day (the previous trading day's), and none when that is more than
+    ``VIX_STALE_DAYS`` calendar days old; rows without one keep
+    ``vix_log = 0`` and ``vix_available = 0``. ``options`` is
     an end-of-day option chain, used by intraday specs with ``options=True``.
 
     Config errors name ``vix``, ``options`` and ``features.<flag>``: the keys
@@ -160,7 +184,7 @@ def compute_features(
         if vix is None:
             raise ConfigError("features.use_vix is true but no VIX series was given. "
                               "Fix: pass vix=load_vix() or set features.use_vix=false.", field="features.use_vix")
-        query = query.join(_checked_vix(vix).lazy(), on="ts", how="left", maintain_order="left")
+        query = query.join(_vix_known_at(bars, vix).lazy(), on="ts", how="left", maintain_order="left")
         query = query.with_columns(
             vix_log=(pl.col("vix") / _VIX_ANCHOR).log().fill_null(0.0),
             vix_available=pl.col("vix").is_not_null().cast(pl.Float64),
@@ -210,16 +234,24 @@ def _bar_features(spec: FeatureSpec | IntradayFeatureSpec) -> tuple[dict[str, pl
     return model_only, regime_cols
 
 
+def _vix_known_at(bars: pl.DataFrame, vix: pl.DataFrame) -> pl.DataFrame:
+    """``ts, vix``: for every bar time, the latest VIX close of an earlier day (null when stale)."""
+    days = bars.select(pl.col("ts").unique().sort()).with_columns(day=pl.col("ts").dt.truncate("1d"))
+    closes = _checked_vix(vix).with_columns(pl.col("vix_ts").dt.truncate("1d")).sort("vix_ts")
+    return days.join_asof(closes, left_on="day", right_on="vix_ts", strategy="backward",
+                          allow_exact_matches=False, tolerance=f"{VIX_STALE_DAYS}d").select("ts", "vix")
+
+
 def _checked_vix(vix: pl.DataFrame) -> pl.DataFrame:
     """VIX rows usable for the join; null or NaN values count as missing days."""
     missing = [c for c in ("ts", "vix") if c not in vix.columns]
     if missing:
         raise DataError(f"vix: missing columns {missing}. Fix: pass the frame from load_vix().")
-    vix = vix.select(pl.col("ts").cast(pl.Datetime("us")), pl.col("vix").cast(pl.Float64))
+    vix = vix.select(pl.col("ts").cast(pl.Datetime("us")).alias("vix_ts"), pl.col("vix").cast(pl.Float64))
     vix = vix.filter(pl.col("vix").is_not_nan())
     if (vix["vix"] <= 0).any():
         raise DataError("vix: non-positive 'vix' values. Fix: drop them or reload with load_vix().")
-    if vix["ts"].is_duplicated().any():
+    if vix["vix_ts"].is_duplicated().any():
         raise DataError("vix: duplicate 'ts' rows. Fix: keep one VIX value per day.")
     return vix
 

@@ -41,7 +41,7 @@ def token_width(dim: int, n_scales: int) -> int:
     return dim + n_scales + 3
 
 
-_ARRAYS = ("embedding", "time", "outcome_end", "scale", "outcome", "quality", "uses", "code", "centroids")
+_ARRAYS = ("embedding", "time", "outcome_end", "scale", "outcome", "quality", "uses", "code", "uid", "centroids")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,36 @@ class LibraryConfig:
         return None if self.max_age_days is None else np.int64(self.max_age_days * _US_PER_DAY)
 
 
+@dataclass
+class _PendingVotes:
+    """Neighbour votes of queries whose outcome has not ended yet: pattern uids [Q, k] (-1: none), each
+    query's outcome and the time it ends."""
+
+    k: int
+    uids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    outcome: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def add(self, uids: np.ndarray, outcome: np.ndarray, ends: np.ndarray) -> None:
+        self.uids = np.concatenate([self.uids.reshape(-1, uids.shape[1]), uids])
+        self.outcome = np.concatenate([self.outcome, outcome])
+        self.ends = np.concatenate([self.ends, ends])
+
+    def apply_known(self, lib: PatternLibrary, now: np.int64) -> None:
+        """Score the votes whose query outcome ended before ``now``, in the order they became known."""
+        due = self.ends < now
+        if not due.any():
+            return
+        order = np.flatnonzero(due)[np.argsort(self.ends[due], kind="stable")]
+        position = np.full(int(max(lib.uid.max(initial=-1), self.uids.max(initial=-1))) + 1, -1, np.int64)
+        position[lib.uid] = np.arange(len(lib))
+        uids = self.uids[order]
+        neighbours = np.where(uids >= 0, position[np.maximum(uids, 0)], -1)  # evicted or expired: -1
+        lifecycle.score_neighbours(lib.quality, lib.uses, neighbours, lib.outcome, self.outcome[order],
+                                   lib.cfg.quality_halflife)
+        self.uids, self.outcome, self.ends = self.uids[~due], self.outcome[~due], self.ends[~due]
+
+
 class PatternLibrary:
     """Patterns sorted by ``outcome_end``; search is point in time (see the module docstring)."""
 
@@ -82,6 +112,7 @@ class PatternLibrary:
         self.quality = np.zeros(0, np.float32)
         self.uses = np.zeros(0, np.int32)
         self.code = np.zeros(0, np.int32)
+        self.uid = np.zeros(0, np.int64)  # order of addition: a pattern's id however the arrays are reordered
         self.centroids = np.zeros((0, dim), np.float32)
         self.counts = {"added": 0, "expired": 0, "evicted": 0}
         self.index: faiss.Index | None = None
@@ -97,10 +128,12 @@ class PatternLibrary:
         (int64 us) with outcome ``outcome`` [n] known at ``outcome_end`` [n].
 
         Each chunk of decisions first queries the library as it stood (point in
-        time) and scores the neighbours it got, then its own patterns join once
-        their outcome has ended; the library is trimmed to ``max_size`` as it goes.
-        Up to ``score_sample`` decisions per chunk (a seeded random subset) do the
-        scoring, which bounds the cost of the replay.
+        time); its own patterns join once their outcome has ended; the library is
+        trimmed to ``max_size`` as it goes. A query's vote on the neighbours it got
+        (:func:`lifecycle.score_neighbours`) waits until the query's own outcome
+        has ended too, so no eviction uses an outcome that was not yet known. Up
+        to ``score_sample`` decisions per chunk (a seeded random subset) vote,
+        which bounds the cost of the replay.
         """
         n, n_scales, dim = embedding.shape
         if not (len(time) == len(outcome_end) == len(outcome) == n):
@@ -108,6 +141,7 @@ class PatternLibrary:
         if np.any(outcome_end <= time):
             raise DataError("pattern library: every outcome must end after its decision time (t1 > t).")
         lib = cls(cfg, dim, n_scales)
+        votes = _PendingVotes(k=cfg.k)
         rng = np.random.default_rng(cfg.seed)
         order = np.argsort(time, kind="stable")
         pending = np.argsort(outcome_end, kind="stable")  # decisions whose patterns may join, by availability
@@ -116,6 +150,7 @@ class PatternLibrary:
             rows = order[lo : lo + chunk]
             t_now = time[rows[0]]
             upto = int(np.searchsorted(outcome_end[pending], t_now, side="left"))
+            votes.apply_known(lib, t_now)
             if upto > joined:
                 lib._append(embedding[pending[joined:upto]], time[pending[joined:upto]],
                             outcome_end[pending[joined:upto]], outcome[pending[joined:upto]])
@@ -124,14 +159,14 @@ class PatternLibrary:
             if len(lib):
                 scorers = rows if len(rows) <= cfg.score_sample else np.sort(
                     rng.choice(rows, cfg.score_sample, replace=False))
-                q = embedding[scorers].reshape(-1, dim)
-                ids, _ = lib._exact_search(q, np.repeat(time[scorers], n_scales))
-                lifecycle.score_neighbours(lib.quality, lib.uses, ids, lib.outcome,
-                                           np.repeat(outcome[scorers], n_scales), cfg.quality_halflife)
+                ids, _ = lib._exact_search(embedding[scorers].reshape(-1, dim), np.repeat(time[scorers], n_scales))
+                votes.add(lib.uid[ids] * (ids >= 0) - (ids < 0), np.repeat(outcome[scorers], n_scales),
+                          np.repeat(outcome_end[scorers], n_scales))
         if joined < n:  # patterns whose outcome ends after the last decision: available to later (test) times
             rest = pending[joined:]
             lib._append(embedding[rest], time[rest], outcome_end[rest], outcome[rest])
-            lib._trim(time[order[-1]])
+        votes.apply_known(lib, time[order[-1]])
+        lib._trim(time[order[-1]])
         lib.reindex()
         return lib
 
@@ -146,6 +181,7 @@ class PatternLibrary:
         self.quality = np.concatenate([self.quality, np.full(m * s, lifecycle.PRIOR_QUALITY, np.float32)])
         self.uses = np.concatenate([self.uses, np.zeros(m * s, np.int32)])
         self.code = np.concatenate([self.code, np.full(m * s, -1, np.int32)])
+        self.uid = np.concatenate([self.uid, self.counts["added"] + np.arange(m * s, dtype=np.int64)])
         self.counts["added"] += m * s
         self._keep(np.argsort(self.outcome_end, kind="stable"))
         self.index = None

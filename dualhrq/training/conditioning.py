@@ -11,8 +11,11 @@
   which standardising does not remove). These vectors replace the batch's
   ``regime``;
 * regime labels: the mixture is fitted on the training decision bars, then
-  every bar is labelled causally (``regime_labels.py``); a sample's label is
-  that of its decision bar;
+  bars are labelled causally (``regime_labels.py``); a sample's label is
+  that of its decision bar. Training and validation labels come from a pass
+  over the bars whose features read no test bar, its smoothing restarted
+  after every gap, so no test bar reaches them through the smoother's state;
+  test labels from a causal pass over every bar;
 * patterns (``regime_rag``): features standardised per symbol as above; the
   encoder is fitted on training windows, the
   library holds the training decisions' patterns and outcomes, and every
@@ -40,6 +43,7 @@ from dualhrq.patterns.detection import PatternEncoder, check_scales
 from dualhrq.patterns.library import LibraryConfig, PatternLibrary
 from dualhrq.pipeline.inputs import PatternQueries, RegimeInputs
 from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, switches_per_day
+from dualhrq.validation.cpcv import test_blocks
 from dualhrq.validation.folds import FoldIndex
 from dualhrq.validation.leakage import mutual_information_bits
 
@@ -145,13 +149,32 @@ def _symbol_free(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet, f
 def _regime_labels(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet,
                    fold: FoldIndex) -> tuple[np.ndarray, float]:
     """Label of each sample's decision bar and the switches per day over all bars with regime features."""
-    usable = np.flatnonzero(np.isfinite(regime).all(axis=1))
+    usable = np.isfinite(regime).all(axis=1)
     symbol_row, ts = samples.row_symbol, samples.row_ts
     labeler = RegimeLabeler(cfg.regimes, cfg.labels).fit(regime, samples.end_row[fold.train])
+    rows = np.flatnonzero(usable)
     row_labels = np.full(len(regime), -1, np.int64)
-    row_labels[usable] = labeler.label(regime[usable], symbol_row[usable])
-    switches = switches_per_day(row_labels[usable], symbol_row[usable], ts[usable])
-    return row_labels[samples.end_row], switches
+    row_labels[rows] = labeler.label(regime[rows], symbol_row[rows])
+    switches = switches_per_day(row_labels[rows], symbol_row[rows], ts[rows])
+    labels = row_labels[samples.end_row]
+    clean = usable & ~_reads_test_bars(samples, fold)
+    rows = np.flatnonzero(clean)
+    gaps = np.cumsum(~clean)[rows]  # a new run of clean bars starts after every unclean one
+    run = np.cumsum(np.r_[True, (symbol_row[rows][1:] != symbol_row[rows][:-1]) | (gaps[1:] != gaps[:-1])])
+    row_labels[:] = -1
+    row_labels[rows] = labeler.label(regime[rows], run)
+    fit_side = np.concatenate([fold.train, fold.val])
+    labels[fit_side] = row_labels[samples.end_row[fit_side]]
+    return labels, switches
+
+
+def _reads_test_bars(samples: SampleSet, fold: FoldIndex) -> np.ndarray:
+    """Mask of feature rows whose value reads a bar of one of the fold's test blocks (through the lookback)."""
+    start = samples.row_start(np.arange(len(samples.row_ts)), samples.lookback)
+    out = np.zeros(len(samples.row_ts), dtype=bool)
+    for a, b in test_blocks(samples.t, samples.t1, fold.test):
+        out |= (start <= b) & (samples.row_ts >= a)
+    return out
 
 
 def _patterns(pc: PatternSettings, samples: SampleSet, fold: FoldIndex, out: FoldConditioning) -> None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from dualhrq.config import located
 from dualhrq.data.samples import SampleSet, build_samples
-from dualhrq.features.engine import FeatureSpec, compute_features, feature_names
+from dualhrq.features.engine import FeatureSpec, compute_features, feature_names, input_lookback
 from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
 from dualhrq.validation.folds import FoldIndex
 
@@ -100,7 +100,8 @@ class MarketDataModule(L.LightningDataModule):
         if self.samples is None:
             cols, regime_cols = feature_names(self.spec)
             self.samples = build_samples(self.features(), cols, regime_cols, seq_len=self.seq_len,
-                                         horizon=self.horizon, stride=self.stride)
+                                         horizon=self.horizon, stride=self.stride,
+                                         lookback=input_lookback(self.spec))
         return self.samples
 
     def set_fold(self, fold: FoldIndex, inputs: FittedInputs, labels: Mapping[str, np.ndarray] | None = None) -> None:

@@ -125,7 +125,8 @@ def predict_from_pipelines(run_cfg: DictConfig, load: Callable[[int], DecisionPi
     with located(run_cfg.data):
         samples = dm.prepare()
     splitter = build(run_cfg.validation.splitter)
-    folds = select_folds(make_folds(splitter, samples.t, samples.t1, run_cfg.validation.val_fraction),
+    folds = select_folds(make_folds(splitter, samples.t, samples.t1, run_cfg.validation.val_fraction,
+                                    samples.t0),
                          run_cfg.validation.folds)
     return pl.concat([predict_fold(load(fold.fold), samples, fold)[0] for fold in folds])
 
@@ -156,6 +157,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     metrics: dict[str, Any] = {
         **oos, "oos/sharpe": result.sharpe, "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
         "steps": float(trainer.global_step), "n_train": len(fold.train), "n_test": len(fold.test),
+        "embargo_days": fold.embargo_days,
         **{f"{SIM_PREFIX}{k}": v for k, v in result.details().items()}, **cond.metrics, **report}
     log.info("fold %d (%d/%d) | train %d val %d test %d | steps %d | oos loss %.4f | oos sharpe %.3f | %.0f s",
              fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,

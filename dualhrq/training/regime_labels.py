@@ -73,7 +73,11 @@ class RegimeLabeler:
         return self.mixture.predict_proba(self.scaler.transform(regime))[:, self.order]
 
     def label(self, regime: np.ndarray, symbol_id: np.ndarray) -> np.ndarray:
-        """Smoothed regime label (int64) of every row; rows ordered by (symbol, time)."""
+        """Smoothed regime label (int64) of every row; rows ordered by (symbol, time).
+
+        The smoothing restarts wherever ``symbol_id`` changes: at a new symbol, or at a new run of the
+        same symbol's bars when the caller numbers runs (bars after a gap that must not carry state).
+        """
         probs = self.posteriors(regime)
         smooth = pl.DataFrame(probs, schema=[f"p{i}" for i in range(self.n_regimes)]).with_columns(
             pl.all().ewm_mean(half_life=self.cfg.halflife, adjust=True).over(pl.Series(symbol_id))).to_numpy()

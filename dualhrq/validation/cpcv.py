@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from dualhrq.config import NonNegativeInt, PositiveInt, at_least, check_value, invalid
 from dualhrq.errors import ConfigError, DataError
 
-__all__ = ["CombinatorialPurgedKFold", "purge_and_embargo"]
+__all__ = ["CombinatorialPurgedKFold", "effective_embargo_days", "purge_and_embargo", "test_blocks"]
 
 
 class CombinatorialPurgedKFold:
@@ -29,8 +30,9 @@ class CombinatorialPurgedKFold:
     dates, so all symbols sharing a date land in the same group and input
     order does not matter. Fold ``f`` tests the ``f``-th combination of
     groups in ``itertools.combinations`` order; its training set is every
-    other sample, purged and embargoed around each block of adjacent test
-    groups (see :func:`purge_and_embargo`).
+    other sample, purged on both sides and embargoed after each block of
+    adjacent test groups, with every input window kept clear of test bars
+    (see :func:`purge_and_embargo`).
 
     Parameters
     ----------
@@ -39,8 +41,8 @@ class CombinatorialPurgedKFold:
     n_test_groups : int
         ``k`` with 1 <= k < N, groups tested per fold.
     purge_days, embargo_days : int
-        Trading days (>= 0) added before (purge) and after (embargo) each
-        test block; see :func:`purge_and_embargo`.
+        Trading days (>= 0) added on both sides of (purge) and after
+        (embargo) each test block; see :func:`purge_and_embargo`.
     """
 
     def __init__(
@@ -102,7 +104,8 @@ class CombinatorialPurgedKFold:
         sizes = [len(b) for b in np.array_split(np.arange(len(dates)), self.n_groups)]
         return np.repeat(np.arange(self.n_groups), sizes)[date_pos]
 
-    def split(self, t: np.ndarray, t1: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(self, t: np.ndarray, t1: np.ndarray, t0: np.ndarray | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(train_idx, test_idx)`` per fold: sorted int64 positions into ``t``.
 
         Parameters
@@ -110,6 +113,9 @@ class CombinatorialPurgedKFold:
         t, t1 : np.ndarray
             Decision time and label end time (``t1 >= t``) of each sample,
             datetime64 of equal length, in any order.
+        t0 : np.ndarray, optional
+            Time of the oldest bar each sample's inputs depend on (``t0 <= t``:
+            its window start less the features' lookback); ``t`` when omitted.
 
         Raises
         ------
@@ -118,19 +124,19 @@ class CombinatorialPurgedKFold:
         ConfigError
             A fold has no training sample left after purging and embargo.
         """
-        pt, pt1, date_pos = _positions(t, t1)
+        pos = _positions(t, t1, t0)
         group = self.groups(t)
         for fold, groups in enumerate(self._folds):
             in_test = np.isin(group, groups)
             test_idx = np.flatnonzero(in_test)
             candidates = np.flatnonzero(~in_test)
-            train_idx = _purge(candidates, test_idx, pt, pt1, date_pos, self.purge_days, self.embargo_days)
+            train_idx = _purge(candidates, test_idx, pos, self.purge_days, self.embargo_days)
             if train_idx.size == 0:
                 raise ConfigError(
                     f"purge_days={self.purge_days} and embargo_days={self.embargo_days} leave CPCV fold {fold} "
                     f"(test groups {groups}) no training sample: all {candidates.size} of its non-test samples "
-                    "fall in the purge or embargo window. Fix: lower purge_days / embargo_days, or use more "
-                    "data or more n_groups.", field="purge_days")
+                    "fall in the purge or embargo window, or read test bars through their input window. "
+                    "Fix: lower purge_days / embargo_days, or use more data or more n_groups.", field="purge_days")
             yield train_idx, test_idx
 
 
@@ -142,65 +148,97 @@ def purge_and_embargo(
     *,
     purge_days: int,
     embargo_days: int,
+    t0: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Remove from ``train_idx`` the samples that could leak test information (AFML 7.4).
+    """Remove from ``train_idx`` every sample whose information touches a test block (AFML 7.4, both sides).
 
     Time is counted in trading days: the calendar is the sorted unique values
-    of ``t`` and ``t1`` together, and ``d(x)`` is the position of ``x`` in it.
-    Test samples are cut into blocks: maximal runs of consecutive decision
-    dates (unique values of ``t``) holding a test sample, so adjacent CPCV
-    test groups form one block. For a block with span ``[a, b]``, ``a`` the
-    earliest ``t`` and ``b`` the latest ``t1`` of its test samples, training
-    sample ``i`` is dropped if
+    of ``t`` and ``t1`` together, and ``d(x)`` is the position of ``x`` in it
+    (of the first calendar day at or after ``x`` for a ``t0``). Test samples
+    are cut into blocks: maximal runs of consecutive decision dates (unique
+    values of ``t``) holding a test sample, so adjacent CPCV test groups form
+    one block. A block spans ``[a, b]``, ``a`` the earliest ``t`` and ``b``
+    the latest ``t1`` of its test samples. A training sample knows the bars
+    ``[t0_i, t1_i]``: its inputs from ``t0_i`` (window start less the
+    features' lookback; ``t0 = t`` when not given) and its label to ``t1_i``.
+    It is dropped when that interval comes within the margins of a block:
 
-    - purge: ``[t_i, t1_i]`` overlaps ``[d(a) - purge_days, d(b)]``, i.e.
-      ``d(t_i) <= d(b)`` and ``d(t1_i) >= d(a) - purge_days``. With
-      ``purge_days=0`` this is the plain label-overlap purge; a positive
-      value also drops labels ending shortly before the test block, a
-      margin against serial correlation the labels do not capture;
-    - embargo: ``d(b) < d(t_i) <= d(b) + embargo_days`` (AFML 7.4.2),
-      decisions made while features still reflect test-period data.
+        ``d(t1_i) >= d(a) - purge_days``  and  ``d(t0_i) <= d(b) + purge_days + embargo_days``.
 
-    Overlap is inclusive, so a label ending on the block's first day is purged.
+    With zero margins this is the plain overlap rule: no training label ends
+    inside a test block (AFML's purge) and no training input reads a test bar,
+    so an input window longer than the embargo is purged whole. ``purge_days``
+    widens the block on both sides, as in skfolio's ``CombinatorialPurgedCV``:
+    serial correlation runs both ways in time. ``embargo_days`` is added
+    after the block only (AFML 7.4.2). Overlap is inclusive.
     Returns the kept training positions, sorted, as int64.
     """
     check_value("purge_days", purge_days, NonNegativeInt)
     check_value("embargo_days", embargo_days, NonNegativeInt)
-    pt, pt1, date_pos = _positions(t, t1)
+    pos = _positions(t, t1, t0)
     train_idx = np.asarray(train_idx, dtype=np.int64)
     test_idx = np.asarray(test_idx, dtype=np.int64)
-    return _purge(train_idx, test_idx, pt, pt1, date_pos, purge_days, embargo_days)
+    return _purge(train_idx, test_idx, pos, purge_days, embargo_days)
 
 
-def _purge(
-    train_idx: np.ndarray,
-    test_idx: np.ndarray,
-    pt: np.ndarray,
-    pt1: np.ndarray,
-    date_pos: np.ndarray,
-    purge_days: int,
-    embargo_days: int,
-) -> np.ndarray:
-    """:func:`purge_and_embargo` on precomputed calendar and decision-date positions."""
-    is_test_date = np.zeros(int(date_pos.max()) + 1, dtype=bool)
-    is_test_date[date_pos[test_idx]] = True
+def test_blocks(t: np.ndarray, t1: np.ndarray, test_idx: np.ndarray) -> list[tuple[np.datetime64, np.datetime64]]:
+    """``(a, b)`` of every block of ``test_idx`` (see :func:`purge_and_embargo`), in time order."""
+    pos = _positions(t, t1)
+    calendar = np.unique(np.concatenate([np.asarray(t), np.asarray(t1)]))
+    return [(calendar[a], calendar[b]) for a, b in zip(*_blocks(np.asarray(test_idx, np.int64), pos))]
+
+
+def effective_embargo_days(t: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray) -> int:
+    """Decision dates between a test block's last decision and the next training decision, most over blocks.
+
+    What purging, the embargo and the input window leave out after the test data in practice (blocks
+    followed by no training sample are not counted); 0 without such a block.
+    """
+    dates, date_pos = np.unique(np.asarray(t), return_inverse=True)
+    is_test = np.zeros(len(dates), dtype=bool)
+    is_test[date_pos[test_idx]] = True
+    train_dates = np.unique(date_pos[train_idx])
+    ends = np.flatnonzero(is_test & ~np.r_[is_test[1:], False])
+    gaps = [train_dates[k] - e - 1 for e in ends if (k := np.searchsorted(train_dates, e, side="right")) < len(train_dates)]
+    return int(max(gaps, default=0))
+
+
+@dataclass(frozen=True)
+class _Positions:
+    """Trading-day positions of each sample's ``t0``, ``t``, ``t1``, and its decision-date index."""
+
+    t0: np.ndarray
+    t: np.ndarray
+    t1: np.ndarray
+    date: np.ndarray
+
+
+def _blocks(test_idx: np.ndarray, pos: _Positions) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end calendar positions of each block of consecutive test decision dates."""
+    is_test_date = np.zeros(int(pos.date.max()) + 1, dtype=bool)
+    is_test_date[pos.date[test_idx]] = True
     run_of_date = np.cumsum(is_test_date & ~np.r_[False, is_test_date[:-1]]) - 1
-    run = run_of_date[date_pos[test_idx]]
+    run = run_of_date[pos.date[test_idx]]
     n_runs = int(run.max()) + 1 if run.size else 0
     start = np.full(n_runs, np.iinfo(np.int64).max)
     end = np.full(n_runs, -1)
-    np.minimum.at(start, run, pt[test_idx])
-    np.maximum.at(end, run, pt1[test_idx])
-    s, e = pt[train_idx], pt1[train_idx]
+    np.minimum.at(start, run, pos.t[test_idx])
+    np.maximum.at(end, run, pos.t1[test_idx])
+    return start, end
+
+
+def _purge(train_idx: np.ndarray, test_idx: np.ndarray, pos: _Positions, purge_days: int,
+           embargo_days: int) -> np.ndarray:
+    """:func:`purge_and_embargo` on precomputed positions."""
+    s, e = pos.t0[train_idx], pos.t1[train_idx]
     keep = np.ones(train_idx.size, dtype=bool)
-    for a, b in zip(start, end):
-        keep &= ~((s <= b) & (e >= a - purge_days))
-        keep &= ~((s > b) & (s <= b + embargo_days))
+    for a, b in zip(*_blocks(test_idx, pos)):
+        keep &= ~((e >= a - purge_days) & (s <= b + purge_days + embargo_days))
     return np.sort(train_idx[keep]).astype(np.int64)
 
 
-def _positions(t: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Trading-day positions of ``t`` and ``t1``, and each sample's decision-date index."""
+def _positions(t: np.ndarray, t1: np.ndarray, t0: np.ndarray | None = None) -> _Positions:
+    """Trading-day positions of ``t0``, ``t`` and ``t1``, and each sample's decision-date index."""
     t, t1 = np.asarray(t), np.asarray(t1)
     if t.ndim != 1 or t.shape != t1.shape or t.size == 0:
         raise DataError(
@@ -214,7 +252,10 @@ def _positions(t: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
             f"{bad.size} samples have a label end t1 before their decision time t "
             f"(first at position {bad[0]}: t={t[bad[0]]}, t1={t1[bad[0]]}); fix the label construction."
         )
+    t0 = t if t0 is None else np.asarray(t0)
+    if t0.shape != t.shape or (t0.dtype.kind == "M" and np.isnat(t0).any()) or (t0 > t).any():
+        raise DataError(f"t0 must be one time per sample, none after its decision time t, got shape {t0.shape}; "
+                        "it is the oldest bar a sample's inputs read.")
     calendar = np.unique(np.concatenate([t, t1]))
-    dates = np.unique(t)
-    return np.searchsorted(calendar, t), np.searchsorted(calendar, t1), np.searchsorted(dates, t)
-
+    return _Positions(t0=np.searchsorted(calendar, t0), t=np.searchsorted(calendar, t),
+                      t1=np.searchsorted(calendar, t1), date=np.searchsorted(np.unique(t), t))

@@ -16,22 +16,27 @@ import numpy as np
 
 from dualhrq.config import between, check_value, located
 from dualhrq.errors import ConfigError
-from dualhrq.validation.cpcv import CombinatorialPurgedKFold, purge_and_embargo
+from dualhrq.validation.cpcv import CombinatorialPurgedKFold, effective_embargo_days, purge_and_embargo
 
 
 @dataclass(frozen=True)
 class FoldIndex:
-    """Sample indices of one fold: train, validation (held out from train) and test."""
+    """Sample indices of one fold: train, validation (held out from train) and test, and the embargo
+    the purge left in practice (``cpcv.effective_embargo_days``)."""
 
     fold: int
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    embargo_days: int = 0
 
 
 def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray,
-               val_fraction: float) -> list[FoldIndex]:
+               val_fraction: float, t0: np.ndarray | None = None) -> list[FoldIndex]:
     """All folds of ``splitter`` with a purged validation tail cut from each training set.
+
+    ``t0`` (each sample's oldest input bar, ``SampleSet.t0``) keeps training input windows clear of
+    test and validation bars.
 
     Config errors name ``val_fraction`` and ``splitter.<field>``: the caller
     that read both (``validation`` in the training job) puts its path in front.
@@ -39,20 +44,21 @@ def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
     check_value("val_fraction", val_fraction, Annotated[float, between(0, 0.5, hi_open=True)],
                 "use 0.1 for a 10% validation tail or 0 for none.")
     folds = []
-    for i, (train, test) in enumerate(_splits(splitter, t, t1)):
+    for i, (train, test) in enumerate(_splits(splitter, t, t1, t0)):
         val = np.empty(0, dtype=np.int64)
         if val_fraction > 0:
             dates = np.unique(t[train])
             cut = dates[int(np.floor(len(dates) * (1.0 - val_fraction)))]
             val = train[t[train] >= cut]
-            train = purge_and_embargo(train[t[train] < cut], val, t, t1,
+            train = purge_and_embargo(train[t[train] < cut], val, t, t1, t0=t0,
                                       purge_days=splitter.purge_days, embargo_days=splitter.embargo_days)
             if len(train) == 0:
                 raise ConfigError(
                     f"splitter.purge_days={splitter.purge_days} and splitter.embargo_days={splitter.embargo_days} "
                     f"leave fold {i} no training sample once its validation tail (val_fraction={val_fraction}) "
                     "is purged. Fix: lower them or val_fraction, or use more data.", field="splitter.purge_days")
-        folds.append(FoldIndex(fold=i, train=train, val=val, test=test))
+        folds.append(FoldIndex(fold=i, train=train, val=val, test=test,
+                               embargo_days=effective_embargo_days(t, train, test)))
     return folds
 
 
@@ -66,8 +72,8 @@ def select_folds(folds: list[FoldIndex], selected: list[int] | None) -> list[Fol
     return [folds[i] for i in selected]
 
 
-def _splits(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
+def _splits(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray, t0: np.ndarray | None
             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The splitter's (train, test) pairs; its config errors name ``splitter.<field>``."""
     with located("splitter"):
-        yield from splitter.split(t, t1)
+        yield from splitter.split(t, t1, t0)

@@ -99,11 +99,29 @@ def test_symbols_do_not_leak_into_each_other(bars: pl.DataFrame) -> None:
     assert_frame_equal(both.filter(pl.col("symbol") == "BBB"), alone, check_exact=True)
 
 
-def test_vix_joins_on_the_bar_day_and_flags_missing_days(bars: pl.DataFrame) -> None:
-    vix = pl.DataFrame({"ts": bars["ts"][100:103], "vix": [20.0, 40.0, float("nan")]})
+def test_vix_close_is_used_from_the_next_bar_and_goes_stale(bars: pl.DataFrame) -> None:
+    # The VIX close is struck at 16:15 ET, after the 16:00 decision: a bar sees the previous VIX day's close.
+    ts = bars.filter(pl.col("symbol") == "AAA")["ts"]
+    vix = pl.DataFrame({"ts": ts[100:103], "vix": [20.0, 40.0, float("nan")]})  # day 102's value is missing
     out = compute_features(bars, FeatureSpec(), vix=vix).filter(pl.col("symbol") == "AAA")
-    np.testing.assert_allclose(out["vix_log"][99:104].to_numpy(), [0.0, 0.0, np.log(2.0), 0.0, 0.0])
-    np.testing.assert_array_equal(out["vix_available"][99:104].to_numpy(), [0, 1, 1, 0, 0])
+    gap = (ts - ts[101]).dt.total_days().to_numpy()  # calendar days since the last VIX close (day 101)
+    fresh = (gap > 0) & (gap <= 5)
+    expected_log = np.where(fresh, np.log(2.0), 0.0)  # log(40 / 20) while day 101's close is the latest
+    expected_log[100] = 0.0
+    expected_available = (fresh | (np.arange(len(ts)) == 101)).astype(float)  # day 101 sees day 100's 20
+    np.testing.assert_allclose(out["vix_log"].to_numpy(), expected_log)
+    np.testing.assert_array_equal(out["vix_available"].to_numpy(), expected_available)
+    assert out["vix_available"][100] == 0  # the first VIX day has no earlier close
+
+
+def test_vix_of_a_day_changes_no_feature_of_that_day_or_before(bars: pl.DataFrame) -> None:
+    ts = bars.filter(pl.col("symbol") == "AAA")["ts"]
+    vix = pl.DataFrame({"ts": ts[50:150], "vix": np.linspace(12.0, 30.0, 100)})
+    base = compute_features(bars, FeatureSpec(), vix=vix)
+    moved = compute_features(bars, FeatureSpec(), vix=vix.with_columns(
+        pl.when(pl.col("ts") == ts[120]).then(80.0).otherwise(pl.col("vix")).alias("vix")))
+    changed = base["ts"].to_numpy()[(base["vix_log"] != moved["vix_log"]).to_numpy()]
+    assert len(changed) and changed.min() > ts[120]
 
 
 def test_use_vix_without_a_series_is_a_config_error(bars: pl.DataFrame) -> None:

@@ -40,7 +40,7 @@ def test_a_planted_pattern_whose_outcome_ends_at_or_after_t_is_never_returned(ki
     lib.embedding = np.concatenate([lib.embedding, planted[:, 0]])
     for name, values in {"time": [t - DAY, t - DAY, t - 3 * DAY], "outcome_end": [t + DAY, t, t - DAY],
                          "scale": [0, 0, 0], "outcome": [1.0, 1.0, 1.0], "quality": [0.5] * 3, "uses": [0] * 3,
-                         "code": [0] * 3}.items():
+                         "code": [0] * 3, "uid": [10**6, 10**6 + 1, 10**6 + 2]}.items():
         setattr(lib, name, np.concatenate([getattr(lib, name), np.asarray(values, getattr(lib, name).dtype)]))
     lib._keep(np.argsort(lib.outcome_end, kind="stable"))
     lib.reindex()
@@ -162,3 +162,36 @@ def test_bad_inputs_are_refused():
     t = np.arange(3, dtype=np.int64)
     with pytest.raises(DataError, match="outcome must end after"):
         PatternLibrary.build(LibraryConfig(), np.zeros((3, 1, 2), np.float32), t, t, np.zeros(3, np.float32))
+
+
+def _three_decisions(query_end: int) -> PatternLibrary:
+    """Patterns P (day 0) and Q (day 1) are in the library when decision R (day 20, outcome +1, next to P)
+    queries it; R's outcome ends on ``query_end``; one more decision at day 30 closes the replay."""
+    emb = np.array([[[0.0] * DIM], [[5.0] * DIM], [[0.1] * DIM], [[9.0] * DIM]], np.float32)
+    t = np.array([0, 1, 20, 30], np.int64) * DAY
+    end = np.array([10, 11, query_end, 31], np.int64) * DAY
+    cfg = LibraryConfig(k=1, codebook=2, quality_halflife=1.0)
+    return PatternLibrary.build(cfg, emb, t, end, np.array([1.0, 1.0, 1.0, -1.0], np.float32), chunk=1)
+
+
+def test_a_vote_counts_only_once_the_voters_outcome_has_ended():
+    # R agrees with its neighbour P. Known by day 25, before the replay's last decision (day 30): P scores
+    # 0.5 + 1/2 * (1 - 0.5) = 0.75. Known only on day 40: P keeps its prior 0.5 and is unused.
+    def p_quality(lib):
+        p = np.flatnonzero(lib.time == 0)[0]
+        return float(lib.quality[p]), int(lib.uses[p])
+
+    assert p_quality(_three_decisions(query_end=25)) == (0.75, 1)
+    assert p_quality(_three_decisions(query_end=40)) == (lifecycle.PRIOR_QUALITY, 0)
+
+
+def test_eviction_uses_only_outcomes_known_when_it_evicts():
+    # Capacity 2. R (outcome known day 40) agrees with P; the day-30 decision's pattern S joins on day 31,
+    # evicting one of P, Q at the next decision. With R's vote unknown there, P and Q tie at 0.5 and the
+    # older, P, goes; counting R's future vote would keep P and evict Q.
+    emb = np.array([[[0.0] * DIM], [[5.0] * DIM], [[0.1] * DIM], [[9.0] * DIM], [[9.5] * DIM]], np.float32)
+    t = np.array([0, 1, 20, 30, 35], np.int64) * DAY
+    end = np.array([10, 11, 40, 31, 36], np.int64) * DAY
+    cfg = LibraryConfig(k=1, codebook=2, max_size=2, quality_halflife=1.0)
+    lib = PatternLibrary.build(cfg, emb, t, end, np.array([1.0, 1.0, 1.0, 1.0, 1.0], np.float32), chunk=1)
+    assert 0 not in lib.time[lib.time < 20 * DAY] and 1 * DAY in lib.time

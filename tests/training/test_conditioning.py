@@ -36,7 +36,7 @@ def sample_set(n_rows=600, seed=0):
     ends = np.arange(40, n_rows - 1)
     return SampleSet(features=rng.normal(size=(n_rows, 2)).astype(np.float32),
                      regime=regime.astype(np.float32), end_row=ends, symbol_id=np.zeros(len(ends), np.int64),
-                     t=ts[ends], t1=ts[ends + 1], target=rng.normal(size=len(ends)) * 0.01,
+                     t=ts[ends], t1=ts[ends + 1], t0=ts[ends - 31], target=rng.normal(size=len(ends)) * 0.01,
                      next_return=np.zeros(len(ends)), symbols=["A"], row_symbol=np.zeros(n_rows, np.int64),
                      row_ts=ts, feature_names=["f0", "f1"], regime_names=["r0", "r1"], seq_len=32, horizon=1)
 
@@ -113,6 +113,7 @@ def test_a_regime_feature_that_identifies_the_symbol_is_left_out():
     s = SampleSet(features=rng.normal(size=(2 * n, 2)).astype(np.float32),
                   regime=np.stack([shared, shape], axis=1).astype(np.float32), end_row=ends,
                   symbol_id=(ends >= n).astype(np.int64), t=np.tile(ts_one, 2)[ends], t1=np.tile(ts_one, 2)[ends + 1],
+                  t0=np.tile(ts_one, 2)[ends - 31],
                   target=rng.normal(size=len(ends)) * 0.01, next_return=np.zeros(len(ends)), symbols=["A", "B"],
                   row_symbol=np.repeat([0, 1], n).astype(np.int64), row_ts=np.tile(ts_one, 2),
                   feature_names=["f0", "f1"], regime_names=["shared", "shape"], seq_len=32, horizon=1)

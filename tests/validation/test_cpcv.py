@@ -20,19 +20,34 @@ def _samples(days):
     return np.flatnonzero(np.isin(np.arange(20) // 2, days))
 
 
-def _folds(cv, t, t1):
-    return [(train.tolist(), test.tolist()) for train, test in cv.split(t, t1)]
+def _folds(cv, t, t1, t0=None):
+    return [(train.tolist(), test.tolist()) for train, test in cv.split(t, t1, t0)]
 
 
 def test_hand_worked_purge_counts_trading_days_across_a_weekend():
     # N=10 gives one day per group; fold 5 tests Mon Jan 8 (calendar position 5),
-    # its label ends Tue (position 6). Purge 2 trading days: window [3, 6] drops the
-    # samples decided on days 2 (label ends day 3), 3, 4 and 6; a 2-calendar-day
-    # purge would reach back only to Sat Jan 6 and keep day 2. Embargo 1: day 7.
-    cv = CombinatorialPurgedKFold(n_groups=10, n_test_groups=1, purge_days=2, embargo_days=1)
+    # its label ends Tue (position 6). Purge 2 trading days on both sides: window [3, 8]
+    # drops the samples decided on days 2 (label ends day 3), 3, 4, 6, 7 and 8; a
+    # 2-calendar-day purge would reach back only to Sat Jan 6 and keep day 2.
+    cv = CombinatorialPurgedKFold(n_groups=10, n_test_groups=1, purge_days=2, embargo_days=0)
     train, test = _folds(cv, T, T1)[5]
     assert test == [10, 11]
-    assert train == _samples([0, 1, 8, 9]).tolist()
+    assert train == _samples([0, 1, 9]).tolist()
+    # an embargo of 1 more trading day after the block also drops day 9
+    cv = CombinatorialPurgedKFold(n_groups=10, n_test_groups=1, purge_days=2, embargo_days=1)
+    assert _folds(cv, T, T1)[5][0] == _samples([0, 1]).tolist()
+
+
+def test_hand_worked_input_windows_are_purged_whole():
+    # Same fold (test day 5, label to 6), no purge or embargo. Inputs reading back 3 days
+    # (t0 = t - 3 trading days) reach the test block from days 7, 8 and 9 (t0 = 4, 5, 6),
+    # so only days 0..3 (labels end before day 5) are left; with t0 = t, days 7..9 stay.
+    cv = CombinatorialPurgedKFold(n_groups=10, n_test_groups=1, purge_days=0, embargo_days=0)
+    t0 = np.repeat(DAYS[np.maximum(np.arange(10) - 3, 0)], 2)
+    assert _folds(cv, T, T1)[5][0] == _samples([0, 1, 2, 3, 7, 8, 9]).tolist()
+    assert _folds(cv, T, T1, t0)[5][0] == _samples([0, 1, 2, 3]).tolist()
+    kept = purge_and_embargo(np.arange(20), np.array([10, 11]), T, T1, t0=t0, purge_days=0, embargo_days=0)
+    assert kept.tolist() == _samples([0, 1, 2, 3]).tolist()
 
 
 def test_hand_worked_two_test_blocks():
@@ -117,11 +132,14 @@ def _random_panel(rng):
     return days[t_pos[order]], days[t1_pos[order]]
 
 
-def _reference_folds(t, t1, n, k, purge, embargo):
-    """Brute force: groups by position in the sorted dates, one window per run of adjacent test groups."""
-    cal = {d: i for i, d in enumerate(np.unique(np.concatenate([t, t1])))}
+def _reference_folds(t, t1, t0, n, k, purge, embargo):
+    """Brute force: groups by position in the sorted dates, one window per run of adjacent test groups;
+    a training sample may not know any bar within ``purge`` days before to ``purge + embargo`` after one."""
+    calendar = np.unique(np.concatenate([t, t1]))
+    cal = {d: i for i, d in enumerate(calendar)}
     s = np.array([cal[d] for d in t])
     e = np.array([cal[d] for d in t1])
+    s0 = np.array([sum(c < d for c in calendar) for d in t0])  # first calendar day at or after t0
     dates = np.unique(t)
     group_of_date = {d: g for g, block in enumerate(np.array_split(dates, n)) for d in block}
     group = np.array([group_of_date[d] for d in t])
@@ -139,11 +157,11 @@ def _reference_folds(t, t1, n, k, purge, embargo):
             i
             for i in range(t.size)
             if group[i] not in combo
-            and not any(s[i] <= b and e[i] >= a - purge for a, b in spans)
-            and not any(b < s[i] <= b + embargo for a, b in spans)
+            and not any(set(range(s0[i], e[i] + 1)) & set(range(a - purge, b + purge + embargo + 1))
+                        for a, b in spans)
         ]
         folds.append((train, test, spans))
-    return s, e, folds
+    return s0, e, folds
 
 
 def test_random_configurations_match_reference_and_invariants():
@@ -151,16 +169,17 @@ def test_random_configurations_match_reference_and_invariants():
     checked = 0
     for _ in range(200):
         t, t1 = _random_panel(rng)
+        t0 = t - rng.integers(0, 5, t.size).astype("timedelta64[D]")  # input windows, some before the calendar
         n = int(rng.integers(2, min(7, np.unique(t).size) + 1))
         k = int(rng.integers(1, n))
         purge, embargo = int(rng.integers(0, 5)), int(rng.integers(0, 5))
         cv = CombinatorialPurgedKFold(n, k, purge, embargo)
-        s, e, reference = _reference_folds(t, t1, n, k, purge, embargo)
+        s, e, reference = _reference_folds(t, t1, t0, n, k, purge, embargo)
         if any(not train for train, _, _ in reference):
             with pytest.raises(ConfigError):
-                list(cv.split(t, t1))
+                list(cv.split(t, t1, t0))
             continue
-        folds = list(cv.split(t, t1))
+        folds = list(cv.split(t, t1, t0))
         assert len(folds) == cv.get_n_splits()
         times_tested = np.zeros(t.size, dtype=int)
         for (train, test), (ref_train, ref_test, spans) in zip(folds, reference):
@@ -168,10 +187,9 @@ def test_random_configurations_match_reference_and_invariants():
                 assert idx.dtype == np.int64 and np.all(np.diff(idx) > 0)
             assert train.tolist() == ref_train and test.tolist() == ref_test
             assert np.intersect1d(train, test).size == 0
-            for a, b in spans:
-                assert not np.any((s[train] <= b) & (e[train] >= a - purge))
-                assert not np.any((s[train] > b) & (s[train] <= b + embargo))
+            for a, b in spans:  # no training sample knows a bar of the widened block
+                assert not np.any((s[train] <= b + purge + embargo) & (e[train] >= a - purge))
             times_tested[test] += 1
         assert np.all(times_tested == cv.n_paths)
         checked += 1
-    assert checked > 120
+    assert checked > 100

@@ -31,10 +31,9 @@ def test_validation_tail_is_purged_and_embargoed_against_training(n_groups, k):
         np.testing.assert_array_equal(fold.val, train[t[train] >= cut])
         a = min(pos[d] for d in t[fold.val])
         b = max(pos[d] for d in t1[fold.val])
-        for i in fold.train:  # no training label overlaps the purged validation span, none in its embargo
+        for i in fold.train:  # no training label or decision within the validation span widened by 4 + 2 days
             s, e = pos[t[i]], pos[t1[i]]
-            assert not (s <= b and e >= a - 4)
-            assert not (b < s <= b + 2)
+            assert not (s <= b + 4 + 2 and e >= a - 4)
 
 
 def test_val_fraction_out_of_range_is_refused():
@@ -61,7 +60,7 @@ def test_config_errors_name_the_splitter_field_for_the_reader_to_locate():
     with pytest.raises(ConfigError, match=r"^validation\.splitter\.purge_days=400 "):
         with located("validation"):
             make_folds(CombinatorialPurgedKFold(purge_days=400, embargo_days=400), t, t1, val_fraction=0.1)
-    with pytest.raises(ConfigError, match=r"^splitter\.purge_days=200 and splitter\.embargo_days=0 leave fold 0 no "
+    with pytest.raises(ConfigError, match=r"^splitter\.purge_days=100 and splitter\.embargo_days=0 leave fold 0 no "
                        r"training sample once its validation tail \(val_fraction=0\.4\)") as err:
-        make_folds(CombinatorialPurgedKFold(n_groups=2, purge_days=200, embargo_days=0), t, t1, val_fraction=0.4)
+        make_folds(CombinatorialPurgedKFold(n_groups=2, purge_days=100, embargo_days=0), t, t1, val_fraction=0.4)
     assert err.value.field == "splitter.purge_days"
