@@ -43,7 +43,7 @@ from dualhrq.patterns.detection import PatternEncoder, check_scales
 from dualhrq.patterns.library import LibraryConfig, PatternLibrary
 from dualhrq.pipeline.inputs import PatternQueries, RegimeInputs
 from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, switches_per_day
-from dualhrq.validation.cpcv import test_blocks
+from dualhrq.validation.cpcv import block_spans
 from dualhrq.validation.folds import FoldIndex
 from dualhrq.validation.leakage import mutual_information_bits
 
@@ -172,7 +172,7 @@ def _reads_test_bars(samples: SampleSet, fold: FoldIndex) -> np.ndarray:
     """Mask of feature rows whose value reads a bar of one of the fold's test blocks (through the lookback)."""
     start = samples.row_start(np.arange(len(samples.row_ts)), samples.lookback)
     out = np.zeros(len(samples.row_ts), dtype=bool)
-    for a, b in test_blocks(samples.t, samples.t1, fold.test):
+    for a, b in block_spans(samples.t, samples.t1, fold.test):
         out |= (start <= b) & (samples.row_ts >= a)
     return out
 

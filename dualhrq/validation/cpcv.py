@@ -20,7 +20,7 @@ import numpy as np
 from dualhrq.config import NonNegativeInt, PositiveInt, at_least, check_value, invalid
 from dualhrq.errors import ConfigError, DataError
 
-__all__ = ["CombinatorialPurgedKFold", "effective_embargo_days", "purge_and_embargo", "test_blocks"]
+__all__ = ["CombinatorialPurgedKFold", "effective_embargo_days", "purge_and_embargo", "block_spans"]
 
 
 class CombinatorialPurgedKFold:
@@ -181,7 +181,7 @@ def purge_and_embargo(
     return _purge(train_idx, test_idx, pos, purge_days, embargo_days)
 
 
-def test_blocks(t: np.ndarray, t1: np.ndarray, test_idx: np.ndarray) -> list[tuple[np.datetime64, np.datetime64]]:
+def block_spans(t: np.ndarray, t1: np.ndarray, test_idx: np.ndarray) -> list[tuple[np.datetime64, np.datetime64]]:
     """``(a, b)`` of every block of ``test_idx`` (see :func:`purge_and_embargo`), in time order."""
     pos = _positions(t, t1)
     calendar = np.unique(np.concatenate([np.asarray(t), np.asarray(t1)]))
@@ -199,8 +199,9 @@ def effective_embargo_days(t: np.ndarray, train_idx: np.ndarray, test_idx: np.nd
     is_test[date_pos[test_idx]] = True
     train_dates = np.unique(date_pos[train_idx])
     ends = np.flatnonzero(is_test & ~np.r_[is_test[1:], False])
-    gaps = [train_dates[k] - e - 1 for e in ends if (k := np.searchsorted(train_dates, e, side="right")) < len(train_dates)]
-    return int(max(gaps, default=0))
+    nxt = np.searchsorted(train_dates, ends, side="right")
+    gaps = train_dates[nxt[nxt < len(train_dates)]] - ends[nxt < len(train_dates)] - 1
+    return int(gaps.max(initial=0))
 
 
 @dataclass(frozen=True)

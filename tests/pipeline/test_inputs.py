@@ -21,7 +21,8 @@ def _samples(symbols: list[str], seed: int = 0) -> SampleSet:
     ts = np.tile(np.arange(per).astype("datetime64[D]").astype("datetime64[us]"), len(symbols))
     return SampleSet(features=rng.normal(size=(n_rows, 3)).astype(np.float32),
                      regime=rng.normal(size=(n_rows, 2)).astype(np.float32), end_row=ends,
-                     symbol_id=row_symbol[ends], t=ts[ends], t1=ts[ends], t0=ts[ends - seq + 1], target=rng.normal(size=len(ends)),
+                     symbol_id=row_symbol[ends], t=ts[ends], t1=ts[ends], t0=ts[ends - seq + 1],
+                     target=rng.normal(size=len(ends)),
                      next_return=rng.normal(size=len(ends)), symbols=symbols, row_symbol=row_symbol, row_ts=ts,
                      feature_names=["a", "b", "c"], regime_names=["r0", "r1"], seq_len=seq, horizon=1)
 

@@ -129,3 +129,21 @@ def test_a_regime_feature_that_identifies_the_symbol_is_left_out():
     kept = fit_fold_conditioning(ConditioningFit.from_config({"regimes": 2, "labels": {}, "max_input_mi_bits": None}),
                                  s, fold)
     assert kept.metrics["conditioning/inputs_dropped"] == 0 and regime_inputs(kept)[:, 1].std() > 0.5
+
+
+def test_training_labels_after_a_test_block_carry_no_smoothing_state_from_it():
+    # Test block in the middle (decisions 200..299), training on both sides right up to it; the first
+    # training decision after it is the first bar whose window holds no test bar. The smoother and the
+    # hysteresis must restart there, so test regimes turned upside down change no training label.
+    s = sample_set()
+    test = np.arange(200, 300)
+    window_clear = s.t0 > s.t1[test].max()
+    fold = FoldIndex(fold=0, train=np.concatenate([np.arange(0, 190), np.flatnonzero(window_clear)]),
+                     val=np.arange(0), test=test)
+    cfg = ConditioningFit.from_config({"regimes": 3, "labels": {"min_dwell": 60, "halflife": 40.0}})
+    before = fit_fold_conditioning(cfg, s, fold).labels["regime_label"]
+    rows = (s.row_ts >= s.t[test].min()) & (s.row_ts <= s.t1[test].max())
+    s.regime[rows] = -3 * s.regime[rows]
+    after = fit_fold_conditioning(cfg, s, fold).labels["regime_label"]
+    np.testing.assert_array_equal(after[fold.train], before[fold.train])
+    assert (after[test] != before[test]).any()  # the test labels do see their own bars

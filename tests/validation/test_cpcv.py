@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dualhrq.errors import ConfigError, DataError
-from dualhrq.validation.cpcv import CombinatorialPurgedKFold, purge_and_embargo
+from dualhrq.validation.cpcv import CombinatorialPurgedKFold, effective_embargo_days, purge_and_embargo
 
 # Ten business days Mon 2024-01-01 .. Fri 2024-01-12, two symbols each; sample i
 # is decided on day i // 2 and its label ends on the next business day.
@@ -193,3 +193,15 @@ def test_random_configurations_match_reference_and_invariants():
         assert np.all(times_tested == cv.n_paths)
         checked += 1
     assert checked > 100
+
+
+def test_effective_embargo_counts_the_decision_dates_left_out_after_a_block():
+    # Fold 3 tests day 3 (label to day 4). Inputs reading back 3 days: the first later training decision
+    # whose window starts after day 4 is day 8, so days 4..7 (4 decision dates) are left out.
+    cv = CombinatorialPurgedKFold(n_groups=10, n_test_groups=1, purge_days=0, embargo_days=0)
+    t0 = np.repeat(DAYS[np.maximum(np.arange(10) - 3, 0)], 2)
+    train, test = list(cv.split(T, T1, t0))[3]
+    assert train.tolist() == _samples([0, 1, 8, 9]).tolist()  # day 2: its label ends on day 3
+    assert effective_embargo_days(T, train, test) == 4
+    assert effective_embargo_days(T, *list(cv.split(T, T1))[3]) == 0  # day 5 trains: nothing left out
+    assert effective_embargo_days(T, *list(cv.split(T, T1, t0))[9]) == 0  # no training after the last block
