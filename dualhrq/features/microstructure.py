@@ -39,7 +39,7 @@ def depth_imbalance(bid_size: pl.Expr, ask_size: pl.Expr, window: int) -> pl.Exp
     """Mean of (Q_bid - Q_ask) / (Q_bid + Q_ask) over ``window`` bars, in [-1, 1]; 0 when both sides are empty.
 
     A level of displayed depth at the touch, not a flow: it leans toward the
-    side the next price move goes (Cartea, Jaimungal & Penalva 2015, ch. 4).
+    side of the next mid-price move (Gould & Bonart 2016, "queue imbalance").
     """
     depth = bid_size + ask_size
     return pl.when(depth > 0).then((bid_size - ask_size) / depth).otherwise(0.0).rolling_mean(window)
