@@ -109,10 +109,16 @@ def pandas_features(df: pd.DataFrame, spec: IntradayFeatureSpec) -> pd.DataFrame
     keys = [df["symbol"], session]
     vwap = (typical * df["volume"]).groupby(keys, sort=False).cumsum() / df["volume"].groupby(keys, sort=False).cumsum()
     out["vwap_deviation"] = np.log(c / vwap)
-    depth = df["bid_size"] + df["ask_size"]
-    imbalance = ((df["bid_size"] - df["ask_size"]) / depth).where(depth > 0, 0.0)
+    pb, qb, pa, qa = df["bid"], df["bid_size"], df["ask"], df["ask_size"]
+    depth = qb + qa
+    imbalance = ((qb - qa) / depth).where(depth > 0, 0.0)
+    ppb, pqb, ppa, pqa = (g[x].shift(1) for x in ("bid", "bid_size", "ask", "ask_size"))
+    event = (qb.where(pb >= ppb, 0.0) - pqb.where(pb <= ppb, 0.0) - qa.where(pa <= ppa, 0.0)
+             + pqa.where(pa >= ppa, 0.0)).where(ppb.notna())
     for w in (s, m):
-        out[f"order_flow_{w}"] = roll(imbalance, w, "mean")
+        out[f"depth_imbalance_{w}"] = roll(imbalance, w, "mean")
+        flow, average_depth = roll(event, w, "sum"), roll(depth / 2, w, "mean")
+        out[f"ofi_{w}"] = (flow / average_depth).where(average_depth > 0, np.where(flow.isna(), np.nan, 0.0))
     change = np.sign(g["close"].diff())
     moves = (change != 0).astype(float).where(change.notna())
     ups = (change > 0).astype(float).where(change.notna())
@@ -134,7 +140,7 @@ def pandas_features(df: pd.DataFrame, spec: IntradayFeatureSpec) -> pd.DataFrame
     n_bar = (lg - k + 1) / k
     rv_avg = roll((log_c - g["close"].shift(k).pipe(np.log)) ** 2, lg - k + 1, "sum") / k
     rv_all = roll(r**2, lg, "sum")
-    tsrv = ((rv_avg - n_bar / lg * rv_all) / (1 - n_bar / lg)).clip(lower=0)
+    tsrv = ((rv_avg - n_bar / lg * rv_all) * lg / ((k - 1) * n_bar)).clip(lower=0)
     regime = {
         f"rvol_{m}": np.sqrt(rv / m),
         f"bpvol_{m}": np.sqrt(bpv / m),
@@ -149,7 +155,7 @@ def pandas_features(df: pd.DataFrame, spec: IntradayFeatureSpec) -> pd.DataFrame
     }
     for name, values in regime.items():
         out[name] = values
-    for name in (f"mom_{m}", "vwap_deviation", f"order_flow_{m}", f"rvol_{m}"):
+    for name in (f"mom_{m}", "vwap_deviation", f"depth_imbalance_{m}", f"rvol_{m}"):
         x = out[name]
         by_ts = x.groupby(df["ts"], sort=False)
         count = by_ts.transform("count")

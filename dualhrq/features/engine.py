@@ -64,9 +64,10 @@ class FeatureSpec(_Windows):
 class IntradayFeatureSpec(_Windows):
     """Minute-bar features (``data.features`` of ``data=synthetic_intraday``); windows in bars.
 
-    ``quotes``: bars carry bid/ask and their sizes (spread, quote imbalance);
-    without them order flow comes from the tick rule. ``trades``: bars carry
-    trade counts. ``cross_section``: add per-timestamp ranks across symbols.
+    ``quotes``: bars carry bid/ask and their sizes (spread, depth imbalance,
+    CKS order-flow imbalance); without them the order flow is tick-rule
+    signed volume. ``trades``: bars carry trade counts. ``cross_section``:
+    add per-timestamp ranks across symbols.
     ``vol_regime``: add the Markov-switching volatility regime of
     ``regime_block``-bar blocks, fitted on each symbol's first
     ``regime_fit_days`` sessions (which are then left without features).
@@ -270,8 +271,7 @@ def _intraday_features(spec: IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], d
     model_only, bar_regime = _bar_features(spec)
     model_only |= {
         "vwap_deviation": micro.vwap_deviation(c, session_vwap),
-        f"order_flow_{s}": _order_flow(spec, s),
-        f"order_flow_{m}": _order_flow(spec, m),
+        **{f"{name}_{w}": expr for w in (s, m) for name, expr in _flow(spec, w).items()},
         f"uptick_share_{m}": micro.uptick_share(c, m),
         f"zero_return_share_{m}": micro.zero_return_share(c, m),
         "session_progress": micro.session_progress(pl.col("ts")),
@@ -291,17 +291,21 @@ def _intraday_features(spec: IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], d
     return model_only, regime_cols
 
 
-def _order_flow(spec: IntradayFeatureSpec, window: int) -> pl.Expr:
+def _flow(spec: IntradayFeatureSpec, window: int) -> dict[str, pl.Expr]:
+    """Order-flow features over ``window`` bars: from the quotes when the bars carry them, else the tick rule."""
     if spec.quotes:
-        return micro.quote_imbalance(pl.col("bid_size"), pl.col("ask_size"), window)
-    return micro.signed_volume_imbalance(pl.col("close"), pl.col("volume"), window)
+        bid, bid_size, ask, ask_size = (pl.col(x) for x in ("bid", "bid_size", "ask", "ask_size"))
+        return {"depth_imbalance": micro.depth_imbalance(bid_size, ask_size, window),
+                "ofi": micro.order_flow_imbalance(bid, bid_size, ask, ask_size, window)}
+    return {"signed_volume": micro.signed_volume_imbalance(pl.col("close"), pl.col("volume"), window)}
 
 
 def _ranked(spec: IntradayFeatureSpec) -> list[str]:
     """Features also given as a cross-sectional rank (``rank_<name>``)."""
     if not spec.cross_section:
         return []
-    return [f"rank_{n}" for n in (f"mom_{spec.medium}", "vwap_deviation", f"order_flow_{spec.medium}",
+    flow = "depth_imbalance" if spec.quotes else "signed_volume"
+    return [f"rank_{n}" for n in (f"mom_{spec.medium}", "vwap_deviation", f"{flow}_{spec.medium}",
                                   f"rvol_{spec.medium}")]
 
 

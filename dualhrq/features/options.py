@@ -2,20 +2,24 @@
 
 - Raw SVI smiles (Gatheral 2004) fitted per expiry with the quasi-explicit
   method of Zeliade (2009): for fixed ``(m, sigma)`` the total variance is
-  linear in the other three parameters, so only two are searched.
-- Static-arbitrage checks (Gatheral & Jacquier 2014): butterfly arbitrage
-  where the density factor ``g(k)`` turns negative, calendar arbitrage where
-  total variance falls from one expiry to the next at some log-moneyness.
+  linear in the other three parameters, so only two are searched and the
+  other three solve a bounded least squares.
+- Static-arbitrage checks (Gatheral & Jacquier 2014) over the quoted strikes:
+  butterfly arbitrage where the density factor ``g(k)`` turns negative,
+  calendar arbitrage where total variance falls from one expiry to the next
+  at some log-moneyness.
 - Daily surface features per (date, symbol): ATM volatility, the ATM term
   structure slope, and the 25-delta risk reversal and butterfly.
 
 Log-moneyness is ``k = ln(K / F)`` with ``F`` the forward; total variance is
-``w = iv^2 * tau``.
+``w = iv^2 * tau``. "ATM" is ATM-forward (``K = F``, ``k = 0``), and deltas
+are forward deltas (undiscounted ``N(d1)``, ``N(d1) - 1`` for puts).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +62,7 @@ class SVIRaw:
 
 @dataclass(frozen=True)
 class SVIFit:
-    """A fitted slice and its root-mean-square error in total variance."""
+    """A fitted slice and the root-mean-square error in total variance of exactly these parameters."""
 
     params: SVIRaw
     rmse: float
@@ -68,20 +72,33 @@ def fit_svi(k: np.ndarray, w: np.ndarray) -> SVIFit:
     """Least-squares raw SVI through ``(k, w)`` points of one expiry (Zeliade 2009).
 
     With ``y = (k - m) / sigma`` the slice is ``a + d y + c sqrt(y^2 + 1)``
-    (``c = b sigma``, ``d = rho b sigma``), linear in ``(a, d, c)``; the outer
-    search over ``(m, log sigma)`` runs Levenberg-Marquardt from a small grid of starts.
-    Needs at least 5 points with positive total variance.
+    (``c = b sigma``, ``d = rho b sigma``), linear in ``(a, d, c)``. Those are
+    fitted inside Zeliade's domain ``0 <= c <= 4 sigma``, ``|d| <= c``,
+    ``|d| <= 4 sigma - c``, ``0 <= a <= max w``, so that ``b >= 0``,
+    ``|rho| <= 1`` and the wing slopes ``b (1 +/- rho)`` stay within 4 (Rogers
+    & Tehranchi): in ``u = c + d``, ``v = c - d`` that domain is a box, and
+    the inner problem is a bounded least squares. A sparse or noisy slice
+    then gets the best admissible curve instead of one whose ``rho`` must be
+    clipped. The outer search over ``(m, log sigma)`` runs Levenberg-Marquardt
+    from a small grid of starts. Needs at least 5 points with positive total
+    variance. The bound ``a >= 0`` also rules out the valid slices with
+    ``a < 0`` whose minimum ``a + b sigma sqrt(1 - rho^2)`` is still positive.
     """
     k, w = np.asarray(k, dtype=float), np.asarray(w, dtype=float)
     if k.shape != w.shape or k.size < 5:
         raise DataError(f"fit_svi: needs >= 5 (k, w) points of equal length, got {k.size} and {w.size}.")
     if not (np.isfinite(k).all() and np.isfinite(w).all() and (w > 0).all()):
         raise DataError("fit_svi: total variances must be finite and positive. Fix: drop bad quotes.")
+    w_max = float(w.max())
 
     def inner(m: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
         y = (k - m) / sigma
-        design = np.column_stack([np.ones_like(y), y, np.sqrt(y * y + 1)])
+        root = np.sqrt(y * y + 1)
+        design = np.column_stack([np.ones_like(y), (root + y) / 2, (root - y) / 2])  # columns of a, u, v
+        upper = np.array([w_max, 4 * sigma, 4 * sigma])
         coef, *_ = np.linalg.lstsq(design, w, rcond=None)
+        if not ((coef >= 0).all() and (coef <= upper).all()):  # else the free optimum is the bounded one
+            coef = optimize.lsq_linear(design, w, bounds=(np.zeros(3), upper), method="bvls").x
         return coef, design @ coef - w
 
     def residuals(theta: np.ndarray) -> np.ndarray:
@@ -92,35 +109,89 @@ def fit_svi(k: np.ndarray, w: np.ndarray) -> SVIFit:
     best = min((optimize.least_squares(residuals, np.array(s), method="lm", xtol=1e-14, ftol=1e-14, gtol=1e-14)
                 for s in starts), key=lambda r: r.cost)
     m, sigma = float(best.x[0]), math.exp(best.x[1])
-    (a, d, c), resid = inner(m, sigma)
-    b = c / sigma
-    rho = float(np.clip(d / c, -0.999999, 0.999999)) if c > 0 else 0.0
-    return SVIFit(SVIRaw(float(a), float(b), rho, m, sigma), float(np.sqrt(np.mean(resid**2))))
+    a, u, v = inner(m, sigma)[0]
+    b = (u + v) / (2 * sigma)
+    rho = (u - v) / (u + v) if u + v > 0 else 0.0
+    params = SVIRaw(float(a), float(b), float(rho), m, sigma)
+    return SVIFit(params, float(np.sqrt(np.mean((params.total_variance(k) - w) ** 2))))
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One stretch ``[k_lo, k_hi]`` of checked log-moneyness where a check fails.
+
+    ``kind`` is ``"butterfly"`` (``slices`` = the expiry's index, ``worst`` = min g) or ``"calendar"``
+    (``slices`` = the earlier and later expiry, ``worst`` = min w(later) - w(earlier)), reached at ``k_worst``.
+    """
+
+    kind: str
+    slices: tuple[int, ...]
+    k_lo: float
+    k_hi: float
+    k_worst: float
+    worst: float
 
 
 @dataclass(frozen=True)
 class ArbitrageCheck:
-    """Worst values over the k grid: min g(k) per expiry and min w(k, T2) - w(k, T1) per expiry pair."""
+    """Worst values over the checked range: min g(k) per expiry and min w(k, T2) - w(k, T1) per expiry pair
+    (NaN where two expiries' quoted ranges do not overlap), and every violation's location."""
 
     butterfly_min_g: np.ndarray
     calendar_min_gap: np.ndarray
+    violations: tuple[Violation, ...]
 
     @property
     def butterfly_free(self) -> bool:
-        return bool((self.butterfly_min_g >= -1e-10).all())
+        return not any(v.kind == "butterfly" for v in self.violations)
 
     @property
     def calendar_free(self) -> bool:
-        return bool((self.calendar_min_gap >= -1e-10).all())
+        return not any(v.kind == "calendar" for v in self.violations)
 
 
-def check_static_arbitrage(slices: list[SVIRaw], k_grid: np.ndarray | None = None) -> ArbitrageCheck:
-    """Butterfly and calendar checks of SVI slices ordered by increasing expiry."""
-    grid = np.linspace(-1.5, 1.5, 601) if k_grid is None else np.asarray(k_grid, dtype=float)
-    butterfly = np.array([s.butterfly_density(grid).min() for s in slices])
-    calendar = np.array([(later.total_variance(grid) - earlier.total_variance(grid)).min()
-                         for earlier, later in zip(slices, slices[1:], strict=False)])
-    return ArbitrageCheck(butterfly, calendar)
+_TOLERANCE = 1e-10
+
+
+def check_static_arbitrage(slices: list[SVIRaw], k_ranges: list[tuple[float, float]], margin: float = 0.0,
+                           step: float = 0.0025) -> ArbitrageCheck:
+    """Butterfly and calendar checks of SVI slices ordered by increasing expiry, where quotes back them.
+
+    Slice ``i`` is checked for butterfly arbitrage on its quoted range ``k_ranges[i]`` widened by
+    ``margin`` on each side; two consecutive expiries are checked for calendar arbitrage where both
+    widened ranges overlap. A fitted smile says little beyond its quotes, so extrapolated wings neither
+    raise nor hide an alarm unless ``margin`` asks for them. Grids have spacing at most ``step``.
+    """
+    if len(k_ranges) != len(slices):
+        raise ValueError(f"check_static_arbitrage: {len(slices)} slices but {len(k_ranges)} quoted ranges")
+    if margin < 0:
+        raise ValueError(f"check_static_arbitrage: margin must be >= 0, got {margin}")
+    ranges = [(float(lo) - margin, float(hi) + margin) for lo, hi in k_ranges]
+    violations: list[Violation] = []
+    butterfly = np.array([_scan(s.butterfly_density, ranges[i], step, "butterfly", (i,), violations)
+                          for i, s in enumerate(slices)])
+    calendar = []
+    for i, (earlier, later) in enumerate(zip(slices, slices[1:], strict=False)):
+        overlap = (max(ranges[i][0], ranges[i + 1][0]), min(ranges[i][1], ranges[i + 1][1]))
+        calendar.append(_scan(lambda k, e=earlier, lt=later: lt.total_variance(k) - e.total_variance(k),
+                              overlap, step, "calendar", (i, i + 1), violations))
+    return ArbitrageCheck(butterfly, np.array(calendar), tuple(violations))
+
+
+def _scan(value: Callable[[np.ndarray], np.ndarray], k_range: tuple[float, float], step: float, kind: str,
+          slices: tuple[int, ...], violations: list[Violation]) -> float:
+    """Minimum of ``value`` on a grid over ``k_range`` (NaN if empty); appends each negative stretch."""
+    lo, hi = k_range
+    if hi < lo:
+        return math.nan
+    grid = np.linspace(lo, hi, max(math.ceil((hi - lo) / step), 1) + 1)
+    values = value(grid)
+    bad = np.flatnonzero(values < -_TOLERANCE)
+    for run in np.split(bad, np.flatnonzero(np.diff(bad) > 1) + 1) if bad.size else []:
+        worst = run[values[run].argmin()]
+        violations.append(Violation(kind, slices, float(grid[run[0]]), float(grid[run[-1]]), float(grid[worst]),
+                                    float(values[worst])))
+    return float(values.min())
 
 
 # ---------------------------------------------------------------- surface features
@@ -141,11 +212,13 @@ def _delta_strike(fit: SVIRaw, delta: float, call: bool, k_range: tuple[float, f
     return optimize.brentq(gap, lo, hi, xtol=1e-12)
 
 
-def surface_features(chain: pl.DataFrame) -> pl.DataFrame:
-    """Per (date, symbol): ``atm_iv`` (nearest expiry), ``atm_term_slope`` (d ATM iv / d tau, by least
-    squares across expiries), ``rr25`` and ``bf25`` (nearest expiry: 25-delta call iv minus put iv, and
-    their mean minus ATM iv), ``svi_rmse`` (worst slice fit) and ``arbitrage_free`` (1.0 when the fitted
-    slices pass the butterfly and calendar checks).
+def surface_features(chain: pl.DataFrame, arbitrage_margin: float = 0.0) -> pl.DataFrame:
+    """Per (date, symbol): ``atm_iv`` (ATM-forward iv of the nearest expiry), ``atm_term_slope``
+    (d ATM iv / d tau, by least squares across expiries), ``rr25`` and ``bf25`` (nearest expiry, strikes
+    of forward delta +0.25 and -0.25 read off the fitted smile: call iv minus put iv, and the smile
+    strangle, their mean minus ATM iv; not the broker strangle priced at one vol), ``svi_rmse`` (worst
+    slice fit, in total variance) and ``arbitrage_free`` (1.0 when the fitted slices pass the butterfly
+    and calendar checks over their quoted log-moneyness widened by ``arbitrage_margin``).
 
     ``chain`` has the option-chain columns (``date, symbol, expiry, tau, strike, underlying, rate, iv``);
     the forward is ``underlying * exp(rate * tau)``. Each output row uses that day's chain only.
@@ -174,7 +247,7 @@ def surface_features(chain: pl.DataFrame) -> pl.DataFrame:
         near = slices[0]
         wing = [_delta_strike(near, 0.25 if call else -0.25, call, k_ranges[0]) for call in (True, False)]
         iv_at = [math.sqrt(float(near.total_variance(k)) / taus[0]) for k in wing]
-        check = check_static_arbitrage(slices)
+        check = check_static_arbitrage(slices, k_ranges, arbitrage_margin)
         rows.append((day, symbol, atm[0], slope, iv_at[0] - iv_at[1], 0.5 * sum(iv_at) - atm[0], rmse,
                      float(check.butterfly_free and check.calendar_free)))
     return pl.DataFrame(rows, orient="row", schema={

@@ -18,9 +18,11 @@ The day's P&L of a position is attributed with its Black-Scholes-Merton
 Greeks at the previous close (Hull, "Options, Futures and Other
 Derivatives", ch. 19): delta ``D dS`` (options and hedge together), gamma
 ``G dS^2 / 2``, vega ``V d(sigma)`` (the contract's own implied volatility),
-theta ``Theta d(tau)``, and the residual, which holds the higher-order terms
-(vanna, volga, speed) and the rate; on a chain priced by Black-Scholes from
-a known surface it stays small.
+theta ``Theta d(tau)``, and the residual, which holds every other term of
+the expansion: the cross and second-order terms vanna ``dS d(sigma)``, volga
+``d(sigma)^2``, charm ``dS d(tau)`` and veta ``d(sigma) d(tau)``, the
+third-order ones (speed ``dS^3``, ...) and rho times the change of the rate;
+on a chain priced by Black-Scholes from a known surface it stays small.
 """
 
 from __future__ import annotations

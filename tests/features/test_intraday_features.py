@@ -45,9 +45,36 @@ def test_signed_volume_imbalance_by_hand() -> None:
     assert got[3] == pytest.approx(400 / 600)
 
 
-def test_quote_imbalance_by_hand() -> None:
-    got = evaluate(micro.quote_imbalance(pl.col("b"), pl.col("a"), 2), b=[300.0, 100.0, 0.0], a=[100.0, 100.0, 0.0])
+def test_depth_imbalance_by_hand() -> None:
+    got = evaluate(micro.depth_imbalance(pl.col("b"), pl.col("a"), 2), b=[300.0, 100.0, 0.0], a=[100.0, 100.0, 0.0])
     np.testing.assert_allclose(got, [np.nan, (0.5 + 0.0) / 2, 0.0])
+
+
+# Quotes at the close of five bars, one case of Cont, Kukanov & Stoikov (2014, eq. 2) per step:
+#   bar 1: bid up (+qb_1 = +500),           ask unchanged (-(qa_1 - qa_0) = +100)  -> e =  600
+#   bar 2: bid unchanged (qb_2 - qb_1 = -300), ask down (-qa_2 = -400)            -> e = -700
+#   bar 3: bid down (-qb_2 = -200),          ask up (+qa_2 = +400)                -> e =  200
+#   bar 4: nothing moves                                                           -> e =    0
+QUOTES = {"pb": [10.00, 10.01, 10.01, 10.00, 10.00], "qb": [300.0, 500.0, 200.0, 700.0, 700.0],
+          "pa": [10.05, 10.05, 10.04, 10.06, 10.06], "qa": [200.0, 100.0, 400.0, 300.0, 300.0]}
+QUOTE_COLS = (pl.col("pb"), pl.col("qb"), pl.col("pa"), pl.col("qa"))
+
+
+def test_order_flow_events_follow_each_price_change_case() -> None:
+    np.testing.assert_array_equal(evaluate(micro.order_flow_event(*QUOTE_COLS), **QUOTES), [np.nan, 600, -700, 200, 0])
+    # a bid that rises while its size shrinks still adds its whole new size; a falling ask likewise
+    both_improve = {"pb": [10.00, 10.02], "qb": [900.0, 100.0], "pa": [10.05, 10.03], "qa": [900.0, 100.0]}
+    assert evaluate(micro.order_flow_event(*QUOTE_COLS), **both_improve)[1] == 100 - 100
+
+
+def test_order_flow_imbalance_is_the_window_sum_over_average_depth() -> None:
+    # average depth (qb + qa) / 2 per bar: 250, 300, 300, 500, 500
+    got = evaluate(micro.order_flow_imbalance(*QUOTE_COLS, 2), **QUOTES)
+    np.testing.assert_allclose(got, [np.nan, np.nan, (600 - 700) / 300, (-700 + 200) / 400, (200 + 0) / 500])
+    got = evaluate(micro.order_flow_imbalance(*QUOTE_COLS, 3), **QUOTES)
+    np.testing.assert_allclose(got[3], (600 - 700 + 200) / ((300 + 300 + 500) / 3))
+    emptied = {"pb": [10.0, 10.0, 10.0], "qb": [300.0, 0.0, 0.0], "pa": [10.1, 10.1, 10.1], "qa": [0.0, 0.0, 0.0]}
+    np.testing.assert_array_equal(evaluate(micro.order_flow_imbalance(*QUOTE_COLS, 2), **emptied), [np.nan, np.nan, 0])
 
 
 def test_tick_counts_by_hand() -> None:
@@ -92,8 +119,9 @@ def minute_bars() -> pl.DataFrame:
 
 def test_names_need_no_data_and_match_the_columns(minute_bars: pl.DataFrame) -> None:
     inputs, regime_cols = feature_names(SPEC)
-    assert set(regime_cols) <= set(inputs) and len(set(inputs)) == len(inputs) == 41
+    assert set(regime_cols) <= set(inputs) and len(set(inputs)) == len(inputs) == 43
     assert {"vol_regime", "tsrv_vol_40", "atm_iv", "rr25"} <= set(regime_cols) and "rank_mom_10" in inputs
+    assert {"depth_imbalance_3", "ofi_3", "depth_imbalance_10", "ofi_10", "rank_depth_imbalance_10"} <= set(inputs)
     out = features(minute_bars)
     assert out.columns == ["ts", "symbol", "close", *inputs]
     assert_frame_equal(out.select("ts", "symbol", "close"), minute_bars.select("ts", "symbol", "close"))
@@ -105,9 +133,10 @@ def test_without_quotes_or_trades_the_flow_comes_from_the_tick_rule(minute_bars:
     bare = minute_bars.select("ts", "symbol", "open", "high", "low", "close", "volume")
     spec = IntradayFeatureSpec(quotes=False, trades=False, rule_state=False)
     out = compute_features(bare, spec)
-    assert "spread" not in out.columns and "order_flow_30" in out.columns
+    assert {"signed_volume_5", "signed_volume_30"} <= set(out.columns)
+    assert not {"spread", "depth_imbalance_30", "ofi_30"} & set(out.columns)
     expected = bare.select(micro.signed_volume_imbalance(pl.col("close"), pl.col("volume"), 30).over("symbol"))
-    np.testing.assert_allclose(out["order_flow_30"].to_numpy(), expected.to_series().to_numpy())
+    np.testing.assert_allclose(out["signed_volume_30"].to_numpy(), expected.to_series().to_numpy())
     with pytest.raises(DataError, match=r"data.features.quotes=true but the bars lack \['bid'"):
         compute_features(bare, IntradayFeatureSpec())
 

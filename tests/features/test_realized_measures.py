@@ -103,7 +103,21 @@ def test_tsrv_matches_its_formula_on_a_short_series() -> None:
     rv_all = np.sum(np.diff(x) ** 2)
     rv_avg = np.sum((x[k:] - x[:-k]) ** 2) / k
     n_bar = (n - k + 1) / k
-    expected = (rv_avg - n_bar / n * rv_all) / (1 - n_bar / n)
+    expected = (rv_avg - n_bar / n * rv_all) * n / ((k - 1) * n_bar)
     got = pl.DataFrame({"x": x}).select(tsrv(n, k)).to_series().to_numpy()
     assert np.isnan(got[:-1]).all() | pl.Series(got[:-1]).is_null().all()
     np.testing.assert_allclose(got[-1], expected, rtol=1e-12)
+
+
+def test_tsrv_is_unbiased_in_a_small_window_at_constant_volatility() -> None:
+    # the feature's defaults (120 one-minute returns, 5 subsamples) with noise as large as a minute's move:
+    # E[RV_avg] = (n - k + 1) s^2 + 2 nbar e^2 and E[RV_all] = n s^2 + 2 n e^2, so the scaled difference has
+    # mean n s^2 exactly; ZMA's (1 - nbar/n)^-1 alone gives (k - 1) nbar / (n - nbar) = 0.959 of it
+    n, k, paths, step, noise = 120, 5, 4000, 1e-3, 1e-3
+    rng = np.random.default_rng(8)
+    x = np.concatenate([np.zeros((paths, 1)), np.cumsum(rng.normal(0, step, (paths, n)), axis=1)], axis=1)
+    x += rng.normal(0, noise, x.shape)
+    frame = pl.DataFrame({"path": np.repeat(np.arange(paths), n + 1), "x": x.ravel()})
+    ratio = whole_path(frame, tsrv(n, k)) / (n * step**2)
+    se = ratio.std(ddof=1) / np.sqrt(paths)
+    assert se < 0.01 and abs(ratio.mean() - 1) < 4 * se, (ratio.mean(), se)
