@@ -203,5 +203,5 @@ def test_effective_embargo_counts_the_decision_dates_left_out_after_a_block():
     train, test = list(cv.split(T, T1, t0))[3]
     assert train.tolist() == _samples([0, 1, 8, 9]).tolist()  # day 2: its label ends on day 3
     assert effective_embargo_days(T, train, test) == 4
-    assert effective_embargo_days(T, *list(cv.split(T, T1))[3]) == 0  # day 5 trains: nothing left out
+    assert effective_embargo_days(T, *list(cv.split(T, T1))[3]) == 1  # day 4 decides inside the test label
     assert effective_embargo_days(T, *list(cv.split(T, T1, t0))[9]) == 0  # no training after the last block
