@@ -38,6 +38,10 @@ class _Windows:
     (``data.features.extra.<name>: {_target_: <function returning the expression>, ...}``).
     ``lookback`` overrides :func:`input_lookback` (bars), e.g. for extra features reaching further
     back than ``long``; purging and embargo keep every training window's lookback clear of test data.
+    ``regime_window``: each symbol's regime features (``extra_regime`` included, VIX not: it is the
+    same for every symbol) become z-scores against that symbol's own last ``regime_window`` bars, so
+    they say how calm or stressed the instrument is against its recent past and little about which
+    instrument it is (its typical volatility and liquidity levels identify it); null keeps the levels.
     """
 
     short: int = 5
@@ -46,6 +50,7 @@ class _Windows:
     extra: Mapping[str, pl.Expr] = field(default_factory=dict)
     extra_regime: Mapping[str, pl.Expr] = field(default_factory=dict)
     lookback: PositiveInt | None = None
+    regime_window: Annotated[int, at_least(2)] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -55,9 +60,11 @@ class _Windows:
 
 @dataclass(frozen=True)
 class FeatureSpec(_Windows):
-    """Daily-bar features (``data.features`` in config): the windows, and whether to add VIX."""
+    """Daily-bar features (``data.features`` in config): the windows, and whether to add VIX; regime
+    features relative to the last half year of the symbol's own history by default."""
 
     use_vix: bool = True
+    regime_window: Annotated[int, at_least(2)] | None = 120
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,16 @@ def input_lookback(spec: Spec) -> int:
     Daily: the ``long`` window (``mom_long`` reads the close ``long`` bars back). Intraday: the
     session VWAP reaches back to the session's open, the option surface to the previous session's
     chain, and the Rule 201 state to the close two sessions back (a trigger yesterday, measured
-    from the day before's close, restricts today). ``spec.lookback`` overrides the count.
+    from the day before's close, restricts today). Regime features standardised over the last
+    ``regime_window`` bars reach that much further back. ``spec.lookback`` overrides the count.
     """
     if spec.lookback is not None:
         return spec.lookback
+    relative = spec.regime_window - 1 if spec.regime_window else 0  # a z-score's oldest bar, then its lookback
     if isinstance(spec, FeatureSpec):
-        return spec.long
+        return spec.long + relative
     sessions = 3 if spec.rule_state else 2 if spec.options else 1
-    return max(spec.long, sessions * SESSION_BARS)
+    return max(spec.long, sessions * SESSION_BARS) + relative
 
 
 
@@ -179,7 +188,7 @@ def compute_features(
         raise ConfigError("options: option features exist for intraday data only. Fix: set options=null.",
                           field="options")
     model_only, regime_cols = _bar_features(spec)
-    exprs = {**model_only, **regime_cols, **spec.extra, **spec.extra_regime}
+    exprs = {**model_only, **spec.extra, **_relative(spec, {**regime_cols, **spec.extra_regime})}
     query = bars.lazy().with_columns(e.over("symbol").alias(n) for n, e in exprs.items())
     if spec.use_vix:
         if vix is None:
@@ -192,6 +201,13 @@ def compute_features(
         )
     names, _ = feature_names(spec)
     return query.select("ts", "symbol", "close", *names).collect()
+
+
+def _relative(spec: Spec, regime_exprs: dict[str, pl.Expr]) -> dict[str, pl.Expr]:
+    """The regime expressions as trailing z-scores over ``spec.regime_window`` bars (unchanged without one)."""
+    if spec.regime_window is None:
+        return regime_exprs
+    return {name: pattern.zscore(e, spec.regime_window) for name, e in regime_exprs.items()}
 
 
 def _bar_features(spec: FeatureSpec | IntradayFeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr]]:
@@ -318,7 +334,7 @@ def intraday_query(bars: pl.LazyFrame, spec: IntradayFeatureSpec) -> pl.LazyFram
     """
     _check_intraday_columns(bars.collect_schema().names(), spec)
     model_only, regime_cols = _intraday_features(spec)
-    per_symbol = {**model_only, **regime_cols, **spec.extra, **spec.extra_regime}
+    per_symbol = {**model_only, **spec.extra, **_relative(spec, {**regime_cols, **spec.extra_regime})}
     session = {n: e for n, e in per_symbol.items() if n == "vwap_deviation"}
     query = bars.with_columns(session=pl.col("ts").dt.date()).with_columns(
         *(e.over("symbol").alias(n) for n, e in per_symbol.items() if n not in session),

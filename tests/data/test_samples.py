@@ -150,9 +150,10 @@ def test_bundled_data_gives_one_sample_per_labelled_day_after_warm_up() -> None:
     inputs, regime_cols = feature_names(spec)
     frame = compute_features(load_bundled(), spec, vix=load_vix())
     s = build_samples(frame, inputs, regime_cols, seq_len=32)
-    # per symbol: 5031 days - 60 warm-up (long window) - 31 more for the window - 1 unlabelled
-    assert len(s) == 2 * (5031 - 60 - 31 - 1)
-    assert s.t[0] == s.t[1] == np.datetime64("1999-05-14")
+    # per symbol: 5031 days - 60 warm-up (long window) - 119 more for the regime z-scores (120 levels)
+    # - 31 more for the window - 1 unlabelled
+    assert len(s) == 2 * (5031 - 60 - 119 - 31 - 1)
+    assert s.t[0] == s.t[1]
 
 
 @pytest.mark.parametrize("horizon", [1, 3])

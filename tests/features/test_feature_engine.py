@@ -12,9 +12,9 @@ from polars.testing import assert_frame_equal
 from dualhrq.config import build as build_node
 from dualhrq.config import compose_train, located
 from dualhrq.errors import ConfigError, DataError
-from dualhrq.features.engine import FeatureSpec, compute_features, feature_names
+from dualhrq.features.engine import FeatureSpec, compute_features, feature_names, input_lookback
 
-NO_VIX = FeatureSpec(use_vix=False)
+NO_VIX = FeatureSpec(use_vix=False, regime_window=None)  # raw levels: the formulas as written
 
 
 def test_names_need_no_data_and_match_the_computed_columns(bars: pl.DataFrame) -> None:
@@ -51,6 +51,45 @@ def test_rows_keep_the_bar_order_and_warm_up_ends_at_the_long_window(bars: pl.Da
     complete = out.drop_nulls().group_by("symbol").agg(pl.col("ts").min())
     assert complete["ts"].unique().to_list() == [bars["ts"][60]]  # long=60 bars of returns
     assert np.isfinite(out.drop_nulls().drop("ts", "symbol").to_numpy()).all()
+
+
+def _walk(n: int, seed: int = 1) -> pl.DataFrame:
+    """One symbol of ``n`` random-walk daily bars."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.r_[100.0, close[:-1]]
+    return pl.DataFrame({"ts": np.arange(n).astype("datetime64[D]").astype("datetime64[us]"), "symbol": "AAA",
+                         "open": open_, "high": np.maximum(open_, close) * 1.004,
+                         "low": np.minimum(open_, close) * 0.996, "close": close,
+                         "volume": rng.lognormal(12, 0.5, n)})
+
+
+def test_regime_window_gives_trailing_z_scores_of_the_levels() -> None:
+    bars, window = _walk(300), 50
+    _, regime = feature_names(NO_VIX)
+    levels = compute_features(bars, NO_VIX).select(regime).to_numpy()
+    relative = compute_features(bars, FeatureSpec(use_vix=False, regime_window=window)).select(regime).to_numpy()
+    for row in (60 + window - 1, 200, 299):  # first complete z-score, then later rows
+        past = levels[row - window + 1 : row + 1]
+        expected = (levels[row] - past.mean(axis=0)) / past.std(axis=0, ddof=1)
+        np.testing.assert_allclose(relative[row], expected, rtol=1e-9)
+    assert np.isnan(relative[60 + window - 2, -1])  # amihud (levels from row 60): one short of a full window
+
+
+@pytest.mark.parametrize("spec", [NO_VIX, FeatureSpec(use_vix=False), FeatureSpec(use_vix=False, long=30,
+                                                                                    regime_window=10)])
+def test_a_bar_reaches_no_feature_more_than_the_lookback_later(spec: FeatureSpec) -> None:
+    # The embargo clears input_lookback bars; a bar must matter up to exactly that far, and no further.
+    bars, hit = _walk(400), 150
+    lookback = input_lookback(spec)
+    names, _ = feature_names(spec)
+    base = compute_features(bars, spec).select(names).to_numpy()
+    shocked = bars.with_columns(*(pl.when(pl.int_range(pl.len()) == hit).then(pl.col(c) * 1.3).otherwise(pl.col(c))
+                                  for c in ("open", "high", "low", "close", "volume")))
+    moved = compute_features(shocked, spec).select(names).to_numpy()
+    # rolling sums carry round-off residue past their window: compare beyond it
+    changed = np.flatnonzero(~np.isclose(base, moved, rtol=1e-9, atol=1e-12, equal_nan=True).all(axis=1))
+    assert changed.min() == hit and changed.max() == hit + lookback
 
 
 def test_a_zero_volume_bar_leaves_volume_features_finite(bars: pl.DataFrame) -> None:
