@@ -171,8 +171,9 @@ def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Ex
     """Trade towards ``target`` shares ((T, N), NaN = no new decision) under the rules, vectorised over symbols."""
     ex = execution if execution is not None else Execution()
     T, N = grid.shape
-    rec = {k: np.zeros((T, N)) for k in ("order", "fill", "marketable", "passive", "short_fill", "position", "spread_cost",
-                                         "impact_cost", "commission", "borrow", "equity", "quote_shift")}
+    rec = {k: np.zeros((T, N)) for k in ("order", "fill", "marketable", "passive", "short_fill", "position",
+                                         "spread_cost", "impact_cost", "commission", "borrow", "equity",
+                                         "quote_shift")}
     price_rec, limit_rec = np.full((T, N), np.nan), np.full((T, N), np.nan)
     reason = np.zeros((T, N), dtype=np.int8)
     ssr = ssr_restricted(grid)

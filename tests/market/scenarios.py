@@ -141,7 +141,7 @@ def _early_check(rec: Replay):
 
 
 SCENARIOS = (
-    Scenario("flash_crash", _flash_frame, lambda f: np.r_[np.nan, 0, 0, 100, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan],
+    Scenario("flash_crash", _flash_frame, lambda f: np.r_[np.nan, 0, 0, 100, np.full(7, np.nan)],
              _flash_check),
     Scenario("ssr_twice", _twice_frame, _none, _twice_check),
     Scenario("sub3_tier2_close_old_plan", _closing_frame("2020-02-21", "2020-02-20", 2.50), _none,

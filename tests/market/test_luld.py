@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dualhrq.data.synthetic import MarketParams, generate_bars, generate_events
 from dualhrq.market.grid import build_grid
-from dualhrq.market.luld import LIMIT_DOWN, LIMIT_UP, band_parameter, bands, doubled, luld_state
+from dualhrq.market.luld import LIMIT_DOWN, LIMIT_UP, band_parameter, bands, doubled, luld_state, trips
 from dualhrq.market.rules import luld_in_force
 from dualhrq.market.ticks import to_dollars, to_units
 
@@ -186,9 +187,6 @@ def test_lulds_phase_in_by_effective_date(day, tier, at, half_width):
 
 
 def test_planted_spikes_trip_the_bands():
-    from dualhrq.data.synthetic import MarketParams, generate_bars, generate_events
-    from dualhrq.market.luld import trips
-
     eventful = MarketParams(crash_rate=0.3, spike_rate=0.6)
     reports = []
     for seed, params in [(0, None), (1, None), (2, None), (5, None), (1, eventful)]:

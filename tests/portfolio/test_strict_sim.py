@@ -12,11 +12,12 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
 from dualhrq.config import CONF_DIR, build, compose_train
-from dualhrq.data.synthetic import generate_bars
+from dualhrq.data.synthetic import MarketParams, generate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.evaluation.replay import replay as replay_main
 from dualhrq.market.audit import summary_line
 from dualhrq.market.backtest import SignalBacktest
+from dualhrq.market.costs import CostModel
 from dualhrq.portfolio.strict_sim import StrictSimBacktest, adversarial_signals
 from dualhrq.training.preflight import check_training_config
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
@@ -70,9 +71,6 @@ def test_a_restriction_triggered_the_day_before_the_first_decision_holds_on_it()
 @pytest.mark.slow
 @pytest.mark.parametrize("slippage", ["none", "linear", "sqrt", "exp_decay"])
 def test_adversarial_replays_over_ten_seeds_break_no_rule_and_trip_luld(slippage):
-    from dualhrq.market.costs import CostModel
-    from dualhrq.data.synthetic import MarketParams
-
     totals = {"violations": 0, "limit_states": 0, "pauses": 0, "fills": 0}
     for seed in range(10):
         bars = generate_bars(n_symbols=4, start="2024-01-02", n_days=4, seed=seed,
