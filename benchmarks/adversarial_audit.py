@@ -1,6 +1,6 @@
 """The adversarial replay under every impact model and seed: violations by the independent audit, LULD events.
 
-    python benchmarks/adversarial_audit.py --symbols 20 --days 21 --seeds 10
+    python benchmarks/adversarial_audit.py --symbols 20 --days 21 --seeds 10 --impact-coef 0.05
 
 For each seed, the SYNTHETIC market (``dualhrq.data.synthetic``) is replayed
 with the adversarial signal (short after every falling bar) under each
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--days", type=int, default=21)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--impact-coef", type=float, default=0.05)  # small enough that losses stay below capital
     args = parser.parse_args()
     start = time.perf_counter()
     totals = {m: {"violations": 0, "fills": 0, "limit_states": 0, "pauses": 0, "spikes": 0, "spikes_tripped": 0}
@@ -38,7 +39,7 @@ def main() -> None:
         spikes = generate_events(**spec).filter(pl.col("kind") == "spike")
         signals = adversarial_signals(bars)
         for model in SLIPPAGE_MODELS:
-            result = StrictSimBacktest(bars, costs=CostModel(slippage=model)).run(signals)
+            result = StrictSimBacktest(bars, costs=CostModel(slippage=model, impact_coef=args.impact_coef)).run(signals)
             rec, out = result.replay, totals[model]
             out["violations"] += int(result.report["violations"].sum())
             out["fills"] += int(result.report["fills"].sum())
@@ -48,7 +49,7 @@ def main() -> None:
             out["spikes"] += tripped.height
             out["spikes_tripped"] += int((tripped["limit_state"] | tripped["paused"]).sum())
     print(json.dumps({"benchmark": "adversarial_audit", "market": "synthetic", "symbols": args.symbols,
-                      "days": args.days, "seeds": args.seeds, "models": totals,
+                      "days": args.days, "seeds": args.seeds, "impact_coef": args.impact_coef, "models": totals,
                       "seconds": round(time.perf_counter() - start, 1)}))
 
 
