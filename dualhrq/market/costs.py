@@ -9,16 +9,19 @@ for a buy, bid for a sell), as a fraction of the mid price, for an order of
 - ``sqrt``: ``coef * sigma * sqrt(q / V)``, the square-root impact law
   (Almgren, Thum, Hauptmann and Li 2005; Toth et al. 2011), ``sigma`` the
   recent per-bar return volatility;
-- ``exp_decay``: transient impact (Obizhaeva and Wang 2013): each fill
-  displaces the price by ``coef * q / V`` in its direction and the
-  displacement decays as ``exp(-dt / decay_s)``; a fill pays the displacement
-  left by earlier fills (signed: selling into one's own buying pressure earns
-  it back) plus its own ``coef * q / V``.
+- ``exp_decay``: transient impact (Obizhaeva and Wang 2013): each marketable
+  fill pays its own ``coef * q / V`` and displaces the quotes by that much
+  of the mid in its direction; the displacement decays as
+  ``exp(-dt / decay_s)``. The replay moves both quotes by the displacement
+  left at each step, so later fills, the LULD limit states and the Rule 201
+  bid test all see the moved book (selling into one's own buying pressure
+  sells at a raised bid, never above it).
 
 Crossing the spread (paying ask minus mid, or mid minus bid) is reported as
-its own cost. Commissions are per share plus basis points of the notional;
-short positions pay ``borrow_bps`` a year on their closing value, accrued
-each trading day as 1/252 of the annual rate.
+its own cost. Commissions are per share plus basis points of the notional.
+Short positions held overnight pay ``borrow_bps`` a year on their closing
+value for every calendar day until the next session (a Friday short held to
+Monday pays three days), at the stock-loan convention of actual/360.
 """
 
 from __future__ import annotations
@@ -50,24 +53,22 @@ class CostModel:
     def __post_init__(self) -> None:
         check_fields(self)
 
-    def slip(self, qty: np.ndarray, volume: np.ndarray, sigma: np.ndarray, displacement: np.ndarray) -> np.ndarray:
-        """Adverse price move as a fraction of mid for signed orders ``qty`` (NaN where ``volume`` <= 0)."""
+    def slip(self, qty: np.ndarray, volume: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """Adverse move beyond the touch, as a fraction of mid, of signed orders ``qty`` (NaN where ``volume`` <= 0)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             part = np.where(volume > 0, np.abs(qty) / volume, np.nan)
         if self.slippage == "none":
             return np.where(np.isfinite(part), 0.0, np.nan)
-        if self.slippage == "linear":
-            return self.impact_coef * part
         if self.slippage == "sqrt":
             return self.impact_coef * sigma * np.sqrt(part)
-        return self.impact_coef * part + np.sign(qty) * displacement
+        return self.impact_coef * part  # linear, and the own impact of a transient fill
 
     def decay(self, dt_s: float) -> float:
         """Share of the transient displacement left after ``dt_s`` seconds (0 where impact is not transient)."""
         return math.exp(-dt_s / self.decay_s) if self.slippage == "exp_decay" else 0.0
 
     def push(self, qty: np.ndarray, volume: np.ndarray) -> np.ndarray:
-        """Signed displacement a fill adds to the transient impact."""
+        """Signed displacement (a fraction of mid) a marketable fill adds to the transient impact."""
         if self.slippage != "exp_decay":
             return np.zeros_like(qty)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -81,9 +82,9 @@ class CostModel:
             fee = fee + np.where(size > 0, size * price, 0.0) * self.commission_bps * 1e-4
         return fee
 
-    def borrow(self, short_value: np.ndarray) -> np.ndarray:
-        """One trading day's borrow fee on the closing value of short positions (a positive amount)."""
-        return short_value * self.borrow_bps * 1e-4 / 252.0
+    def borrow(self, short_value: np.ndarray, days: int) -> np.ndarray:
+        """The borrow fee of short positions worth ``short_value`` held ``days`` calendar days (actual/360)."""
+        return short_value * self.borrow_bps * 1e-4 * days / 360.0
 
 
 def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:

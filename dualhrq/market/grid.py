@@ -36,8 +36,8 @@ class MarketGrid:
     """Per-step times, per-day sessions and (step, symbol) arrays of one replay.
 
     ``time_us`` is the quote time (bar close) in microseconds since the epoch;
-    ``prev_close`` the last close of the previous trading day in the grid
-    (NaN on the first day); ``session_close`` is 16:00, or 13:00 on a day
+    ``prev_close`` the last close before each day in the grid (carried
+    over days without a bar; NaN on the first day); ``session_close`` is 16:00, or 13:00 on a day
     whose last bar starts before 13:00 (an early close: the contract's bars
     run 09:30..12:59 on those days).
     """
@@ -135,6 +135,7 @@ def build_grid(frame: pl.DataFrame | pl.LazyFrame, bar: timedelta = timedelta(mi
         seen = np.isfinite(block)
         last = np.where(seen.any(axis=0), hi - lo - 1 - np.argmax(seen[::-1], axis=0), 0)
         last_close[d] = np.where(seen.any(axis=0), block[last, np.arange(len(symbols))], np.nan)
+    last_close = pl.DataFrame(last_close).select(pl.all().fill_nan(None).forward_fill()).to_numpy()
     prev_close = np.vstack([np.full((1, len(symbols)), np.nan), last_close[:-1]])
     last_start = [bar_ts[e - 1].astype(datetime).time() for e in ends]
     closes = [EARLY_CLOSE if t < EARLY_CLOSE else FULL_CLOSE for t in last_start]

@@ -1,13 +1,14 @@
 """SEC Rule 201, the short sale price test (17 CFR 242.201).
 
-Once a security's price falls ``trigger_drop`` (10%) or more below its prior
+Once a security's price falls ``trigger_pct`` (10%) or more below its prior
 day's closing price, the restriction holds for the rest of that day and the
 whole following trading day; while it holds a short sale may execute only at
 a price above the current national best bid. The trigger is tested on the
-bar's low (its lowest trade): a bar whose low crosses the trigger price
+bar's low (its lowest trade): a bar whose low reaches the trigger price
 starts the restriction, and orders decided at that bar's close already face
 it. A trigger in the last bar of a day therefore restricts that bar and the
-entire next day.
+entire next day. Prices are compared in exact units (``ticks``), so a trade
+at exactly 90% of the prior close triggers.
 """
 
 from __future__ import annotations
@@ -16,24 +17,24 @@ import numpy as np
 
 from dualhrq.market.grid import MarketGrid
 from dualhrq.market.rules import ssr_in_force
+from dualhrq.market.ticks import to_units
+
+
+def triggered(low_units: np.ndarray, prev_close_units: np.ndarray, trigger_pct: int) -> np.ndarray:
+    """low <= (1 - pct/100) * prior close, in integers: 100 * low <= (100 - pct) * prior close."""
+    with np.errstate(invalid="ignore"):
+        return 100 * low_units <= (100 - trigger_pct) * prev_close_units
 
 
 def ssr_restricted(grid: MarketGrid) -> np.ndarray:
     """(T, N) bool: Rule 201 in force at each step's quote time."""
-    n_days = len(grid.days)
     restricted = np.zeros(grid.shape, dtype=bool)
     carried = np.zeros(len(grid.symbols), dtype=bool)  # triggered on the previous trading day
-    for d in range(n_days):
+    low, prev = to_units(grid.low), to_units(grid.prev_close)
+    for d in range(len(grid.days)):
         rule = ssr_in_force(grid.days[d])
         lo, hi = grid.day_start[d], grid.day_start[d + 1]
-        with np.errstate(invalid="ignore"):
-            hit = grid.low[lo:hi] <= (1.0 - rule.trigger_drop) * grid.prev_close[d]
-        today = np.logical_or.accumulate(hit, axis=0)
+        today = np.logical_or.accumulate(triggered(low[lo:hi], prev[d], rule.trigger_pct), axis=0)
         restricted[lo:hi] = today | carried
         carried = today[-1] if hi > lo else np.zeros_like(carried)
     return restricted
-
-
-def short_sale_allowed(price: np.ndarray, bid: np.ndarray, restricted: np.ndarray) -> np.ndarray:
-    """Rule 201's price test: under the restriction a short sale must print above the national best bid."""
-    return ~restricted | (price > bid)

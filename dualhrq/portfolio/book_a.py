@@ -22,7 +22,10 @@ theta ``Theta d(tau)``, and the residual, which holds every other term of
 the expansion: the cross and second-order terms vanna ``dS d(sigma)``, volga
 ``d(sigma)^2``, charm ``dS d(tau)`` and veta ``d(sigma) d(tau)``, the
 third-order ones (speed ``dS^3``, ...) and rho times the change of the rate;
-on a chain priced by Black-Scholes from a known surface it stays small.
+on a chain priced by Black-Scholes from a known surface it stays small. A
+rebalance's costs (commissions and the hedge's trading cost) are booked in the
+row of the day it trades; the first day's row holds the book as opened, no
+P&L, and the opening costs.
 """
 
 from __future__ import annotations
@@ -158,25 +161,30 @@ class OptionsBook:
         for d, today in enumerate(days):
             quotes = chain.filter(pl.col("date") == today)
             marked = self._mark(book, quotes, today, surface)
-            if prev is not None and book.height:
-                rows.append(self._attribute(prev, marked, today))
-            if d == len(days) - 1:
-                break
-            legs = self._rebalance(quotes, marked)
-            new_hedge = legs.group_by("symbol").agg(hedge=(-(pl.col("contracts") * pl.col("delta")).sum() * m)
-                                                    .round(0), spot=pl.col("underlying").first())
-            traded = (legs.select(*KEY, "contracts").join(book, on=KEY, how="full", coalesce=True, suffix="_old")
-                      .with_columns(pl.col("contracts", "contracts_old").fill_null(0.0))
-                      .group_by("symbol").agg(traded=(pl.col("contracts") - pl.col("contracts_old")).abs().sum()))
-            costs = (new_hedge.join(hedge, on="symbol", how="left", suffix="_old")
-                     .join(traded, on="symbol", how="full", coalesce=True)
-                     .with_columns(pl.col("hedge", "hedge_old", "traded", "spot").fill_null(0.0))
-                     .select("symbol", costs=pl.col("traded") * self.commission_per_contract
-                             + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot")
-                             * self.hedge_cost_bps * 1e-4))
-            book, hedge = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge")
-            prev = {"legs": legs, "hedge": hedge, "costs": costs}
-        if not rows:
+            row = self._attribute(prev, marked, today) if prev is not None and book.height else None
+            costs = pl.DataFrame(schema={"symbol": pl.String, "costs": pl.Float64})
+            if d < len(days) - 1:
+                legs = self._rebalance(quotes, marked)
+                new_hedge = legs.group_by("symbol").agg(hedge=(-(pl.col("contracts") * pl.col("delta")).sum() * m)
+                                                        .round(0), spot=pl.col("underlying").first())
+                traded = (legs.select(*KEY, "contracts").join(book, on=KEY, how="full", coalesce=True, suffix="_old")
+                          .with_columns(pl.col("contracts", "contracts_old").fill_null(0.0))
+                          .group_by("symbol").agg(traded=(pl.col("contracts") - pl.col("contracts_old")).abs().sum()))
+                costs = (new_hedge.join(hedge, on="symbol", how="left", suffix="_old")
+                         .join(traded, on="symbol", how="full", coalesce=True)
+                         .with_columns(pl.col("hedge", "hedge_old", "traded", "spot").fill_null(0.0))
+                         .select("symbol", costs=pl.col("traded") * self.commission_per_contract
+                                 + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot")
+                                 * self.hedge_cost_bps * 1e-4))
+                book, hedge = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge")
+                prev = {"legs": legs, "hedge": hedge}
+                if row is None:  # the opening day: no P&L yet, the book as opened and what opening it cost
+                    row = self._attribute(prev, legs, today)
+            if row is not None:  # a rebalance's costs are booked on the day it trades
+                rows.append(row.drop("costs").join(costs, on="symbol", how="left")
+                            .with_columns(pl.col("costs").fill_null(0.0))
+                            .with_columns(net=pl.col("total") - pl.col("costs")).select(row.columns))
+        if len(rows) < 2:
             raise DataError("option chain: Book A needs at least two days of quotes.")
         return pl.concat(rows).sort("date", "symbol")
 
@@ -194,13 +202,13 @@ class OptionsBook:
             contracts=pl.col("contracts").abs(), ds=ds)
         out = (per_leg.group_by("symbol").agg(pl.exclude("ds", "contracts").sum(), pl.col("ds").first(),
                                               pl.col("contracts").max())
-               .join(prev["hedge"], on="symbol").join(prev["costs"], on="symbol", how="left")
+               .join(prev["hedge"], on="symbol").with_columns(costs=pl.lit(0.0))
                .with_columns(hedge_pnl=pl.col("hedge") * pl.col("ds"), net_delta=pl.col("delta") + pl.col("hedge")))
         return out.with_columns(
             date=pl.lit(today), delta_pnl=pl.col("delta_pnl") + pl.col("hedge_pnl"),
             total=pl.col("option_pnl") + pl.col("hedge_pnl"),
         ).with_columns(
             residual=pl.col("total") - pl.sum_horizontal("delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl"),
-            net=pl.col("total") - pl.col("costs").fill_null(0.0),
+            net=pl.col("total") - pl.col("costs"),
         ).select("date", "symbol", "contracts", "hedge", "net_delta", "gamma", "vega", "theta", "total",
                  "delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl", "residual", "costs", "net")

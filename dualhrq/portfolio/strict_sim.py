@@ -5,10 +5,13 @@ predictions and on each CPCV path, exactly as it calls the close-to-close
 ``SignalBacktest``; ``python -m dualhrq.backtest`` calls the same method on a
 finished run's predictions. Predictions are decisions on bars of the
 configured intraday market (``market``: the data module's source of bars
-with quotes). Book B sizes them, the engine trades them under the rules,
-and the result carries daily returns (net of every cost, as fractions of
-``capital``), the per-step records, the daily violation report and the
-book's metrics.
+with quotes). Book B sizes them, the engine trades them under the rules and
+the participation cap (``execution``), the independent audit re-checks
+every fill, and the result carries daily returns (net of every cost, as
+fractions of ``capital``), the per-step records, the daily violation report
+and the book's metrics. The replay starts two sessions before the first
+decision: the first gives the second its previous close, so a Rule 201
+restriction triggered the day before the first decision is in force on it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dualhrq.errors import DataError
 from dualhrq.market.audit import daily_report
 from dualhrq.market.backtest import BacktestResult
 from dualhrq.market.costs import CostModel
-from dualhrq.market.engine import Replay
+from dualhrq.market.engine import Execution, Replay
 from dualhrq.market.engine import replay as trade
 from dualhrq.market.grid import build_grid
 from dualhrq.portfolio.book_b import EquityBook
@@ -54,11 +57,13 @@ class StrictSimBacktest:
     """Book B through the rule engine and cost models on the configured intraday market."""
 
     def __init__(self, market: Market, book: EquityBook | None = None, costs: CostModel | None = None,
-                 capital: float = 1_000_000.0, periods_per_year: int = 252) -> None:
+                 capital: float = 1_000_000.0, periods_per_year: int = 252,
+                 execution: Execution | None = None) -> None:
         check_value("capital", capital, Annotated[float, FINITE, POSITIVE])
         self.market = market
         self.book = book if book is not None else EquityBook()
         self.costs = costs if costs is not None else CostModel()
+        self.execution = execution if execution is not None else Execution()
         self.capital = float(capital)
         self.periods_per_year = periods_per_year
 
@@ -91,7 +96,7 @@ class StrictSimBacktest:
         first = predictions["ts"].min().date()
         last_col = "t1" if "t1" in predictions.columns else "ts"
         last = max(predictions[last_col].max(), predictions["ts"].max()).date()
-        bars = self.market_bars(symbols, first - timedelta(days=10), last)
+        bars = self.market_bars(symbols, first - timedelta(days=14), last)
         present = set(bars["symbol"].unique().to_list())
         absent = [s for s in symbols if s not in present]
         if absent:
@@ -100,10 +105,10 @@ class StrictSimBacktest:
                             "signals made on intraday bars with quotes (data=synthetic_intraday).")
         days = bars["ts"].dt.date().unique().sort()
         prior = days.filter(days < first)
-        start = prior[-1] if prior.len() else first  # one earlier day gives the first day its previous close
+        start = prior[-2:][0] if prior.len() else first  # two sessions: the day before gets its previous close
         grid = build_grid(bars.filter(pl.col("ts").dt.date() >= start), source="strict_sim market")
         target = self.book.targets(predictions, grid, self.capital)
-        rec = trade(grid, target, self.costs)
+        rec = trade(grid, target, self.costs, self.execution)
         return self._result(rec, first)
 
     run = replay

@@ -8,12 +8,12 @@ from dualhrq.market.costs import CostModel, bar_volatility
 
 
 def test_linear_and_square_root_impact_by_hand():
-    q, v, sigma, d = np.array([1000.0, -4000.0]), np.array([10_000.0, 10_000.0]), np.array([0.002, 0.002]), 0.0
-    assert CostModel(slippage="linear", impact_coef=0.5).slip(q, v, sigma, d) == pytest.approx([0.05, 0.2])
-    sqrt = CostModel(slippage="sqrt", impact_coef=0.5).slip(q, v, sigma, d)
+    q, v, sigma = np.array([1000.0, -4000.0]), np.array([10_000.0, 10_000.0]), np.array([0.002, 0.002])
+    assert CostModel(slippage="linear", impact_coef=0.5).slip(q, v, sigma) == pytest.approx([0.05, 0.2])
+    sqrt = CostModel(slippage="sqrt", impact_coef=0.5).slip(q, v, sigma)
     assert sqrt == pytest.approx([0.5 * 0.002 * math.sqrt(0.1), 0.5 * 0.002 * math.sqrt(0.4)])
     assert sqrt[1] / sqrt[0] == pytest.approx(2.0)  # square-root law: 4x the size, 2x the impact
-    assert np.isnan(CostModel(slippage="linear").slip(q, np.array([0.0, 1.0]), sigma, d)[0])
+    assert np.isnan(CostModel(slippage="linear").slip(q, np.array([0.0, 1.0]), sigma)[0])
 
 
 def test_transient_impact_decays_exponentially():
@@ -21,18 +21,15 @@ def test_transient_impact_decays_exponentially():
     d = model.push(np.array([1000.0]), np.array([10_000.0]))  # +0.05
     d = d * model.decay(120.0)  # two decay times later
     assert d[0] == pytest.approx(0.05 * math.exp(-2))
-    # a buy pays the remaining displacement plus its own impact; a sell earns the displacement back
-    assert model.slip(np.array([1000.0]), np.array([10_000.0]), np.array([0.0]), d)[0] == pytest.approx(
-        0.05 + 0.05 * math.exp(-2))
-    assert model.slip(np.array([-1000.0]), np.array([10_000.0]), np.array([0.0]), d)[0] == pytest.approx(
-        0.05 - 0.05 * math.exp(-2))
+    # each fill pays only its own impact; the displacement moves the quotes (the engine's job)
+    assert model.slip(np.array([-1000.0]), np.array([10_000.0]), np.array([0.0]))[0] == pytest.approx(0.05)
     assert CostModel(slippage="sqrt").decay(10.0) == 0.0
 
 
 def test_commission_and_borrow_by_hand():
     model = CostModel(commission_per_share=0.005, commission_bps=1.0, borrow_bps=252.0)
     assert model.commission(np.array([-200.0]), np.array([50.0]))[0] == pytest.approx(200 * 0.005 + 10_000 * 1e-4)
-    assert model.borrow(np.array([10_000.0]))[0] == pytest.approx(10_000 * 0.0252 / 252)
+    assert model.borrow(np.array([10_000.0]), 3)[0] == pytest.approx(10_000 * 0.0252 * 3 / 360)  # Friday to Monday
 
 
 def test_bar_volatility_matches_numpy_std():

@@ -6,9 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dualhrq.data.synthetic import MarketParams, generate_bars, generate_events
 from dualhrq.market.grid import build_grid
-from dualhrq.market.luld import LIMIT_DOWN, LIMIT_UP, band_parameter, bands, doubled, luld_state
+from dualhrq.market.luld import LIMIT_DOWN, LIMIT_UP, band_parameter, bands, doubled, luld_state, trips
 from dualhrq.market.rules import luld_in_force
+from dualhrq.market.ticks import to_dollars, to_units
 
 from .conftest import bars, with_prior_close
 
@@ -30,21 +32,21 @@ def _us(stamp: str) -> int:
     (0.12, 2, 0.12, 0.03, 0.21),  # ... -> 75% = $0.09
 ])
 def test_band_rows_of_appendix_a(prev_close, tier, ref, lower, upper):
-    pct, cap = band_parameter(np.array([prev_close]), np.array([tier]), POST)
-    lo, hi = bands(np.array([ref]), pct, cap, np.array([False]))
+    pct, cap = band_parameter(to_units([prev_close]), np.array([tier]), POST)
+    lo, hi = to_dollars(bands(to_units([ref]), pct, cap, np.array([False])))
     assert (lo[0], hi[0]) == pytest.approx((lower, upper))
 
 
 def test_row_follows_the_previous_close_and_width_the_live_reference():
-    pct, cap = band_parameter(np.array([3.50, 2.90]), np.array([1, 1]), POST)
-    lo, hi = bands(np.array([2.00, 4.00]), pct, cap, np.array([False, False]))
+    pct, cap = band_parameter(to_units([3.50, 2.90]), np.array([1, 1]), POST)
+    lo, hi = to_dollars(bands(to_units([2.00, 4.00]), pct, cap, np.array([False, False])))
     assert lo.tolist() == pytest.approx([1.90, 3.20])  # 5% of $2.00; 20% of $4.00
     assert hi.tolist() == pytest.approx([2.10, 4.80])
 
 
 def test_doubling_windows_by_amendment():
     tier = np.array([1, 2, 2])
-    prev = np.array([50.0, 50.0, 2.50])
+    prev = to_units([50.0, 50.0, 2.50])
     for day, table, opening, closing in [("2019-03-01", PRE, [1, 1, 1], [1, 1, 1]),
                                          ("2021-03-01", POST, [0, 0, 0], [1, 0, 1])]:
         open_us, close_us = _us(f"{day}T09:30"), _us(f"{day}T16:00")
@@ -124,3 +126,74 @@ def test_a_replay_across_amendment_18_applies_each_days_table():
     grid = build_grid(with_prior_close(pl.concat(days), "2020-02-20", 50.0))
     width = (luld_state(grid).upper - luld_state(grid).lower)[:, 0] / 2
     assert width[1:].tolist() == pytest.approx([5.0, 5.0, 2.5, 2.5])  # tier 1, $50: 2 x 5% then 5%
+
+
+def _minute_bars(highs=None, lows=None, bids=None, asks=None, n=8, day="2021-03-01", tier=1, start="10:00"):
+    """Tier 1, prior close $50 (bands 47.50 / 52.50), minute bars from 10:00 trading flat at $50."""
+    frame = bars(day, np.full(n, 50.0), start=start, flat=True, tier=tier, bid=49.99 if bids is None else bids,
+                 ask=50.01 if asks is None else asks)
+    if highs is not None:
+        frame = frame.with_columns(high=pl.Series(np.asarray(highs, dtype=float)))
+    if lows is not None:
+        frame = frame.with_columns(low=pl.Series(np.asarray(lows, dtype=float)))
+    prior = {"2021-03-01": "2021-02-26", "2013-05-01": "2013-04-30", "2013-09-03": "2013-08-30",
+             "2014-03-03": "2014-02-28"}[day]
+    return build_grid(with_prior_close(frame, prior, 50.0))
+
+
+def test_a_bar_trading_through_the_band_pauses_even_when_its_closing_quote_is_back_inside():
+    # 10:01 bar trades up to 53.00 through the 52.50 band in force before it; quotes never leave 49.99/50.01
+    state = luld_state(_minute_bars(highs=[50, 53.0, 50, 50, 50, 50, 50, 50]))
+    # pause from 10:01:15 to 10:06:15: quotes 10:02 .. 10:06 paused, 10:07 reopens
+    assert state.paused[1:, 0].tolist() == [False, True, True, True, True, True, False, False]
+    assert state.limit[2, 0] == LIMIT_UP and state.counts() == {"limit_states": 1, "pauses": 1}
+
+
+def test_a_bar_touching_the_band_enters_a_limit_state_and_pauses_only_if_the_quote_stays_there():
+    touched = luld_state(_minute_bars(lows=[50, 47.50, 50, 50, 50, 50, 50, 50]))
+    assert touched.limit[1:, 0].tolist() == [0, LIMIT_DOWN, 0, 0, 0, 0, 0, 0] and not touched.paused.any()
+    asks = [50.01, 47.50, 50.01, 50.01, 50.01, 50.01, 50.01, 50.01]  # the 10:01 bar closes with the offer at the band
+    stuck = luld_state(_minute_bars(lows=[50, 47.50, 50, 50, 50, 50, 50, 50], asks=asks,
+                                    bids=[a - 0.02 for a in asks]))
+    assert stuck.paused[2, 0] and stuck.limit[2, 0] == LIMIT_DOWN  # limit state since 10:01 > 15 s at 10:02
+
+
+def test_a_two_bar_spike_is_tested_before_it_moves_the_reference():
+    # +9% then +17.5% on heavy trading: each bar against the band set before it (52.50, then the 5-minute mean)
+    frame = bars("2021-03-01", [50.0, 54.5, 58.75, 58.75], start="10:00", trades=[10, 500, 500, 10])
+    state = luld_state(build_grid(with_prior_close(frame, "2021-02-26", 50.0)))
+    assert state.paused[2, 0]
+
+
+@pytest.mark.parametrize(("day", "tier", "at", "half_width"), [
+    ("2013-05-01", 1, "09:40", None),  # Phase I: no bands before 9:45 ...
+    ("2013-05-01", 1, "10:00", 2.50),  # ... Tier 1 at 5%, never doubled
+    ("2013-05-01", 2, "10:00", None),  # ... and no Tier 2 at all
+    ("2013-05-01", 1, "15:40", None),  # ... nor after 15:30
+    ("2013-09-03", 2, "10:00", 5.00),  # Phase II: Tier 2 at 10%
+    ("2013-09-03", 1, "09:35", 5.00),  # doubled in the opening window
+    ("2013-09-03", 1, "15:40", 5.00),  # and from 15:35 ...
+    ("2013-09-03", 1, "15:50", None),  # ... to 15:45, the end of the bands
+    ("2014-03-03", 1, "15:50", 5.00),  # Phase II.B: the full day, the close doubled
+])
+def test_lulds_phase_in_by_effective_date(day, tier, at, half_width):
+    grid = _minute_bars(n=1, day=day, tier=tier, start=at)
+    state = luld_state(grid)
+    width = (state.upper[1, 0] - state.lower[1, 0]) / 2
+    if half_width is None:
+        assert np.isnan(width) and not state.limit.any()
+    else:
+        assert width == pytest.approx(half_width)
+
+
+def test_planted_spikes_trip_the_bands():
+    eventful = MarketParams(crash_rate=0.3, spike_rate=0.6)
+    reports = []
+    for seed, params in [(0, None), (1, None), (2, None), (5, None), (1, eventful)]:
+        spec = dict(n_symbols=10, start="2024-01-02", n_days=12 if params is None else 4, seed=seed, params=params)
+        spikes = generate_events(**spec).filter(pl.col("kind") == "spike")
+        grid = build_grid(generate_bars(**spec))
+        reports.append(trips(luld_state(grid), grid, spikes))
+        assert reports[-1].height == spikes.height
+    report = pl.concat(reports)
+    assert report.height >= 20 and (report["limit_state"] | report["paused"]).mean() >= 0.9

@@ -12,7 +12,16 @@ def test_each_day_gets_the_table_in_force_then():
     assert luld_in_force(date(2020, 2, 24)).double_opening is False  # its effective date
     assert luld_in_force(date(2020, 2, 24)).closing_double_tier2_low_only is True
     assert luld_in_force(date(2013, 4, 8)) is LULD_TABLES[0]
-    assert ssr_in_force(date(2024, 1, 2)).trigger_drop == 0.10
+    assert ssr_in_force(date(2024, 1, 2)).trigger_pct == 10
+
+
+def test_the_plan_was_phased_in():
+    phase1, phase2a, phase2b = (luld_in_force(date(2013, 8, 2)), luld_in_force(date(2013, 8, 5)),
+                                luld_in_force(date(2014, 2, 24)))
+    assert phase1.tiers == (1,) and not (phase1.double_opening or phase1.double_closing)
+    assert phase2a.tiers == (1, 2) and phase2a.bands_until.total_seconds() == 15 * 60
+    assert phase2b.bands_from.total_seconds() == 0 and phase2b.bands_until.total_seconds() == 0
+    assert luld_in_force(date(2014, 2, 21)) is phase2a
 
 
 def test_days_before_the_rules_existed_are_refused():

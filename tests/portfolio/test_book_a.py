@@ -43,7 +43,7 @@ def test_straddle_is_delta_hedged_within_limits_and_attribution_leaves_a_small_r
     book = OptionsBook(structure="straddle", vega_limit=2_000.0, gamma_limit=5_000.0, min_tau_days=20,
                        roll_tau_days=5)  # the hand-built chain lists every expiry until it expires
     out = book.run(chain({"AAA": _path(), "BBB": _path(seed=1, s0=40.0)}))
-    assert out.height == 2 * 29
+    assert out.height == 2 * 30  # the opening day's row holds the opening costs
     assert (out["net_delta"].abs() <= 0.5).all()  # hedged to the nearest share
     assert (out["vega"].abs() * 0.01 <= 2_000.0 + 1e-6).all() and (out["contracts"] > 0).all()
     terms = out.select(pl.sum_horizontal("delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl") + pl.col("residual"))
@@ -70,10 +70,21 @@ def test_gamma_pnl_by_hand_for_one_day():
     spots = [100.0, 102.0, 102.0]
     out = OptionsBook(vega_limit=1e9, gamma_limit=1e9, commission_per_contract=0.0).run(
         chain({"AAA": spots}, vol=lambda k, s, tau, d: np.full_like(k, 0.2)))
-    first = out.row(0, named=True)
+    first = out.filter(pl.col("date") == date(2024, 1, 3)).row(0, named=True)
     g = bsm_greeks(100.0, 100.0, 24 / 365, 0.03, 0.2, True)["gamma"] * 2  # straddle: call and put gamma are equal
     assert first["gamma_pnl"] == pytest.approx(0.5 * first["contracts"] * 100 * g * 4.0, rel=1e-9)
     assert first["vega_pnl"] == 0.0
+
+
+def test_a_rebalance_is_charged_on_the_day_it_trades():
+    spots = [100.0, 101.0, 99.0, 100.0]
+    out = OptionsBook(commission_per_contract=1.0, hedge_cost_bps=0.0, min_tau_days=20, roll_tau_days=5).run(
+        chain({"AAA": spots}))
+    opening = out.row(0, named=True)
+    # day 1: the straddle is opened (two legs of the same size) and nothing else is earned yet
+    assert opening["date"] == date(2024, 1, 2) and opening["total"] == 0.0
+    assert opening["costs"] == pytest.approx(2 * opening["contracts"]) and opening["net"] == -opening["costs"]
+    assert out["costs"][-1] == 0.0  # no trade at the last close
 
 
 def test_bad_book_a_settings_and_chains_are_refused():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import polars as pl
@@ -12,11 +12,12 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf, open_dict
 
 from dualhrq.config import CONF_DIR, build, compose_train
-from dualhrq.data.synthetic import generate_bars
+from dualhrq.data.synthetic import MarketParams, generate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.evaluation.replay import replay as replay_main
 from dualhrq.market.audit import summary_line
 from dualhrq.market.backtest import SignalBacktest
+from dualhrq.market.costs import CostModel
 from dualhrq.portfolio.strict_sim import StrictSimBacktest, adversarial_signals
 from dualhrq.training.preflight import check_training_config
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
@@ -44,12 +45,45 @@ def test_adversarial_month_breaks_no_rule_and_is_refused_often(month):
     report = result.report
     assert report.height == 20  # the first day only gives the previous close
     assert report["violations"].sum() == 0
-    assert report["rejected_ssr_short_at_or_below_bid"].sum() > 0
+    assert report["rejected_ssr_short_posted_above_bid"].sum() > 0
     assert report["rejections"].sum() == report.select(pl.sum_horizontal(pl.col("^rejected_.*$"))).sum().item()
     assert "0 violations: no rule was broken" in summary_line(report)
     assert result.details()["violations"] == 0.0
     net = result.returns
     assert np.allclose(net["gross"] - net["cost"], net["net"]) and (net["cost"] > 0).all()
+
+
+def test_a_restriction_triggered_the_day_before_the_first_decision_holds_on_it():
+    crash_week = generate_bars(**{**WEEK, "seed": 19}).collect()  # SYN000 falls 18% on 2024-01-04
+    signals = adversarial_signals(crash_week)
+    later = StrictSimBacktest(crash_week).run(signals.filter(pl.col("ts").dt.date() >= pl.date(2024, 1, 5)))
+    full = StrictSimBacktest(crash_week).run(signals)
+    day = pl.Series(later.replay.grid.days)
+    first = np.isin(later.replay.grid.day, np.flatnonzero((day == date(2024, 1, 5)).to_numpy()))
+    whole = np.isin(full.replay.grid.day, np.flatnonzero((pl.Series(full.replay.grid.days) == date(2024, 1, 5))
+                                                         .to_numpy()))
+    restricted = later.replay.rules.ssr[first]
+    assert restricted[:, 0].all()  # the whole day after the trigger
+    np.testing.assert_array_equal(restricted, full.replay.rules.ssr[whole])
+    assert later.report["violations"].sum() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slippage", ["none", "linear", "sqrt", "exp_decay"])
+def test_adversarial_replays_over_ten_seeds_break_no_rule_and_trip_luld(slippage):
+    totals = {"violations": 0, "limit_states": 0, "pauses": 0, "fills": 0}
+    for seed in range(10):
+        bars = generate_bars(n_symbols=4, start="2024-01-02", n_days=4, seed=seed,
+                             params=MarketParams(spike_rate=0.2)).collect()
+        costs = CostModel(slippage=slippage, impact_coef=0.05)  # the rules, not a month of losses, are tested
+        result = StrictSimBacktest(bars, costs=costs).run(adversarial_signals(bars))
+        counts = result.replay.rules.luld.counts()
+        totals["violations"] += int(result.report["violations"].sum())
+        totals["fills"] += int(result.report["fills"].sum())
+        totals["limit_states"] += counts["limit_states"]
+        totals["pauses"] += counts["pauses"]
+    assert totals["violations"] == 0 and totals["fills"] > 0
+    assert totals["limit_states"] > 0 and totals["pauses"] > 0
 
 
 def _prediction_frame(bars: pl.DataFrame, every: int = 30) -> pl.DataFrame:
