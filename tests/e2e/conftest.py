@@ -20,10 +20,10 @@ REPO = CONF_DIR.parent
 
 
 def tiny_overrides(tmp: Path) -> list[str]:
-    """hrm_tiny on three years of the bundled data, a few steps per fold, stores under ``tmp``."""
+    """hrm_tiny on seven years of the bundled data, a few steps per fold, stores under ``tmp``."""
     return [
         "model=hrm_tiny",
-        "data.source.start=2016-01-01",
+        "data.source.start=2012-01-01",
         "data.batch_size=32",
         "trainer.max_steps=3",
         "trainer.log_every_n_steps=1",
