@@ -51,9 +51,9 @@ def _under(parent_run_id: str | None) -> str:
     return f" and tags.`{PARENT_TAG}` = '{parent_run_id}'" if parent_run_id else ""
 
 
-def finished_runs(client: MlflowClient, experiment_id: str, parent_run_id: str | None = None) -> list[Run]:
-    """Finished runs of an experiment (under ``parent_run_id`` if given) that logged their path-average Sharpe."""
-    runs = _search(client, experiment_id, "attributes.status = 'FINISHED'" + _under(parent_run_id))
+def finished_runs(client: MlflowClient, experiment_id: str) -> list[Run]:
+    """Finished runs of an experiment that logged their path-average Sharpe ratio."""
+    runs = _search(client, experiment_id, "attributes.status = 'FINISHED'")
     return [r for r in runs if TRIAL_SHARPE in r.data.metrics]
 
 
