@@ -2,7 +2,9 @@
 
 Everything after the folds have produced their out-of-sample predictions.
 Gates read the run's metrics back from MLflow, so a metric any part of the
-job logged under its run-level name (``sim/violations``, ...) is judged.
+job logged under its run-level name (``sim/violations``, ...) is judged; a
+gate whose metric this job's combination never logs
+(:mod:`dualhrq.evaluation.run_metrics`) is left out, with the reason.
 """
 
 from __future__ import annotations
@@ -18,25 +20,24 @@ import polars as pl
 from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.config import PositiveInt, build, check_value, parse, positive_int
+from dualhrq.evaluation.run_metrics import run_metrics
 from dualhrq.models.params import format_budget_table
-from dualhrq.primitives.returns import sharpe_ratio
 from dualhrq.primitives.tables import format_table
 from dualhrq.report.run import write_run_report
 from dualhrq.tracking.mlflow_run import RunTracker
-from dualhrq.tracking.sweep import sweep_siblings
+from dualhrq.tracking.sweep import TRIAL_TAG, sweep_trials
 from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT, add_baseline_signals, baseline_names
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import (
-    MODEL,
+    TRIAL_SHARPE,
     StatsSettings,
     Trials,
     evaluate_paths,
-    series,
+    path_average_sharpe,
     trials_from_config,
     trials_from_sharpes,
 )
 from dualhrq.validation.gates import (
-    FAIL,
     GateResult,
     GatesFailed,
     evaluate_gates,
@@ -44,6 +45,8 @@ from dualhrq.validation.gates import (
     gate_rows,
     gate_tags,
     gates_from_config,
+    left_out_notes,
+    unmet,
 )
 from dualhrq.validation.oos import (
     COND_PREFIXES,
@@ -63,9 +66,10 @@ class RunOutcome:
 
 
 def check_evaluation_config(cfg: DictConfig) -> None:
-    """Refuse bad gates, baselines, statistics or report settings before any data is read."""
-    gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))
+    """Refuse bad gates (malformed, contradictory, or on a metric no part of the job logs), baselines,
+    statistics or report settings before any data is read."""
     baseline_names(OmegaConf.to_container(cfg.validation.baselines, resolve=True))
+    gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True), known=run_metrics(cfg).known)
     stats_settings(cfg)
     trials_from_config(cfg.validation.stats)
     positive_int(cfg.validation.report.rolling_window, "validation.report.rolling_window")
@@ -80,13 +84,13 @@ def stats_settings(cfg: DictConfig) -> StatsSettings:
     return parse(StatsSettings, stats, "validation.stats", periods_per_year=periods)
 
 
-def sweep_trials(tracker: RunTracker, returns: pl.DataFrame, periods_per_year: int) -> Trials:
-    """This run plus the finished runs of its sweep: their count and the variance of their Sharpe ratios."""
-    siblings, where = sweep_siblings(tracker.client, tracker.run_id)
-    paths = returns["path"].unique().to_list()
-    own = float(np.mean([sharpe_ratio(series(returns, MODEL, p), periods_per_year) for p in paths]))
-    sharpes = [r.data.metrics["oos/sharpe"] for r in siblings] + [own]
-    return trials_from_sharpes(sharpes, periods_per_year, source=f"sweep: {len(sharpes)} runs in {where}")
+def trials_of_sweep(tracker: RunTracker, periods_per_year: int) -> Trials:
+    """The trials launched in this run's sweep (itself included) and the variance of their path-average
+    Sharpe ratios known so far."""
+    sweep = sweep_trials(tracker.client, tracker.run_id)
+    return trials_from_sharpes(sweep.sharpes, periods_per_year, launched=sweep.launched,
+                               source=f"sweep: {sweep.launched} trials in {sweep.where} "
+                                      f"({len(sweep.sharpes)} evaluated so far)")
 
 
 def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl.DataFrame,
@@ -98,6 +102,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     conditioning metrics are averaged over folds, simulator counts summed, and the model's parameter
     counts are the first fold's (every fold builds the same network).
     """
+    tracker.set_tags({TRIAL_TAG: "1"})  # a trial of the sweep from here on, however the run ends
     counts = {c[len(PARAMS_PREFIX):]: int(predictions[c][0]) for c in predictions.columns
               if c.startswith(PARAMS_PREFIX)}
     budget_table = format_budget_table(counts, OmegaConf.to_container(cfg.model.budget, resolve=True))
@@ -106,7 +111,8 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     predictions.write_parquet(pred_path)
     tracker.log_artifact(pred_path)
     tracker.log_metrics(fold_means(predictions, COND_PREFIXES) | fold_sums(predictions, (SIM_PREFIX,)))
-    gates = gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True))
+    catalogue = run_metrics(cfg)
+    gates = gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True), known=catalogue.known)
     settings = stats_settings(cfg)
     baselines = OmegaConf.to_container(cfg.validation.baselines, resolve=True)
     backtest = build(cfg.backtest)
@@ -115,7 +121,8 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     returns = path_returns(signals, splitter, t, folds, backtest)
     returns.write_parquet(output_dir / RETURNS_ARTIFACT)
     tracker.log_artifact(output_dir / RETURNS_ARTIFACT)
-    trials = trials_from_config(cfg.validation.stats) or sweep_trials(tracker, returns, settings.periods_per_year)
+    tracker.log_metrics({TRIAL_SHARPE: path_average_sharpe(returns, settings.periods_per_year)})
+    trials = trials_from_config(cfg.validation.stats) or trials_of_sweep(tracker, settings.periods_per_year)
     evidence = evaluate_paths(returns, baselines["primary"], trials, settings)
     folds_table = fold_rows(predictions, splitter, folds)
     own = evidence.metrics | {"oos/loss": float(np.mean([r["oos loss"] for r in folds_table]))}
@@ -124,7 +131,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     tracker.set_tags({"dsr.trials_source": trials.source})
 
     metrics = tracker.metrics() | own
-    results = evaluate_gates(gates, metrics)
+    results = evaluate_gates(gates, metrics, catalogue.never)
     tracker.log_metrics(gate_metrics(results))
     tracker.set_tags(gate_tags(results))
 
@@ -137,7 +144,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
                      "row 'mean' = path-average series"),
         format_table(evidence.baseline_rows, "Baselines on the same paths"),
         f"Parameters\n{budget_table}",
-        format_table(gate_rows(results), "Gates"),
+        "\n".join([format_table(gate_rows(results), "Gates"), *left_out_notes(results)]),
         run_line,
     ])
     (output_dir / "summary.txt").write_text(summary + "\n")
@@ -160,10 +167,12 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
 
 
 def raise_on_failed_gates(cfg: DictConfig, outcome: RunOutcome, run_id: str) -> None:
-    """``validation.strict=true``: a failed gate fails the job (after it is fully logged)."""
-    failed = [r.gate.name for r in outcome.gates if r.status == FAIL]
-    if cfg.validation.strict and failed:
-        raise GatesFailed(f"validation.strict=true and {len(failed)} gate(s) failed: {', '.join(failed)} "
+    """``validation.strict=true``: a gate that failed or could not be evaluated fails the job (after it is
+    fully logged); a verdict that was never reached does not pass."""
+    bad = unmet(outcome.gates)
+    if cfg.validation.strict and bad:
+        raise GatesFailed(f"validation.strict=true and {len(bad)} gate(s) did not pass: "
+                          f"{', '.join(f'{r.gate.name} ({r.status})' for r in bad)} "
                           f"(see the gates table above; run {run_id})")
 
 

@@ -13,7 +13,7 @@ import polars as pl
 from dualhrq.report import plots
 from dualhrq.report.html import image, page, preformatted, table
 from dualhrq.validation.evidence import Evidence
-from dualhrq.validation.gates import GateResult, gate_rows
+from dualhrq.validation.gates import GateResult, gate_rows, left_out_notes
 
 HEADLINE = [
     ("oos/sharpe", "mean annualised Sharpe over the CPCV paths"),
@@ -22,6 +22,7 @@ HEADLINE = [
     ("oos/sharpe_ci_low", "path-average Sharpe, bootstrap CI low"),
     ("oos/sharpe_ci_high", "path-average Sharpe, bootstrap CI high"),
     ("oos/max_drawdown", "worst path's maximum drawdown"),
+    ("oos/sharpe_path_average", "Sharpe of the path-average series: the one PSR and DSR test"),
     ("oos/psr", "PSR of the path-average series (benchmark 0)"),
     ("oos/dsr", "DSR of the path-average series"),
     ("dsr/n_trials", "trials behind the DSR"),
@@ -57,7 +58,8 @@ def write_run_report(out_dir: Path, *, title: str, intro: str, evidence: Evidenc
     pngs = {name: plots.save_png(fig, out_dir / name) for name, (_, fig) in figures.items()}
     headline = [{"metric": k, "value": evidence.metrics.get(k), "meaning": meaning} for k, meaning in HEADLINE]
     sections = [
-        ("Gates", table(gate_rows(gates), table_id="gates", status_column="status")),
+        ("Gates", table(gate_rows(gates), table_id="gates", status_column="status")
+         + "".join(f"<p class='note'>{html.escape(note)}</p>" for note in left_out_notes(gates))),
         ("Headline statistics", table(headline, table_id="headline")),
         ("CPCV paths", table(evidence.path_rows, table_id="paths")
          + "<p class='note'>Row 'mean' is the path-average series (equal capital in every path); CIs are "

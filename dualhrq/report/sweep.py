@@ -1,10 +1,13 @@
 """Sweep-level comparison: the runs of one MLflow experiment side by side, deflated by the sweep's size.
 
 The best run's Sharpe ratio is the maximum of ``N`` tries, so it is judged
-with the Deflated Sharpe Ratio using ``N`` = the sweep's finished runs and
-the variance of their per-period Sharpe ratios (Bailey & López de Prado
-2014). Romano & Wolf's StepM (via arch) then names the runs that beat the
-primary baseline with the familywise error controlled across the sweep.
+with the Deflated Sharpe Ratio using ``N`` = the trials launched in the
+experiment (finished or not, a Hydra multirun's planned jobs counted in
+full) and the variance of their per-period path-average Sharpe ratios
+(Bailey & López de Prado 2014); the best run is the finished run with the
+highest path-average Sharpe ratio, the statistic the DSR tests. Romano &
+Wolf's StepM (via arch) then names the runs that beat the primary baseline
+with the familywise error controlled across the sweep.
 Both use each run's path-average out-of-sample returns (``cpcv_returns.parquet``).
 """
 
@@ -24,13 +27,14 @@ from mlflow.tracking import MlflowClient
 from dualhrq.errors import DataError
 from dualhrq.report.html import image, page, table
 from dualhrq.report.plots import save_png
-from dualhrq.tracking.sweep import finished_runs
-from dualhrq.validation.evidence import MODEL, Trials, path_average, trials_from_sharpes
+from dualhrq.tracking.sweep import count_trials, finished_runs, trial_runs
+from dualhrq.validation.evidence import MODEL, TRIAL_SHARPE, Trials, path_average, trials_from_sharpes
 from dualhrq.validation.gates import NOT_EVALUATED
 from dualhrq.validation.oos import RETURNS_ARTIFACT
 from dualhrq.validation.statistics import deflated_sharpe_ratio, probabilistic_sharpe_ratio, stepwise_superior_models
 
-KEY_METRICS = {"oos/sharpe": "sharpe", "oos/sharpe_min": "worst path", "oos/sharpe_std": "path std",
+KEY_METRICS = {TRIAL_SHARPE: "path-avg sharpe", "oos/sharpe": "sharpe", "oos/sharpe_min": "worst path",
+               "oos/sharpe_std": "path std",
                "oos/psr": "psr", "oos/dsr": "dsr (at its end)", "oos/spa_pvalue": "spa p", "oos/rc_pvalue": "rc p",
                "oos/max_drawdown": "max dd", "oos/sharpe_improvement": "improvement"}
 
@@ -95,9 +99,11 @@ def compare_sweep(client: MlflowClient, experiment: str, *, size: float = 0.05, 
         row |= {f"gate {g}": s for g, s in zip(gate_names, statuses)}
         rows.append(row)
     ppy = int(runs[0].data.params.get("backtest.periods_per_year", 252))
-    trials = trials_from_sharpes([r.data.metrics["oos/sharpe"] for r in runs], ppy,
-                                 source=f"{len(runs)} runs of experiment {experiment!r}")
-    order = np.argsort([-r.data.metrics["oos/sharpe"] for r in runs])
+    tried = trial_runs(client, exp.experiment_id)
+    launched = count_trials(tried)
+    trials = trials_from_sharpes([r.data.metrics[TRIAL_SHARPE] for r in tried if TRIAL_SHARPE in r.data.metrics],
+                                 ppy, launched=launched, source=f"{launched} trials of experiment {experiment!r}")
+    order = np.argsort([-r.data.metrics[TRIAL_SHARPE] for r in runs])
     best = int(order[0])
     series = {labels[i]: s for i, r in enumerate(runs) if (s := _path_average(client, r)) is not None}
     best_psr = best_dsr = None
@@ -115,18 +121,19 @@ def compare_sweep(client: MlflowClient, experiment: str, *, size: float = 0.05, 
                                          wide["benchmark"].to_numpy(), size=size, reps=reps, seed=seed)
         superior = [names[i] for i in found]
     return SweepComparison(experiment=experiment, rows=rows, trials=trials, best=labels[best],
-                           best_sharpe=runs[best].data.metrics["oos/sharpe"], best_psr=best_psr, best_dsr=best_dsr,
+                           best_sharpe=runs[best].data.metrics[TRIAL_SHARPE], best_psr=best_psr, best_dsr=best_dsr,
                            superior=superior, stepm_runs=len(series), series=series)
 
 
 def summary_lines(c: SweepComparison, size: float) -> list[str]:
     """The sweep's verdict in words: the deflated best run and StepM's superior runs."""
-    lines = [f"trials: {c.trials.n} runs, variance of per-period Sharpe {c.trials.sr_variance:.3g}",
-             f"best run: {c.best}, Sharpe {c.best_sharpe:.3f}"]
+    lines = [f"trials: {c.trials.n} launched, variance of their per-period path-average Sharpe "
+             f"{c.trials.sr_variance:.3g}",
+             f"best run: {c.best}, path-average Sharpe {c.best_sharpe:.3f}"]
     if c.best_dsr is None:
         lines.append("  its returns (cpcv_returns.parquet) are not in MLflow: no DSR")
     else:
-        lines.append(f"  PSR {c.best_psr:.4f}; DSR deflated by the {c.trials.n}-run sweep {c.best_dsr:.4f}")
+        lines.append(f"  PSR {c.best_psr:.4f}; DSR deflated by the {c.trials.n}-trial sweep {c.best_dsr:.4f}")
     if c.superior is not None:
         lines.append(f"StepM at familywise error {size:g} over {c.stepm_runs} runs: "
                      + (", ".join(c.superior) if c.superior else "no run beats the primary baseline"))
@@ -153,6 +160,7 @@ def write_sweep_report(c: SweepComparison, out: Path, size: float) -> Path:
         png = save_png(fig, out.with_suffix(".equity.png"))
         sections.append(("Equity", image(png, "Path-average equity of each run")))
     out.write_text(page(f"DualHRQ sweep: {c.experiment}", sections,
-                        intro=f"{len(c.rows)} finished runs; DSR deflated by the sweep's size."))
+                        intro=f"{len(c.rows)} finished runs of {c.trials.n} trials launched; DSR deflated by "
+                              "the trials launched."))
     return out
 

@@ -14,6 +14,10 @@ depend on which backtest produced the returns.
   statistic) and White's (2000) Reality Check p-values against the baselines.
   Run-level p-values are those of the path-average series, because an
   average of per-path p-values is not a p-value.
+- The DSR deflates the path-average series' Sharpe ratio
+  (``oos/sharpe_path_average``), so the variance of the trials is taken over
+  that same statistic of every trial, not over their mean path Sharpe
+  (``oos/sharpe``), which averaging over paths makes larger in size.
 """
 
 from __future__ import annotations
@@ -60,8 +64,11 @@ RUN_METRICS = frozenset({
     "oos/max_drawdown", "oos/max_drawdown_mean", "oos/psr", "oos/dsr", "oos/min_trl_days",
     "oos/sharpe_ci_low", "oos/sharpe_ci_high", "oos/max_drawdown_ci_low", "oos/max_drawdown_ci_high",
     "oos/spa_pvalue", "oos/spa_studentized_pvalue", "oos/rc_pvalue", "oos/sharpe_improvement",
-    "oos/sharpe_minus_baseline", "baseline/sharpe", "dsr/n_trials", "dsr/sr_variance", "dsr/sr_benchmark",
+    "oos/sharpe_minus_baseline", "oos/sharpe_path_average", "baseline/sharpe", "dsr/n_trials", "dsr/sr_variance",
+    "dsr/sr_benchmark",
 })
+# The statistic the DSR tests, and whose variance over the trials it needs.
+TRIAL_SHARPE = "oos/sharpe_path_average"
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class StatsSettings:
 
 @dataclass(frozen=True)
 class Trials:
-    """The trials behind the DSR: how many, and the variance of their per-period Sharpe ratios."""
+    """The trials behind the DSR: how many, and the variance of their per-period path-average Sharpe ratios."""
 
     n: PositiveInt
     sr_variance: Annotated[float, FINITE, NON_NEGATIVE]
@@ -105,6 +112,18 @@ class Evidence:
 def path_average(returns: pl.DataFrame) -> pl.DataFrame:
     """``[ts, strategy, net]``: each strategy's mean return over the paths, per date."""
     return returns.group_by("ts", "strategy").agg(pl.col("net").mean()).sort("strategy", "ts")
+
+
+def path_average_sharpe(returns: pl.DataFrame, periods_per_year: int) -> float:
+    """The annualised Sharpe ratio of the model's path-average series: the statistic the DSR tests."""
+    return sharpe_ratio(series(path_average(returns), MODEL), periods_per_year)
+
+
+def baseline_metrics(name: str) -> frozenset[str]:
+    """The run metrics logged for the baseline ``name``."""
+    return frozenset({f"baseline/{name}/sharpe", f"baseline/{name}/max_drawdown",
+                      *(f"vs/{name}/{k}" for k in ("sharpe_improvement", "spa_pvalue", "spa_studentized_pvalue",
+                                                   "rc_pvalue"))})
 
 
 def series(returns: pl.DataFrame, strategy: str, path: int | None = None) -> np.ndarray:
@@ -164,6 +183,7 @@ def evaluate_paths(returns: pl.DataFrame, primary: str, trials: Trials, settings
         "oos/sharpe_ci_low": avg["sharpe lo"], "oos/sharpe_ci_high": avg["sharpe hi"],
         "oos/max_drawdown_ci_low": avg["dd lo"], "oos/max_drawdown_ci_high": avg["dd hi"],
         "oos/spa_pvalue": avg["spa p"], "oos/spa_studentized_pvalue": avg["spa-t p"], "oos/rc_pvalue": avg["rc p"],
+        TRIAL_SHARPE: avg["sharpe"],
         "dsr/n_trials": float(trials.n), "dsr/sr_variance": trials.sr_variance,
         "dsr/sr_benchmark": sr_star * math.sqrt(ppy),
     }
@@ -214,8 +234,13 @@ def trials_from_config(stats: Mapping[str, Any], where: str | None = None) -> Tr
     return Trials(n=n, sr_variance=float(var), source="config")
 
 
-def trials_from_sharpes(sharpes: Sequence[float], periods_per_year: int, source: str) -> Trials:
-    """Trials from the annualised Sharpe ratios of a sweep's runs: their count and per-period variance."""
+def trials_from_sharpes(sharpes: Sequence[float], periods_per_year: int, source: str, launched: int = 0) -> Trials:
+    """Trials from the annualised path-average Sharpe ratios of a sweep's runs, at least ``launched`` of them.
+
+    ``launched`` counts the trials whose Sharpe ratio is not known (yet): a
+    sweep's planned jobs still running, runs that failed after evaluation
+    began. The variance is the per-period one over the known ratios.
+    """
     per_period = np.asarray([s for s in sharpes if math.isfinite(s)], dtype=float) / math.sqrt(periods_per_year)
     variance = float(per_period.var(ddof=1)) if per_period.size > 1 else 0.0
-    return Trials(n=max(1, per_period.size), sr_variance=variance, source=source)
+    return Trials(n=max(1, launched, per_period.size), sr_variance=variance, source=source)

@@ -150,6 +150,11 @@ def superior_predictive_ability(
     ``[T, n_models]``. The p-value is arch's ``consistent`` one: models far
     worse than the benchmark are not recentred, which makes the test less
     conservative than White's Reality Check and robust to adding poor models.
+    Hansen's statistic is ``max(0, max_k dbar_k)`` and ``p = P*(T* >= T)``, so
+    when no model's mean excess return is positive the p-value is 1; arch
+    compares the unclipped maximum, which gives a far-inferior model about
+    0.5 (less than a slightly inferior one gets). For a positive statistic
+    the two agree and this returns arch's p-value.
     The stationary bootstrap (Politis & Romano 1994) resamples blocks with mean
     length ``block_size``; ``None`` takes the Politis-White (2004, corrected
     2009) optimal length of the loss differentials, averaged over models.
@@ -194,7 +199,10 @@ def studentized_spa(
     recentring threshold), and the bootstrap values are
     ``max(0, max_k sqrt(n) (dbar*_k - g(dbar_k)) / w_k)`` with ``g`` the lower,
     consistent (``dbar_k`` kept only when ``sqrt(n) dbar_k / w_k >= -sqrt(2 ln ln n)``)
-    or upper recentring. The resamples are exactly the ones ``arch.bootstrap.SPA``
+    or upper recentring; ``p = P*(T* >= T)``. Both sides are clipped at 0, so a
+    set of models none of which beats the benchmark gets ``p = 1`` (with ``>``
+    the bootstrap's mass at 0 would make p fall as the models get worse).
+    The resamples are exactly the ones ``arch.bootstrap.SPA``
     draws for the same ``seed`` and block size, so with one model (or models
     whose excess returns differ by constants) and a positive statistic, the
     p-values equal arch's. Arguments as in :func:`superior_predictive_ability`.
@@ -212,7 +220,7 @@ def studentized_spa(
     resamples = StationaryBootstrap(block_size, excess, seed=seed).bootstrap(reps)
     boot = np.array([data[0].mean(axis=0) for data, _ in resamples])  # [reps, k]
     return {
-        name: float(np.mean(np.maximum(0.0, np.max(math.sqrt(n) * (boot - c) / omega, axis=1)) > t_stat))
+        name: float(np.mean(np.maximum(0.0, np.max(math.sqrt(n) * (boot - c) / omega, axis=1)) >= t_stat))
         for name, c in centres.items()
     }
 
@@ -309,7 +317,7 @@ def _spa_test(
 ) -> TestResult:
     excess, block_size = _excess_and_block(model_returns, benchmark_returns, reps, block_size)
     statistic = float(excess.mean(axis=0).max())
-    if not excess.any():
+    if not excess.any() or (pvalue == "consistent" and statistic <= 0):
         return TestResult(statistic=statistic, pvalue=1.0, block_size=block_size, reps=reps)
     bench = np.asarray(benchmark_returns, dtype=float)
     spa = SPA(-bench, -(excess + bench[:, None]), block_size=block_size, reps=reps, bootstrap="stationary",

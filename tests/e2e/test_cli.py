@@ -59,6 +59,9 @@ def test_sweep_logs_one_run_per_job_in_one_experiment(tmp_path):
     runs = runs_of(tmp_path, "sweep")
     assert sorted(r.data.tags["override.model/conditioning"] for r in runs) == ["none", "regime"]
     assert all(r.info.status == "FINISHED" for r in runs)
+    # each job counts both trials of the sweep for its DSR, the first to finish too
+    assert [(r.data.metrics["dsr/n_trials"], r.data.tags["sweep.jobs"]) for r in runs] == [(2.0, "2")] * 2
+    assert {r.data.tags["sweep.dir"] for r in runs} == {str((tmp_path / "multirun").resolve())}
     params = {r.data.tags["override.model/conditioning"]: r.data.params for r in runs}
     assert params["none"]["model.conditioning.module"] == "None"
     assert params["regime"]["model.conditioning.module._target_"] == "dualhrq.models.conditioning.RegimeConditioner"

@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 from dualhrq.patterns.library import PatternLibrary
 from dualhrq.train import train
 
-from .conftest import compose_tiny, runs_of
+from .conftest import assert_catalogue_matches, compose_tiny, runs_of
 
 
 @pytest.mark.slow
@@ -24,6 +24,7 @@ def test_regime_rag_job_logs_gate_metrics_and_the_pattern_library(tmp_path):
     assert m["retrieval/calls"] == m["retrieval/ok"] + m["retrieval/timeouts"] + m["retrieval/errors"] + \
         m["retrieval/skipped"]
     assert "fold0-train/regime_ce" in m
+    assert_catalogue_matches(run, cfg)
     # the saved library loads back and holds fold 0's training patterns
     lib = PatternLibrary.load(tmp_path / "out" / "folds" / "fold0" / "patterns" / "fold0")
     assert len(lib) == m["fold0-patterns/size"] > 0

@@ -193,13 +193,15 @@ def test_replay_cli_reads_a_training_runs_predictions_and_logs_the_result(tmp_pa
 @pytest.mark.slow
 def test_a_training_run_evaluated_by_strict_sim_replays_to_the_same_result(tmp_path):
     from dualhrq.train import train
-    from tests.e2e.conftest import compose_tiny, runs_of
+    from tests.e2e.conftest import assert_catalogue_matches, compose_tiny, runs_of
 
     data = ["data=synthetic_intraday", "data.source.start=2024-01-02", "data.source.n_symbols=2", "data.source.n_days=75",
             "validation.folds=[0]"]
-    train(compose_tiny(tmp_path, [*data, "backtest=strict_sim", "task_name=sim"]))
+    cfg = compose_tiny(tmp_path, [*data, "backtest=strict_sim", "task_name=sim"])
+    train(cfg)
     (run,) = runs_of(tmp_path, "sim")
     assert run.data.metrics["fold0-sim/violations"] == 0 and run.data.metrics["fold0-sim/fills"] > 0
+    assert_catalogue_matches(run, cfg)  # the rule engine's counts are in the catalogue of run metrics
     cfg = _replay_cfg(tmp_path, "replay", [f"run_id={run.info.run_id}", "plots=false", "options.enabled=false"])
     replayed = replay_main(cfg)  # the data section comes from the run's config.yaml
     assert replayed["bt/sharpe"] == pytest.approx(run.data.metrics["oos/sharpe"])

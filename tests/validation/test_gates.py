@@ -10,6 +10,7 @@ from dualhrq.errors import ConfigError
 from dualhrq.primitives.tables import format_table
 from dualhrq.validation.gates import (
     FAIL,
+    LEFT_OUT,
     NOT_EVALUATED,
     PASS,
     Gate,
@@ -18,6 +19,8 @@ from dualhrq.validation.gates import (
     gate_rows,
     gate_tags,
     gates_from_config,
+    left_out_notes,
+    unmet,
 )
 
 
@@ -45,15 +48,58 @@ def test_missing_or_non_finite_metric_is_not_evaluated_never_passed():
 
 
 def test_metrics_and_tags_of_results():
-    gates = [Gate("a", "x", below=1), Gate("b", "y", below=1), Gate("c", "z", below=1)]
-    results = evaluate_gates(gates, {"x": 0.5, "y": 2.0})
-    assert [r.status for r in results] == [PASS, FAIL, NOT_EVALUATED]
+    gates = [Gate("a", "x", below=1), Gate("b", "y", below=1), Gate("c", "z", below=1), Gate("d", "w", below=1)]
+    results = evaluate_gates(gates, {"x": 0.5, "y": 2.0, "w": 0.0}, {"w": "is never logged here"})
+    assert [r.status for r in results] == [PASS, FAIL, NOT_EVALUATED, LEFT_OUT]
     assert gate_metrics(results) == {"gate/a": 1.0, "gate/b": 0.0, "gates/passed": 1.0, "gates/failed": 1.0,
-                                     "gates/not_evaluated": 1.0}
-    assert gate_tags(results) == {"gate.a": PASS, "gate.b": FAIL, "gate.c": NOT_EVALUATED}
-    assert [r["value"] for r in gate_rows(results)] == [0.5, 2, None]  # whole numbers shown as integers
+                                     "gates/not_evaluated": 1.0, "gates/left_out": 1.0}
+    assert gate_tags(results) == {"gate.a": PASS, "gate.b": FAIL, "gate.c": NOT_EVALUATED, "gate.d": LEFT_OUT}
+    assert [r["value"] for r in gate_rows(results)] == [0.5, 2, None, None]  # whole numbers shown as integers
     assert format_table(gate_rows(results)).splitlines()[2:] == [
-        "a     x < 1      0.5000  PASS", "b     y < 1           2  FAIL", "c     z < 1           -  not evaluated"]
+        "a     x < 1      0.5000  PASS", "b     y < 1           2  FAIL", "c     z < 1           -  not evaluated",
+        "d     w < 1           -  left out"]
+    assert left_out_notes(results) == ["d left out: w is never logged here"]
+    # what validation.strict=true refuses: a failure and a verdict never reached, not a gate left out
+    assert [r.gate.name for r in unmet(results)] == ["b", "c"]
+
+
+def test_an_external_gate_is_never_left_out():
+    gate = Gate("ext", "sim/violations", at_most=0, external=True)
+    assert evaluate_gates([gate], {"sim/violations": 0.0}, {"sim/violations": "has no rule engine"})[0].status == PASS
+    assert evaluate_gates([gate], {}, {"sim/violations": "has no rule engine"})[0].status == NOT_EVALUATED
+
+
+@pytest.mark.parametrize("bounds,passing", [
+    ({"above": 1, "below": 0}, None),
+    ({"at_least": 1, "at_most": 0}, None),
+    ({"above": 0.5, "below": 0.5}, None),
+    ({"above": 0.5, "at_most": 0.5}, None),
+    ({"at_least": 0.5, "below": 0.5}, None),
+    ({"at_least": 0.5, "above": 0.5, "at_most": 0.5}, None),  # the strict lower bound binds
+    ({"at_least": 0.5, "at_most": 0.5}, 0.5),  # exactly 0.5 passes
+    ({"above": 0.4, "below": 0.5}, 0.45),
+    ({"above": 0.4, "at_least": 0.45, "below": 0.5, "at_most": 0.6}, 0.45),
+])
+def test_contradictory_bounds_are_refused_at_their_edge(bounds, passing):
+    spec = {"g": {"metric": "oos/psr", **bounds}}
+    if passing is None:
+        with pytest.raises(ConfigError, match=r"^validation\.gates\.g: bounds contradict each other"):
+            gates_from_config(spec)
+    else:
+        (gate,) = gates_from_config(spec)
+        assert _status(gate, passing) == PASS
+
+
+def test_an_unknown_metric_is_refused_naming_the_field_and_the_known_names():
+    known = {"oos/psr", "oos/dsr"}
+    message = (r"^validation\.gates\.g\.metric: no part of this job logs a run metric 'oos/pssr'\. "
+               r"Known: oos/dsr, oos/psr\. .*validation\.gates\.g\.external=true")
+    with pytest.raises(ConfigError, match=message):
+        gates_from_config({"g": {"metric": "oos/pssr", "above": 0.9}}, known=known)
+    (gate,) = gates_from_config({"g": {"metric": "ext/mine", "above": 0.9, "external": True}}, known=known)
+    assert gate.external
+    with pytest.raises(ConfigError, match=r"validation\.gates\.g\.external"):
+        gates_from_config({"g": {"metric": "ext/mine", "above": 0.9, "external": "yes"}}, known=known)
 
 
 @pytest.mark.parametrize("spec,message", [

@@ -183,6 +183,44 @@ def test_studentized_spa_hand_computed_statistic():
     assert st.studentized_spa(models, bench, reps=200, block_size=6, seed=5)["upper"] == upper
 
 
+def _shifted_by_standard_errors(shifts, seed=1, n=500):
+    """Benchmark and models ``bench + e + k SE`` for each ``k`` in ``shifts``; ``e`` is demeaned, so the mean
+    excess return is exactly ``k`` standard errors."""
+    rng = np.random.default_rng(seed)
+    bench = rng.normal(0.0003, 0.01, n)
+    noise = rng.normal(0.0, 0.004, n)
+    noise -= noise.mean()
+    se = noise.std(ddof=1) / math.sqrt(n)
+    return bench, [bench + noise + k * se for k in shifts]
+
+
+def test_spa_pvalues_never_fall_as_the_model_gets_worse():
+    # Hansen (2005): T = max(0, ...) and p = P*(T* >= T), so a model no better than the benchmark has p = 1;
+    # from 3 SE better to 6 SE worse every SPA p-value rises (weakly), and White's RC (unclipped) too.
+    shifts = (3, 1, 0, -1, -2, -6)
+    bench, models = _shifted_by_standard_errors(shifts)
+    boot = {"reps": 500, "block_size": 5, "seed": 2}
+    spa = [st.superior_predictive_ability(m, bench, **boot).pvalue for m in models]
+    rc = [st.reality_check(m, bench, **boot).pvalue for m in models]
+    student = [st.studentized_spa(m, bench, **boot) for m in models]
+    studentized = {k: [s[k] for s in student] for k in ("lower", "consistent", "upper")}
+    for name, p in {"spa": spa, "rc": rc, **studentized}.items():
+        assert p == sorted(p), (name, p)
+    assert spa[2:] == [1.0] * 4 and all(s == {"lower": 1.0, "consistent": 1.0, "upper": 1.0} for s in student[2:])
+    assert spa[0] < 0.05 and student[0]["consistent"] < 0.05  # 3 SE better: superior at 5%
+    assert rc[-1] > 0.99  # 6 SE worse
+    # a positive statistic keeps arch's p-value exactly
+    assert spa[0] == _arch_spa(models[0][:, None], bench, 5, 500, 2).pvalues["consistent"]
+
+
+def test_an_inferior_model_beside_a_superior_one_changes_nothing_in_studentized_spa():
+    # Adding a model 6 SE worse to a superior one: the max statistic and its consistent p-value stay put.
+    bench, (good, bad) = _shifted_by_standard_errors((2.5, -6))
+    boot = {"reps": 400, "block_size": 5, "seed": 4}
+    alone = st.studentized_spa(good, bench, **boot)["consistent"]
+    assert st.studentized_spa(np.column_stack([good, bad]), bench, **boot)["consistent"] == alone < 0.1
+
+
 def test_stepm_equals_arch():
     rng = np.random.default_rng(10)
     bench = rng.normal(0.0, 0.01, 600)
