@@ -62,8 +62,11 @@ class LabelShuffle:
                     f"shuffle_block_days={self.block_days} leaves fold {fold} one block of "
                     f"{len(days)} days in index set {k}, so nothing would be shuffled. Fix: lower it.",
                     field="shuffle_block_days")
+            order = rng.permutation(n_blocks)
+            while np.array_equal(order, np.arange(n_blocks)):  # the identity would shuffle nothing
+                order = rng.permutation(n_blocks)
             rank = np.empty(n_blocks, dtype=np.int64)
-            rank[rng.permutation(n_blocks)] = np.arange(n_blocks)
+            rank[order] = np.arange(n_blocks)
             by_time = index[np.lexsort((t[index], symbol_id[index]))]  # destination: each symbol in time order
             block = blocks[np.searchsorted(days, t[by_time])]
             source = by_time[np.lexsort((t[by_time], rank[block], symbol_id[by_time]))]  # blocks in drawn order

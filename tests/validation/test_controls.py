@@ -96,3 +96,12 @@ def test_label_control_reads_the_config_values():
         label_control("shufle", 21)
     with pytest.raises(ConfigError, match=r"^shuffle_block_days must be a positive integer, got 0"):
         label_control("shuffle", 0)
+
+
+def test_two_blocks_are_always_swapped():
+    """The identity is never drawn, so even a set of two blocks is shuffled, for every seed."""
+    t = (np.datetime64("2020-01-01") + np.arange(4).astype("timedelta64[D]")).astype("datetime64[us]")
+    target, index = np.arange(4.0), np.arange(4)
+    for seed in range(20):
+        out = LabelShuffle(2).permute(target, t, np.zeros(4, np.int64), [index], seed=seed, fold=0)
+        np.testing.assert_array_equal(out, [2.0, 3.0, 0.0, 1.0])
