@@ -62,7 +62,7 @@ class PlantedMarket:
 
     n_symbols: PositiveInt = 2
     n_days: Annotated[int, between(3, 100_000)] = 1500
-    edge: Annotated[float, between(0.0, 0.05)] = 0.002
+    edge: Annotated[float, between(0.0, 0.05)] = 0.005
     volatility: Annotated[float, between(0.0, 0.05, lo_open=True)] = 0.01
     start: str = "2000-01-03"
     seed: int = 0
