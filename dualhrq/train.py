@@ -20,12 +20,14 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from dualhrq.config import build, located
+from dualhrq.data.planted import PlantedMarket
 from dualhrq.errors import DualHRQError
 from dualhrq.evaluation.run_end import check_evaluation_config, finish_training_run, raise_on_failed_gates
 from dualhrq.tracking.job import open_job_run
 from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.fold import run_fold
 from dualhrq.training.preflight import check_training_config
+from dualhrq.validation.controls import SHUFFLE
 from dualhrq.validation.folds import make_folds, select_folds
 from dualhrq.validation.gates import GatesFailed
 
@@ -53,8 +55,10 @@ def train(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         tracker = open_job_run(cfg, output_dir, bars=dm.bars, data_name=dm.name, data_path=dm.path,
                                synthetic=dm.synthetic)
+        label, known = describe_data(cfg, dm)
+        tracker.log_metrics(known)
         log.info("MLflow run %s (%s); %d folds, %d samples, %s", tracker.run_id, tracker.tracking_uri,
-                 len(folds), len(samples), dm.label)
+                 len(folds), len(samples), label)
         embargo = max(f.embargo_days for f in folds)
         log.info("effective embargo %d trading days (embargo_days=%d; input window %d bars + lookback %d)",
                  embargo, splitter.embargo_days, samples.seq_len, samples.lookback)
@@ -64,7 +68,7 @@ def train(cfg: DictConfig) -> float | None:
         if tracker is None:
             return None
         outcome = finish_training_run(cfg, tracker, predictions=pl.concat(frames), splitter=splitter, t=samples.t,
-                                      folds=[f.fold for f in folds], bars=dm.bars, data_label=dm.label,
+                                      folds=[f.fold for f in folds], bars=dm.bars, data_label=label,
                                       output_dir=output_dir)
         tracker.finish()
     except BaseException as err:
@@ -73,6 +77,20 @@ def train(cfg: DictConfig) -> float | None:
         raise
     raise_on_failed_gates(cfg, outcome, tracker.run_id)
     return float(outcome.metrics[cfg.objective])
+
+
+def describe_data(cfg: DictConfig, dm: MarketDataModule) -> tuple[str, dict[str, float]]:
+    """The data's label in the summary, naming a control the run is, and the figures the data's construction
+    makes known (a planted market's Sharpe bound), to log."""
+    label, known = dm.label, {}
+    if isinstance(dm.source, PlantedMarket):
+        known["data/planted_sharpe_bound"] = dm.source.sharpe_bound(cfg.backtest.periods_per_year)
+        label += (f"; POSITIVE CONTROL: planted signal, a perfect model's Sharpe is "
+                  f"{known['data/planted_sharpe_bound']:.2f} before costs")
+    if cfg.validation.control == SHUFFLE:
+        label += (f"; NEGATIVE CONTROL: training targets shuffled in {cfg.validation.shuffle_block_days}-day "
+                  "blocks, so no edge is expected")
+    return label, known
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")

@@ -29,7 +29,8 @@ def open_job_run(cfg: DictConfig, output_dir: Path, *, bars: pl.DataFrame, data_
     tracker.set_tags({"git.commit": commit, "mlflow.source.git.commit": commit, "data.sha256": frame_sha256(bars),
                       "data.path": data_path, "data.name": data_name, "data.synthetic": synthetic,
                       "output_dir": str(output_dir.resolve()), **override_tags(overrides),
-                      **sweep, **{f"tag.{t}": "1" for t in cfg.tags}})
+                      **sweep, **{f"tag.{t}": "1" for t in cfg.tags},
+                      **({"control": cfg.validation.control} if cfg.validation.control else {})})
     resolved = output_dir / "config.yaml"
     resolved.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     tracker.log_artifact(resolved)

@@ -7,6 +7,7 @@ fold it was in, and inside that fold at its last checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -36,6 +37,7 @@ from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
 from dualhrq.training.conditioning_report import conditioning_report
 from dualhrq.training.datamodule import MarketDataModule
+from dualhrq.validation.controls import label_control
 from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
 
@@ -55,6 +57,18 @@ def fit_inputs(samples: SampleSet, fold: FoldIndex, cond: FoldConditioning) -> F
                         symbols=list(samples.symbols), regime_inputs=cond.regime_inputs, queries=cond.queries)
 
 
+def training_samples(cfg: DictConfig, samples: SampleSet, fold: FoldIndex) -> SampleSet:
+    """The samples a fold fits on: the data's own, or under ``validation.control=shuffle`` a copy whose
+    training and validation targets are permuted in blocks of days (test targets unchanged)."""
+    with located(cfg.validation):
+        control = label_control(cfg.validation.control, cfg.validation.shuffle_block_days)
+        if control is None:
+            return samples
+        target = control.permute(samples.target, samples.t, samples.symbol_id, [fold.train, fold.val],
+                                 seed=cfg.seed, fold=fold.fold)
+    return dataclasses.replace(samples, target=target)
+
+
 @dataclass
 class FittedFold:
     pipeline: DecisionPipeline
@@ -66,11 +80,15 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
              fold_dir: Path) -> FittedFold:
     """Train one fold's model, resuming from its ``last.ckpt`` when one exists. Regime labels and the
     pattern library are fitted on the fold's training part first."""
-    samples = dm.prepare()
+    data = dm.prepare()
+    samples = training_samples(cfg, data, fold)
     cond_fit = ConditioningFit.from_config(cfg.model.conditioning)
     cond = fit_fold_conditioning(cond_fit, samples, fold)
     inputs = fit_inputs(samples, fold, cond)
-    dm.set_fold(fold, inputs, labels=cond.labels)
+    labels = cond.labels
+    if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
+        labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
+    dm.set_fold(fold, inputs, labels=labels)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                 n_symbols=dm.n_symbols, target_scale=inputs.target_scale)

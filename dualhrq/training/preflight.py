@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from dualhrq.config import build, positive_int
+from dualhrq.config import build, located, positive_int
 from dualhrq.errors import ConfigError
 from dualhrq.models.lit_module import check_model_config
 from dualhrq.training.conditioning import ConditioningFit
+from dualhrq.validation.controls import label_control
 from dualhrq.validation.oos import OBJECTIVES
 
 
 def check_training_config(cfg: DictConfig) -> None:
-    """The model, its conditioning, the splitter, the backtest, the objective and the data sizes."""
+    """The model, its conditioning, the splitter, the label control, the backtest, the objective and the data sizes."""
     check_model_config(cfg.model)
     ConditioningFit.from_config(cfg.model.conditioning)
     build(cfg.validation.splitter)
+    with located(cfg.validation):
+        label_control(cfg.validation.control, cfg.validation.shuffle_block_days)
     build(cfg.backtest)
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
