@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hydra.utils import get_class
+from hydra.utils import get_class, get_object
 from omegaconf import DictConfig, OmegaConf
 
+from dualhrq.data.planted import PlantedMarket
 from dualhrq.market.engine import REASONS
 from dualhrq.portfolio.strict_sim import StrictSimBacktest
 from dualhrq.training.conditioning import ConditioningFit
@@ -26,6 +27,10 @@ from dualhrq.validation.oos import OBJECTIVES, SIM_PREFIX
 # the strict simulator's replay details: book figures and the rule engine's daily counts, summed over folds
 SIM = frozenset(SIM_PREFIX + k for k in ("sortino", "hit_rate", "total_return", "fills", "rejections",
                                          "violations", *(f"rejected_{r}" for r in REASONS.values())))
+# what the CPCV purge left out after a test block, logged by every job
+SPLIT = frozenset({"validation/embargo_days_effective"})
+# a planted market's closed-form Sharpe bound (data=synthetic_planted)
+PLANTED = frozenset({"data/planted_sharpe_bound"})
 # the conditioning report, for every conditioning (zero without one)
 CONTEXT = frozenset({"conditioning/mi_symbol_bits", "conditioning/mi_weekday_bits", "conditioning/mi_month_bits"})
 # fitted regime labels and the regime classifier
@@ -52,7 +57,7 @@ class RunMetrics:
 
 def run_metrics(cfg: DictConfig) -> RunMetrics:
     """The catalogue for the job ``cfg``: its backtest, conditioning, baselines and model budget."""
-    logged = set(OBJECTIVES | CONTEXT) | {f"params/{k}" for k in cfg.model.budget}
+    logged = set(OBJECTIVES | CONTEXT | SPLIT) | {f"params/{k}" for k in cfg.model.budget}
     for name in baseline_names(OmegaConf.to_container(cfg.validation.baselines, resolve=True)):
         logged |= baseline_metrics(name)
     never: dict[str, str] = {}
@@ -62,6 +67,11 @@ def run_metrics(cfg: DictConfig) -> RunMetrics:
     else:
         never |= dict.fromkeys(SIM, f"is counted only by the rule-exact simulator (backtest=strict_sim); this "
                                     f"job's backtest {target} has no rule engine")
+    source = get_object(cfg.data.source._target_) if "_target_" in cfg.data.source else None
+    if isinstance(source, type) and issubclass(source, PlantedMarket):
+        logged |= PLANTED
+    else:
+        never |= dict.fromkeys(PLANTED, "is known only for a planted market (data=synthetic_planted)")
     fit = ConditioningFit.from_config(cfg.model.conditioning)
     if fit.labels is not None:
         logged |= REGIME

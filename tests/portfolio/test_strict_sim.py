@@ -195,8 +195,8 @@ def test_a_training_run_evaluated_by_strict_sim_replays_to_the_same_result(tmp_p
     from dualhrq.train import train
     from tests.e2e.conftest import assert_catalogue_matches, compose_tiny, runs_of
 
-    data = ["data=synthetic_intraday", "data.source.start=2024-01-02", "data.source.n_symbols=2", "data.source.n_days=75",
-            "validation.folds=[0]"]
+    data = ["data=synthetic_intraday", "data.source.start=2024-01-02", "data.source.n_symbols=2",
+            "data.source.n_days=75", "validation.folds=[0]"]
     cfg = compose_tiny(tmp_path, [*data, "backtest=strict_sim", "task_name=sim"])
     train(cfg)
     (run,) = runs_of(tmp_path, "sim")
