@@ -34,8 +34,8 @@ def test_shuffled_labels_show_no_edge_over_buy_and_hold(tmp_path):
 
 @pytest.mark.slow
 def test_the_pipeline_finds_a_planted_signal(tmp_path):
-    train(compose_tiny(tmp_path, ["data=synthetic_planted", "task_name=planted", "trainer.max_steps=200",
-                                  "validation.folds=[0,1]", *SETTINGS]))
+    train(compose_tiny(tmp_path, ["data=synthetic_planted", "data.batch_size=64", "task_name=planted",
+                                  "trainer.max_steps=200", "validation.folds=[0,1]", *SETTINGS]))
     (run,) = runs_of(tmp_path, "planted")
     m, tags = run.data.metrics, run.data.tags
     bound = m["data/planted_sharpe_bound"]
