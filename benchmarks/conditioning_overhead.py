@@ -40,7 +40,8 @@ def main() -> None:
     cfg = compose_train(["+experiment=regime_film", f"model={args.model}", "model/conditioning=regime_rag"])
     dm = build(cfg.data)
     s = dm.prepare()
-    fold = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction)[args.fold]
+    fold = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction,
+                       s.t0)[args.fold]
     cond_cfg = ConditioningFit.from_config(cfg.model.conditioning)
     # model/conditioning=regime fits the same labels without the patterns
     variants = {"regime": dataclasses.replace(cond_cfg, patterns=None, retrieval=None), "regime_rag": cond_cfg}

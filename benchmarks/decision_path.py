@@ -49,7 +49,8 @@ def main() -> None:
     cfg = compose_train([f"model={args.model}", "model/conditioning=regime_rag"])
     dm = build(cfg.data)
     s = dm.prepare()
-    folds = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction)
+    folds = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction,
+                       s.t0)
     fold = folds[-1]
     cond_cfg = ConditioningFit.from_config(cfg.model.conditioning)
     cond = fit_fold_conditioning(cond_cfg, s, fold)

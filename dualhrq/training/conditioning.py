@@ -124,6 +124,12 @@ def fit_fold_conditioning(cfg: ConditioningFit, samples: SampleSet, fold: FoldIn
     regime[:, ~keep] = 0.0
     out.metrics["conditioning/inputs_dropped"] = float((continuous & ~keep).sum())
     labels, switches = _regime_labels(cfg, regime[:, keep], samples, fold)
+    fit_side = np.concatenate([fold.train, fold.val])
+    unlabelled = int((labels[fit_side] < 0).sum())
+    if unlabelled:
+        raise DataError(f"regime labels: {unlabelled} training or validation samples have no label: their decision "
+                        "bar's features read a test bar or are not finite. Fix: build the folds with the samples' "
+                        "input start, make_folds(..., t0=samples.t0), or lengthen the features' warm-up.")
     out.labels["regime_label"] = labels
     out.metrics["regime/switches_per_day"] = switches
     out.metrics["regime/label_share_max"] = float(np.bincount(labels[fold.train], minlength=cfg.regimes).max()

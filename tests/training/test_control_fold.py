@@ -23,7 +23,8 @@ def test_a_fold_trains_on_block_shuffled_targets_and_is_tested_on_the_real_ones(
                                   "model/conditioning=regime_rag"])
     dm = build(cfg.data)
     samples = dm.prepare()
-    fold = make_folds(build(cfg.validation.splitter), samples.t, samples.t1, cfg.validation.val_fraction)[2]
+    fold = make_folds(build(cfg.validation.splitter), samples.t, samples.t1, cfg.validation.val_fraction,
+                       samples.t0)[2]
     fitted = fit_fold(cfg, dm, fold, None, tmp_path / "fold")
     scale = fitted.pipeline.inputs.target_scale
     assert scale == pytest.approx(np.std(samples.target[fold.train]))  # a permutation keeps the scale

@@ -19,6 +19,7 @@ import pytest
 from dualhrq.config import compose_train
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.data.sources import load_bundled, load_vix
+from dualhrq.errors import DataError
 from dualhrq.features.engine import FeatureSpec, compute_features, feature_names, input_lookback
 from dualhrq.training.conditioning import ConditioningFit, fit_fold_conditioning
 from dualhrq.training.fold import fit_inputs
@@ -118,3 +119,10 @@ def test_the_embargo_covers_the_input_window_and_lookback() -> None:
         for a, b in block_spans(samples.t, samples.t1, f.test):
             knows = (samples.t0[f.train] <= b) & (samples.t1[f.train] >= a)
             assert not knows.any()
+
+
+def test_folds_that_ignore_the_input_windows_are_refused_by_the_regime_labels() -> None:
+    samples = _samples(_bars())
+    blind = make_folds(SPLITTER, samples.t, samples.t1, 0.1)[1]  # no t0: training windows read the test block
+    with pytest.raises(DataError, match=r"training or validation samples have no label.*t0=samples\.t0"):
+        fit_fold_conditioning(_cfg(), samples, blind)
