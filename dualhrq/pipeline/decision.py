@@ -31,6 +31,7 @@ from dualhrq.config import build
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.errors import DataError
 from dualhrq.models.lit_module import HRMLitModule
+from dualhrq.models.precision import AUTO, resolve_precision
 from dualhrq.patterns.breaker import BreakerConfig
 from dualhrq.patterns.library import PatternLibrary
 from dualhrq.patterns.retrieval import PatternRetriever
@@ -52,15 +53,17 @@ class Decisions:
 
 
 class DecisionPipeline:
-    """``inputs`` (fitted transforms) and ``module`` (network, ACT, retriever) of one fold."""
+    """``inputs`` (fitted transforms) and ``module`` (network, ACT, retriever) of one fold; ``precision`` is the
+    job's ``trainer.precision``, resolved on the machine that predicts (``auto`` as in training)."""
 
     def __init__(self, inputs: FittedInputs, module: HRMLitModule, model_config: dict[str, Any],
-                 window: Mapping[str, Any], eval_batch_size: int = 256) -> None:
+                 window: Mapping[str, Any], eval_batch_size: int = 256, precision: str = AUTO) -> None:
         self.inputs = inputs
         self.module = module
         self.model_config = model_config
         self.window = dict(window)  # feature_names, regime_names, seq_len, horizon of the samples fitted on
         self.eval_batch_size = eval_batch_size
+        self.precision = precision
 
     def decide(self, features: pl.DataFrame) -> pl.DataFrame:
         """A decision at every bar of ``features`` (a ``compute_features`` frame of fitted symbols, with at least
@@ -82,7 +85,7 @@ class DecisionPipeline:
     def predict(self, samples: SampleSet, index: np.ndarray) -> Decisions:
         """Decisions for the samples ``index`` (Lightning ``predict``: eval mode, inference mode, one device)."""
         trainer = L.Trainer(devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False)
+                            enable_model_summary=False, precision=resolve_precision(self.precision))
         outs = trainer.predict(self.module, dataloaders=self.loader(samples, index))
         signal, forecast, steps = (torch.cat([o[k] for o in outs]).float().cpu().numpy()
                                    for k in ("signal", "forecast", "steps"))
@@ -98,7 +101,7 @@ class DecisionPipeline:
             torch.save({"state_dict": self.module.state_dict()}, out / CHECKPOINT)
         retriever = self.module.retriever
         meta = {"model": self.model_config, "symbols": self.inputs.symbols, "window": self.window,
-                "eval_batch_size": self.eval_batch_size, "sizes": self.module.sizes,
+                "eval_batch_size": self.eval_batch_size, "precision": self.precision, "sizes": self.module.sizes,
                 "retrieval": None if retriever is None else asdict(retriever.cfg)}
         (out / META).write_text(json.dumps(meta, indent=1))
         np.savez(out / ARRAYS, **self.inputs.save_arrays())
@@ -122,4 +125,5 @@ class DecisionPipeline:
                                                      BreakerConfig(**meta["retrieval"])))
         with np.load(path / ARRAYS, allow_pickle=False) as arrays:
             inputs = FittedInputs.from_arrays({k: arrays[k] for k in arrays.files}, meta["symbols"])
-        return cls(inputs, module, meta["model"], meta["window"], meta["eval_batch_size"])
+        return cls(inputs, module, meta["model"], meta["window"], meta["eval_batch_size"],
+                   meta.get("precision", AUTO))

@@ -30,6 +30,7 @@ from dualhrq.errors import DataError
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import NetOutput
 from dualhrq.models.params import count_parameters
+from dualhrq.models.precision import resolve_precision
 from dualhrq.patterns.retrieval import PatternRetriever
 from dualhrq.pipeline.decision import CHECKPOINT, DecisionPipeline
 from dualhrq.pipeline.inputs import FittedInputs
@@ -103,8 +104,9 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
         callbacks.append(cb)
     logger = build(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
     no_val = {} if len(fold.val) else {"limit_val_batches": 0}
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
-                               **no_val)
+                               precision=precision, **no_val)
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         log.info("fold %d: resuming from %s", fold.fold, last)
@@ -112,7 +114,8 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     window = {"feature_names": samples.feature_names, "regime_names": samples.regime_names,
               "seq_len": samples.seq_len, "horizon": samples.horizon}
-    pipeline = DecisionPipeline(inputs, model, model_config, window, eval_batch_size=dm.eval_batch_size)
+    pipeline = DecisionPipeline(inputs, model, model_config, window, eval_batch_size=dm.eval_batch_size,
+                                precision=cfg.trainer.precision)
     return FittedFold(pipeline, trainer, cond)
 
 
@@ -181,6 +184,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
              fold.fold, position, n_folds, len(fold.train), len(fold.val), len(fold.test), trainer.global_step,
              oos["oos/loss"], result.sharpe, seconds)
     if tracker is not None:
+        tracker.set_tags({"precision": trainer.precision})  # what trainer.precision resolved to on this machine
         tracker.log_metrics({f"fold{fold.fold}-{k}": v for k, v in metrics.items()})
         tracker.log_artifact(pipeline_dir, "checkpoints")
         shutil.rmtree(pipeline_dir)  # kept once, in the MLflow artifact store (about 100 MB per fold for hrm_27m)

@@ -7,14 +7,17 @@ from omegaconf import DictConfig
 from dualhrq.config import build, located, positive_int
 from dualhrq.errors import ConfigError
 from dualhrq.models.lit_module import check_model_config
+from dualhrq.models.precision import resolve_precision
 from dualhrq.training.conditioning import ConditioningFit
 from dualhrq.validation.controls import label_control
 from dualhrq.validation.oos import OBJECTIVES
 
 
 def check_training_config(cfg: DictConfig) -> None:
-    """The model, its conditioning, the splitter, the label control, the backtest, the objective and the data sizes."""
+    """The model and its conditioning, the trainer's precision, the splitter, the label control, the backtest,
+    the objective and the data sizes."""
     check_model_config(cfg.model)
+    resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     ConditioningFit.from_config(cfg.model.conditioning)
     build(cfg.validation.splitter)
     with located(cfg.validation):
