@@ -1,24 +1,30 @@
-"""Training and prediction throughput of hrm_27m against the transformer_27m baseline, in one run.
+"""Training and prediction throughput of hrm_27m and transformer_27m, in fp32 and bf16 autocast, in one run.
 
     python benchmarks/hrm_throughput.py                          # both 27M models, batch 32, sequence 32
-    python benchmarks/hrm_throughput.py --models hrm_tiny --steps 20
+    python benchmarks/hrm_throughput.py --models hrm_tiny --steps 20 --precisions fp32
 
 A training step is one deep-supervision segment: forward, loss, backward and
 AdamW step, with the one-step gradient for the HRM. With ACT on, the HRM's
 segment also runs the no-grad next-segment forward that bootstraps the Q
 target, reported separately as ``act_samples_per_s``. Prediction is a no-grad
-forward of one segment. Prints one JSON line; ``train_ratio`` is the first
-model's training samples/s over the second's, measured in the same process.
+forward of one segment. FLOPs are counted by ``torch.utils.flop_counter`` on
+one step, so GFLOP/s is work done over time taken; ``gemm_fraction`` divides it
+by the square GEMM's rate (n=2048) in the same precision, measured first: the
+most this machine's matrix kernels deliver. Prints one JSON line; the ratios
+are bf16 over fp32 and the first model over the second, measured in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from dualhrq.config import build, compose_train
 from dualhrq.features.engine import FeatureSpec, feature_names
@@ -26,9 +32,43 @@ from dualhrq.features.engine import FeatureSpec, feature_names
 # the bundled daily data's input sizes: default features, two symbols
 N_FEATURES, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
 N_SYMBOLS = 2
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
-def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    dtype = DTYPES[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def timed(fn: Callable[[], None], n: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def flops(fn: Callable[[], None]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def gemm_limit(precision: str, device: torch.device, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of an n x n matrix product in ``precision``: the machine's best case."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    with autocast(precision, device):
+        seconds = timed(lambda: a @ b, reps, 2, device)
+    return 2 * n**3 * reps / seconds / 1e9
+
+
+def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device,
+            limit: float) -> dict[str, float]:
     torch.manual_seed(0)
     module = build(compose_train([f"model={name}"]).model, n_features=N_FEATURES, n_regime_features=N_REGIME,
                    n_symbols=N_SYMBOLS)
@@ -39,43 +79,44 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[s
     symbol = torch.randint(0, N_SYMBOLS, (args.batch,), device=device)
     target = torch.randn(args.batch, device=device)
 
-    def step(q_target: bool) -> None:
-        out = net(x, regime, symbol)
-        if q_target:
-            with torch.no_grad():
-                net(x, regime, symbol, out.carry)
-        mean, log_var = out.forecast.unbind(-1)
-        loss = -(out.signal * target).mean() + F.gaussian_nll_loss(mean, target, log_var.exp())
+    def step(q_target: bool = False) -> None:
+        with autocast(precision, device):
+            out = net(x, regime, symbol)
+            if q_target:
+                with torch.no_grad():
+                    net(x, regime, symbol, out.carry)
+            mean, log_var = out.forecast.unbind(-1)
+            loss = -(out.signal * target).mean() + F.gaussian_nll_loss(mean, target, log_var.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    def timed(fn, n: int) -> float:
-        for _ in range(args.warmup):
-            fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+    def predict() -> None:
+        with autocast(precision, device):
+            net(x, regime, symbol)
 
-    samples = args.steps * args.batch
-    result = {"params": sum(p.numel() for p in net.parameters())}
-    result["samples_per_s"] = round(samples / timed(lambda: step(False), args.steps), 2)
+    def rates(fn: Callable[[], None]) -> dict[str, float]:
+        work = flops(fn)
+        seconds = timed(fn, args.steps, args.warmup, device)
+        gflops = work * args.steps / seconds / 1e9
+        return {"samples_per_s": round(args.steps * args.batch / seconds, 2),
+                "gflop_per_sample": round(work / args.batch / 1e9, 3),
+                "gflop_per_s": round(gflops, 1), "gemm_fraction": round(gflops / limit, 3)}
+
+    result: dict[str, object] = {"params": sum(p.numel() for p in net.parameters()), "train": rates(step)}
     if module.act.enabled:
-        result["act_samples_per_s"] = round(samples / timed(lambda: step(True), args.steps), 2)
+        result["act_samples_per_s"] = round(args.steps * args.batch
+                                            / timed(lambda: step(True), args.steps, args.warmup, device), 2)
     net.eval()
     with torch.inference_mode():
-        result["predict_samples_per_s"] = round(samples / timed(lambda: net(x, regime, symbol), args.steps), 2)
+        result["predict"] = rates(predict)
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["hrm_27m", "transformer_27m"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--batch", type=int, default=32)
@@ -86,14 +127,22 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    results = {name: measure(name, args, device) for name in args.models}
-    line = {
+    limits = {p: round(gemm_limit(p, device), 1) for p in args.precisions}
+    results = {p: {name: measure(name, p, args, device, limits[p]) for name in args.models} for p in args.precisions}
+    line: dict[str, object] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(), "batch": args.batch, "seq_len": args.seq_len, "models": results,
+        "threads": torch.get_num_threads(), "batch": args.batch, "seq_len": args.seq_len,
+        "gemm_gflop_per_s": limits, "results": results,
     }
+    if {"fp32", "bf16"} <= set(args.precisions):
+        line["bf16_over_fp32"] = {name: {kind: round(results["bf16"][name][kind]["samples_per_s"]
+                                                     / results["fp32"][name][kind]["samples_per_s"], 3)
+                                         for kind in ("train", "predict")} for name in args.models}
     if len(args.models) == 2:
-        a, b = (results[m]["samples_per_s"] for m in args.models)
-        line["train_ratio"] = round(a / b, 3)
+        first, second = args.models
+        line["first_over_second_train"] = {p: round(results[p][first]["train"]["samples_per_s"]
+                                                    / results[p][second]["train"]["samples_per_s"], 3)
+                                           for p in args.precisions}
     print(json.dumps(line))
 
 
