@@ -1,17 +1,21 @@
 """Latency of one trading decision (batch 1) of hrm_27m on this machine.
 
-    python benchmarks/hrm_latency.py                  # 300 timed calls after 20 warm-up calls
+    python benchmarks/hrm_latency.py                  # 300 timed calls after 20 warm-up calls, fp32 and bf16
+    python benchmarks/hrm_latency.py --precisions fp32
 
 Two figures: one segment (a single HRM forward, 2x2 cycles), and the whole
 ACT decision as the LightningModule makes it (segments until the Q head halts
 or ``halt_max_steps``; an untrained Q head never halts early, so this is the
 worst case). The design's budget for the model's share is 10 ms of a 100 ms
-decision path. Prints one JSON line with p50/p95/p99 in milliseconds.
+decision path. Each figure is taken in fp32 and under bf16 autocast (the
+precision ``trainer.precision=auto`` picks on CPUs with AVX512-BF16 or AMX).
+Prints one JSON line with p50/p95/p99 in milliseconds per precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -22,6 +26,7 @@ from dualhrq.config import build, compose_train
 from dualhrq.features.engine import FeatureSpec, feature_names
 
 N_FEATURES, N_REGIME = (len(c) for c in feature_names(FeatureSpec()))
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def percentiles(fn, calls: int, warmup: int) -> dict[str, float]:
@@ -43,6 +48,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--precisions", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -51,14 +57,18 @@ def main() -> None:
                    n_symbols=2).eval()
     batch = {"x": torch.randn(1, args.seq_len, N_FEATURES), "regime": torch.randn(1, N_REGIME),
              "symbol": torch.zeros(1, dtype=torch.long)}
-    with torch.inference_mode():
-        segment = percentiles(lambda: module.net(batch["x"], batch["regime"], batch["symbol"]), args.calls,
-                              args.warmup)
-        decision = percentiles(lambda: module(batch), args.calls, args.warmup)
-        steps = float(module(batch).steps.mean())
-    print(json.dumps({"model": args.model, "threads": torch.get_num_threads(), "seq_len": args.seq_len,
-                      "calls": args.calls, "segment": segment, "decision": decision, "decision_segments": steps,
-                      "budget_ms": 10.0}))
+    result: dict[str, object] = {"model": args.model, "threads": torch.get_num_threads(), "seq_len": args.seq_len,
+                                 "calls": args.calls, "budget_ms": 10.0}
+    for precision in args.precisions:
+        dtype = DTYPES[precision]
+        cast = contextlib.nullcontext() if dtype is None else torch.autocast("cpu", dtype=dtype)
+        with torch.inference_mode(), cast:
+            segment = percentiles(lambda: module.net(batch["x"], batch["regime"], batch["symbol"]), args.calls,
+                                  args.warmup)
+            decision = percentiles(lambda: module(batch), args.calls, args.warmup)
+            steps = float(module(batch).steps.float().mean())
+        result[precision] = {"segment": segment, "decision": decision, "decision_segments": steps}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
