@@ -23,6 +23,7 @@ from dualhrq.config import build, located
 from dualhrq.data.planted import PlantedMarket
 from dualhrq.errors import DualHRQError
 from dualhrq.evaluation.run_end import check_evaluation_config, finish_training_run, raise_on_failed_gates
+from dualhrq.features.engine import left_out_features
 from dualhrq.tracking.job import open_job_run
 from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.fold import run_fold
@@ -83,6 +84,9 @@ def describe_data(cfg: DictConfig, dm: MarketDataModule) -> tuple[str, dict[str,
     """The data's label in the summary, naming a control the run is, and the figures the data's construction
     makes known (a planted market's Sharpe bound), to log."""
     label, known = dm.label, {}
+    left_out = left_out_features(dm.spec)
+    if left_out:
+        label += f"; close-only bars: range and volume features left out ({', '.join(left_out)})"
     if isinstance(dm.source, PlantedMarket):
         known["data/planted_sharpe_bound"] = dm.source.sharpe_bound(cfg.backtest.periods_per_year)
         label += (f"; POSITIVE CONTROL: planted signal, a perfect model's Sharpe is "

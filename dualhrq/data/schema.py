@@ -24,6 +24,11 @@ ask_size                       (always together)
 luld_tier  Int8                LULD tier of the symbol, 1 or 2
 =========  ==================  ============================================
 
+Close-only sources (adjusted closes, as most free equity panels are) declare
+``close_only=True`` and deliver exactly ``ts``, ``symbol`` and ``close``:
+open, high, low and volume are never made up from the close, and the
+features that need them are left out (``features.engine.CloseFeatureSpec``).
+
 Rows are unique per (symbol, ts). ``validate_bars`` is the single gate: it
 casts lossless types, rejects anything that would silently corrupt features
 or labels with one ``DataError`` naming the column and the fix, and returns
@@ -53,6 +58,7 @@ OPTIONAL_SCHEMA: dict[str, pl.DataType] = {
     "ask_size": pl.Float64(),
     "luld_tier": pl.Int8(),
 }
+CLOSE_ONLY_SCHEMA: dict[str, pl.DataType] = {name: BAR_SCHEMA[name] for name in ("ts", "symbol", "close")}
 # every column, required then optional: intraday bars with quotes, as the synthetic market delivers them
 INTRADAY_BAR_SCHEMA: dict[str, pl.DataType] = {**BAR_SCHEMA, **OPTIONAL_SCHEMA}
 _PAIRS = (("bid", "ask"), ("bid_size", "ask_size"))
@@ -60,16 +66,21 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
 
 
-def validate_bars(frame: pl.DataFrame | pl.LazyFrame, *, source: str) -> pl.DataFrame:
-    """Check ``frame`` against ``BAR_SCHEMA`` and return it sorted by (symbol, ts).
+def validate_bars(frame: pl.DataFrame | pl.LazyFrame, *, source: str, close_only: bool = False) -> pl.DataFrame:
+    """Check ``frame`` against ``BAR_SCHEMA`` (``CLOSE_ONLY_SCHEMA`` if ``close_only``) and return it
+    sorted by (symbol, ts).
 
     The input must already be time-ordered within each symbol: a disordered
     feed usually means a bad merge upstream, so it is reported, not hidden by
     sorting. ``source`` (a path or data set name) starts every error message.
     """
     df = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
-    _check_columns(df, source)
-    names = [*BAR_SCHEMA, *(c for c in OPTIONAL_SCHEMA if c in df.columns)]
+    if close_only:
+        _check_close_only_columns(df, source)
+        names = list(CLOSE_ONLY_SCHEMA)
+    else:
+        _check_columns(df, source)
+        names = [*BAR_SCHEMA, *(c for c in OPTIONAL_SCHEMA if c in df.columns)]
     df = df.select(_cast(name, df.schema[name], source) for name in names)
     if df.height == 0:
         raise DataError(f"{source}: no rows. Fix: point the source at a file with bars.")
@@ -82,9 +93,11 @@ def _check_columns(df: pl.DataFrame, source: str) -> None:
     required = list(BAR_SCHEMA)
     missing = [c for c in required if c not in df.columns]
     if missing:
+        closes_only = set(missing) == {"open", "high", "low", "volume"}
         raise DataError(
             f"{source}: missing columns {missing}; bars need exactly {required}. "
-            "Fix: rename your columns to these names."
+            + ("Fix: closes alone are read with close_only=True (features: CloseFeatureSpec)."
+               if closes_only else "Fix: rename your columns to these names.")
         )
     extra = [c for c in df.columns if c not in BAR_SCHEMA and c not in OPTIONAL_SCHEMA]
     if extra:
@@ -97,6 +110,18 @@ def _check_columns(df: pl.DataFrame, source: str) -> None:
         if len(present) == 1:
             (lone,) = set(pair) - set(present)
             raise DataError(f"{source}: column '{present[0]}' without '{lone}'. Fix: supply both or neither.")
+
+
+def _check_close_only_columns(df: pl.DataFrame, source: str) -> None:
+    required = list(CLOSE_ONLY_SCHEMA)
+    missing = [c for c in required if c not in df.columns]
+    extra = [c for c in df.columns if c not in CLOSE_ONLY_SCHEMA]
+    if missing or extra:
+        raise DataError(
+            f"{source}: close-only bars have exactly {required}; missing {missing}, unexpected {extra}. "
+            "Fix: select these columns, or load full bars without close_only if the source has open, high, "
+            "low and volume."
+        )
 
 
 def _cast(name: str, dtype: pl.DataType, source: str) -> pl.Expr:
@@ -138,19 +163,21 @@ def _check_values(df: pl.DataFrame, source: str) -> None:
     for name in ("ts", "symbol"):
         if df[name].null_count():
             raise DataError(f"{source}: column '{name}' has nulls. Fix: drop rows without {name}.")
+    values = [c for c in VALUE_COLUMNS if c in df.columns]
     rules = [
         (name, ~pl.col(name).is_finite().fill_null(False), "is null, NaN or infinite",
          "drop or fill these rows")
-        for name in VALUE_COLUMNS
+        for name in values
     ]
     rules += [
         (name, pl.col(name) <= 0, "is not positive", "drop these rows or fix the price feed")
-        for name in PRICE_COLUMNS
+        for name in values if name in PRICE_COLUMNS
     ]
-    rules += [
-        ("volume", pl.col("volume") < 0, "is negative", "volume must be >= 0"),
-        ("high", pl.col("high") < pl.col("low"), "is below low", "swap or drop these bars"),
-    ]
+    if "volume" in df.columns:
+        rules += [
+            ("volume", pl.col("volume") < 0, "is negative", "volume must be >= 0"),
+            ("high", pl.col("high") < pl.col("low"), "is below low", "swap or drop these bars"),
+        ]
     rules += _quote_rules(df)
     for name, bad, what, fix in rules:
         count = df.select(bad.sum()).item()

@@ -1,4 +1,5 @@
-"""Bar sources: the bundled real data from ``arch.data``, a user's own files, the synthetic market.
+"""Bar sources: the bundled real data from ``arch.data`` and ``skfolio.datasets``, a user's own files,
+the synthetic market.
 
 Every loader returns a frame that passed ``validate_bars`` and is sorted by
 (symbol, ts). ``start``/``end`` are inclusive ISO dates; ``end`` keeps the
@@ -67,6 +68,44 @@ def load_vix() -> pl.DataFrame:
     raw = _arch_data("vix").dropna()
     vix = pl.DataFrame({"ts": raw.index.to_numpy(), "vix": raw["vix"].to_numpy()})
     return vix.with_columns(pl.col("ts").cast(pl.Datetime("us")), pl.col("vix").cast(pl.Float64))
+
+
+STOCK_SYMBOLS: tuple[str, ...] = ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY", "MRK",
+                                   "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM")
+
+
+def load_sp500_stocks(
+    symbols: Sequence[str] | None = None,
+    start: str | date | None = None,
+    end: str | date | None = None,
+) -> pl.DataFrame:
+    """Close-only daily bars of 20 S&P 500 stocks, 1990-01-02..2022-12-28 (``skfolio``'s bundled set).
+
+    The closes are dividend- and split-adjusted and rounded to 3 decimals, so
+    the early, low-priced years of some names (AAPL at $0.26 in 1990) move in
+    steps of about 0.4%. ``symbols`` picks a subset (all 20 by default).
+    """
+    chosen = list(STOCK_SYMBOLS if symbols is None else symbols)
+    unknown = [s for s in chosen if s not in STOCK_SYMBOLS]
+    if not chosen or unknown:
+        raise DataError(f"data.source.symbols: {unknown or chosen} not in the bundled stock panel; available: "
+                        f"{list(STOCK_SYMBOLS)}. Fix: choose from these.")
+    prices = _skfolio_data("load_sp500_dataset")
+    bars = pl.concat(pl.DataFrame({"ts": prices.index.to_numpy(), "symbol": name, "close": prices[name].to_numpy()})
+                     for name in chosen)
+    return _between(validate_bars(bars, source="bundled skfolio S&P 500 stocks", close_only=True), start, end)
+
+
+def load_sp500_index() -> pl.DataFrame:
+    """Daily S&P 500 index close (``ts``, ``close``), 1990-01-02..2022-12-28, the stock panel's market."""
+    index = _skfolio_data("load_sp500_index")
+    return pl.DataFrame({"ts": index.index.to_numpy(), "close": index["SP500"].to_numpy()}).with_columns(
+        pl.col("ts").cast(pl.Datetime("us")), pl.col("close").cast(pl.Float64))
+
+
+@functools.cache
+def _skfolio_data(loader: str) -> pd.DataFrame:
+    return getattr(importlib.import_module("skfolio.datasets"), loader)()
 
 
 def load_synthetic(n_symbols: int = 6, start: str | date = "2024-01-02", n_days: int = 30,

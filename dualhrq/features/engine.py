@@ -3,8 +3,9 @@
 ``feature_names`` needs no data (the parameter counter sizes the input layer
 from it); ``compute_features`` evaluates the same expressions, each with
 ``.over("symbol")``, on bars sorted by (symbol, ts). Warm-up rows are null;
-``build_samples`` drops them. Two feature sets exist: ``FeatureSpec`` for
-daily bars and ``IntradayFeatureSpec`` for minute bars with quotes.
+``build_samples`` drops them. Three feature sets exist: ``FeatureSpec`` for
+daily bars, ``CloseFeatureSpec`` for close-only daily panels and
+``IntradayFeatureSpec`` for minute bars with quotes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import polars as pl
 from dualhrq.config import PositiveInt, at_least, check_fields, invalid
 from dualhrq.data.schema import validate_bars
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.features import market as mkt
 from dualhrq.features import microstructure as micro
 from dualhrq.features import pattern, regime
 from dualhrq.features.cross_section import cross_sectional_rank
@@ -68,6 +70,24 @@ class FeatureSpec(_Windows):
 
 
 @dataclass(frozen=True)
+class CloseFeatureSpec(_Windows):
+    """Daily features of close-only panels (``data=sp500_stocks``): only what closes support.
+
+    Per symbol: return, momentum, mean reversion, drawdown and volatility ratio as inputs; realized and
+    bipower volatility and the jump share as regime inputs, z-scored per symbol over ``regime_window``.
+    ``cross_section``: each day's ranks of medium and long momentum and of volatility among the symbols,
+    and the day's dispersion of returns across them (a market regime input). ``market``: rolling beta and
+    correlation to the market index over ``long`` bars, and the index's own volatility, momentum and
+    drawdown as market regime inputs (the same for every symbol, so they are not z-scored per symbol).
+    Range and volume features need open, high, low and volume: :func:`left_out_features` names them.
+    """
+
+    cross_section: bool = True
+    market: bool = True
+    regime_window: Annotated[int, at_least(2)] | None = 120
+
+
+@dataclass(frozen=True)
 class IntradayFeatureSpec(_Windows):
     """Minute-bar features (``data.features`` of ``data=synthetic_intraday``); windows in bars.
 
@@ -102,7 +122,7 @@ class IntradayFeatureSpec(_Windows):
             raise invalid("tsrv_k", self.tsrv_k, f"in 2..long-1 ({self.long - 1})")
 
 
-Spec = FeatureSpec | IntradayFeatureSpec
+Spec = FeatureSpec | CloseFeatureSpec | IntradayFeatureSpec
 SESSION_BARS = 390  # one-minute bars in a regular US equity session (09:30-16:00 ET)
 
 
@@ -118,7 +138,7 @@ def input_lookback(spec: Spec) -> int:
     if spec.lookback is not None:
         return spec.lookback
     relative = spec.regime_window - 1 if spec.regime_window else 0  # a z-score's oldest bar, then its lookback
-    if isinstance(spec, FeatureSpec):
+    if not isinstance(spec, IntradayFeatureSpec):
         return spec.long + relative
     sessions = 3 if spec.rule_state else 2 if spec.options else 1
     return max(spec.long, sessions * SESSION_BARS) + relative
@@ -158,13 +178,27 @@ def feature_names(spec: Spec) -> tuple[list[str], list[str]]:
                  + (list(RULE_STATE_FEATURES) if spec.rule_state else []))
         regime_names = [*regime_cols, *extra, *spec.extra_regime]
         return [*model_only, *_ranked(spec), *spec.extra, *regime_names], regime_names
+    if isinstance(spec, CloseFeatureSpec):
+        model_only, regime_cols, market_cols = _close_features(spec)
+        regime_names = [*regime_cols, *market_cols, *spec.extra_regime]
+        return [*model_only, *_close_ranked(spec), *spec.extra, *regime_names], regime_names
     model_only, regime_cols = _bar_features(spec)
     regime_names = [*regime_cols, *(["vix_log", "vix_available"] if spec.use_vix else []), *spec.extra_regime]
     return [*model_only, *spec.extra, *regime_names], regime_names
 
 
+def left_out_features(spec: Spec) -> list[str]:
+    """Daily features that a close-only spec cannot compute (they read open, high, low or volume)."""
+    if not isinstance(spec, CloseFeatureSpec):
+        return []
+    full = FeatureSpec(short=spec.short, medium=spec.medium, long=spec.long, use_vix=False)
+    have = set(feature_names(spec)[0])
+    return [name for name in feature_names(full)[0] if name not in have]
+
+
 def compute_features(
-    bars: pl.DataFrame, spec: Spec, vix: pl.DataFrame | None = None, options: pl.DataFrame | None = None
+    bars: pl.DataFrame, spec: Spec, vix: pl.DataFrame | None = None, options: pl.DataFrame | None = None,
+    market: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``ts, symbol, close`` and every feature column, rows ordered by (symbol, ts).
 
@@ -173,11 +207,21 @@ def compute_features(
     its own day (the previous trading day's), and none when that is more than
     ``VIX_STALE_DAYS`` calendar days old; rows without one keep
     ``vix_log = 0`` and ``vix_available = 0``. ``options`` is
-    an end-of-day option chain, used by intraday specs with ``options=True``.
+    an end-of-day option chain, used by intraday specs with ``options=True``;
+    ``market`` the index's daily closes (``ts, close``), used by close-only
+    specs with ``market=True``.
 
-    Config errors name ``vix``, ``options`` and ``features.<flag>``: the keys
-    of the data config that give this function its arguments.
+    Config errors name ``vix``, ``options``, ``market`` and ``features.<flag>``:
+    the keys of the data config that give this function its arguments.
     """
+    if market is not None and not (isinstance(spec, CloseFeatureSpec) and spec.market):
+        raise ConfigError("market: an index series is read by close-only features with market=true only. "
+                          "Fix: set market=null.", field="market")
+    if isinstance(spec, CloseFeatureSpec):
+        for name, given in (("vix", vix), ("options", options)):
+            if given is not None:
+                raise ConfigError(f"{name}: close-only features do not read it. Fix: set {name}=null.", field=name)
+        return _compute_close(validate_bars(bars, source="compute_features(bars)", close_only=True), spec, market)
     bars = validate_bars(bars, source="compute_features(bars)")
     if isinstance(spec, IntradayFeatureSpec):
         if vix is not None:
@@ -249,6 +293,91 @@ def _bar_features(spec: FeatureSpec | IntradayFeatureSpec) -> tuple[dict[str, pl
         ).log(),
     }
     return model_only, regime_cols
+
+
+def _close_features(spec: CloseFeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr], dict[str, pl.Expr]]:
+    """(per-symbol inputs, per-symbol regime inputs, market regime inputs) of close-only bars.
+
+    Beta and correlation read ``mkt_return``, the index's log return joined onto each bar by date.
+    The market inputs are evaluated on the index's own series (:func:`_market_frame`), except the
+    dispersion, a per-symbol trailing mean of ``xs_dispersion`` (the day's spread of returns).
+    """
+    s, m, lg = spec.short, spec.medium, spec.long
+    c = pl.col("close")
+    r = regime.log_return(c)
+    rv, bpv = regime.realized_variance(r, m), regime.bipower_variation(r, m)
+    model_only = {
+        "log_return": r,
+        f"mom_{s}": pattern.momentum(c, s),
+        f"mom_{m}": pattern.momentum(c, m),
+        f"mom_{lg}": pattern.momentum(c, lg),
+        f"meanrev_z_{m}": pattern.zscore(c, m),
+        f"drawdown_{lg}": pattern.drawdown(c, lg),
+        f"vol_ratio_{s}_{lg}": pattern.volatility_ratio(r, s, lg),
+    }
+    if spec.market:
+        model_only |= {f"beta_{lg}": mkt.beta(r, pl.col("mkt_return"), lg),
+                       f"corr_{lg}": mkt.correlation(r, pl.col("mkt_return"), lg)}
+    regime_cols = {
+        f"rvol_{m}": (rv / m).sqrt(),
+        f"bpvol_{m}": (bpv / m).sqrt(),
+        f"jump_share_{m}": regime.jump_share(rv, bpv),
+    }
+    market_cols = {}
+    if spec.cross_section:
+        market_cols[f"xs_dispersion_{m}"] = pl.col("xs_dispersion").rolling_mean(m)
+    if spec.market:
+        market_cols |= {f"mkt_rvol_{m}": (regime.realized_variance(regime.log_return(c), m) / m).sqrt(),
+                        f"mkt_mom_{m}": pattern.momentum(c, m),
+                        f"mkt_drawdown_{lg}": pattern.drawdown(c, lg)}
+    return model_only, regime_cols, market_cols
+
+
+def _close_ranked(spec: CloseFeatureSpec) -> list[str]:
+    """Close-only features also given as a cross-sectional rank (``rank_<name>``)."""
+    if not spec.cross_section:
+        return []
+    return [f"rank_{n}" for n in (f"mom_{spec.medium}", f"mom_{spec.long}", f"rvol_{spec.medium}")]
+
+
+def _compute_close(bars: pl.DataFrame, spec: CloseFeatureSpec, market: pl.DataFrame | None) -> pl.DataFrame:
+    model_only, regime_cols, market_cols = _close_features(spec)
+    query = bars.lazy()
+    if spec.market:
+        if market is None:
+            raise ConfigError("features.market is true but no index series was given. Fix: set data.market to an "
+                              "index source (load_sp500_index) or features.market=false.", field="features.market")
+        index_cols = {n: e for n, e in market_cols.items() if n.startswith("mkt_")}
+        query = query.join(_market_frame(market, index_cols).lazy(), on="ts", how="left", maintain_order="left")
+    per_symbol = {**model_only, **spec.extra, **_relative(spec, {**regime_cols, **spec.extra_regime})}
+    if spec.cross_section:
+        # one window per step: the day's dispersion needs every symbol's return of that day first
+        rvol = f"rvol_{spec.medium}"
+        query = query.with_columns(_ret=regime.log_return(pl.col("close")).over("symbol"),
+                                   _rvol=regime_cols[rvol].over("symbol"))
+        query = query.with_columns(xs_dispersion=mkt.dispersion(pl.col("_ret")).fill_nan(None))
+        per_symbol[f"xs_dispersion_{spec.medium}"] = market_cols[f"xs_dispersion_{spec.medium}"]
+    query = query.with_columns(e.over("symbol").alias(n) for n, e in per_symbol.items())
+    if spec.cross_section:
+        # ranks of the raw volatility and momentum: ranks of their per-symbol z-scores would rank surprise
+        raw = {rvol: pl.col("_rvol"), **{n: pl.col(n) for n in (f"mom_{spec.medium}", f"mom_{spec.long}")}}
+        query = query.with_columns(cross_sectional_rank(raw[name.removeprefix("rank_")]).alias(name)
+                                   for name in _close_ranked(spec))
+    names, _ = feature_names(spec)
+    return query.select("ts", "symbol", "close", *names).collect()
+
+
+def _market_frame(market: pl.DataFrame, features: dict[str, pl.Expr]) -> pl.DataFrame:
+    """``ts, mkt_return`` and the market ``features``, computed on the index's own consecutive closes."""
+    missing = [c for c in ("ts", "close") if c not in market.columns]
+    if missing:
+        raise DataError(f"market: missing columns {missing}. Fix: pass the frame from load_sp500_index().")
+    index = market.select(pl.col("ts").cast(pl.Datetime("us")), pl.col("close").cast(pl.Float64)).sort("ts")
+    if not index["close"].is_finite().all() or (index["close"] <= 0).any():
+        raise DataError("market: 'close' has non-finite or non-positive values. Fix: drop those rows.")
+    if index["ts"].is_duplicated().any():
+        raise DataError("market: duplicate 'ts' rows. Fix: keep one index close per day.")
+    return index.select("ts", mkt_return=regime.log_return(pl.col("close")), **features)
 
 
 def _vix_known_at(bars: pl.DataFrame, vix: pl.DataFrame) -> pl.DataFrame:

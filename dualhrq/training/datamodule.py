@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from dualhrq.config import located
 from dualhrq.data.samples import SampleSet, build_samples
-from dualhrq.features.engine import FeatureSpec, compute_features, feature_names, input_lookback
+from dualhrq.features.engine import Spec, compute_features, feature_names, input_lookback
 from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
 from dualhrq.validation.folds import FoldIndex
 
@@ -30,9 +30,10 @@ class MarketDataModule(L.LightningDataModule):
     def __init__(
         self,
         source: Callable[[], pl.DataFrame],
-        features: FeatureSpec,
+        features: Spec,
         vix: Callable[[], pl.DataFrame] | None = None,
         options: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+        market: Callable[[], pl.DataFrame] | None = None,
         seq_len: int = 32,
         horizon: int = 1,
         stride: int = 1,
@@ -48,6 +49,7 @@ class MarketDataModule(L.LightningDataModule):
         self.spec = features
         self.vix = vix
         self.options = options  # bars -> end-of-day option chain, read when the features ask for it
+        self.market = market  # the index's daily closes, read by close-only features with market=true
         self.seq_len = seq_len
         self.horizon = horizon
         self.stride = stride
@@ -93,7 +95,9 @@ class MarketDataModule(L.LightningDataModule):
         wants_options = getattr(self.spec, "options", False)
         with located("options"):
             chain = self.options(self.bars) if wants_options and self.options is not None else None
-        return compute_features(self.bars, self.spec, vix, options=chain)
+        with located("market"):
+            market = self.market() if self.market is not None else None
+        return compute_features(self.bars, self.spec, vix, options=chain, market=market)
 
     def prepare(self) -> SampleSet:
         """Load, validate, featurise and window the data (once)."""

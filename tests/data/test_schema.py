@@ -112,3 +112,18 @@ def test_bad_input_raises_one_clear_error(frame: pl.DataFrame, message: str) -> 
     with pytest.raises(DataError, match=r"^my_feed.csv: .*" + message):
         validate_bars(frame, source="my_feed.csv")
 
+
+
+def test_close_only_bars_have_exactly_ts_symbol_close() -> None:
+    frame = pl.DataFrame({"ts": [datetime(2020, 1, 1), datetime(2020, 1, 2)], "symbol": ["A", "A"],
+                          "close": [10, 11]})
+    out = validate_bars(frame, source="panel", close_only=True)
+    assert out.schema == pl.Schema({"ts": pl.Datetime("us"), "symbol": pl.String(), "close": pl.Float64()})
+    with pytest.raises(DataError, match=r"panel: close-only bars .*unexpected \['open'\]"):
+        validate_bars(frame.with_columns(open=pl.lit(1.0)), source="panel", close_only=True)
+    with pytest.raises(DataError, match=r"missing columns \['open', 'high', 'low', 'volume'\].*close_only=True"):
+        validate_bars(frame, source="panel")  # full bars are still required without the declaration
+    with pytest.raises(DataError, match=r"column 'close' is not positive in 1 rows"):
+        validate_bars(frame.with_columns(close=pl.Series([10.0, 0.0])), source="panel", close_only=True)
+    with pytest.raises(DataError, match="duplicate"):
+        validate_bars(pl.concat([frame, frame.head(1)]).sort("ts"), source="panel", close_only=True)

@@ -139,3 +139,28 @@ def test_schema_errors_name_the_file(bars: pl.DataFrame, tmp_path: Path) -> None
     bars.rename({"close": "Close"}).write_parquet(tmp_path / "bars.parquet")
     with pytest.raises(DataError, match=r"bars.parquet: missing columns \['close'\]"):
         load_parquet(tmp_path / "bars.parquet")
+
+
+def test_stock_panel_is_skfolios_closes_in_the_close_only_schema() -> None:
+    from skfolio.datasets import load_sp500_dataset, load_sp500_index
+
+    from dualhrq.data.schema import CLOSE_ONLY_SCHEMA
+    from dualhrq.data.sources import STOCK_SYMBOLS, load_sp500_stocks
+    from dualhrq.data.sources import load_sp500_index as index_source
+
+    bars = load_sp500_stocks()
+    raw = load_sp500_dataset()
+    assert bars.schema == pl.Schema(CLOSE_ONLY_SCHEMA)
+    assert sorted(STOCK_SYMBOLS) == sorted(raw.columns) and len(STOCK_SYMBOLS) == 20
+    assert bars.height == raw.size == 20 * 8313
+    assert bars["ts"].min() == datetime(1990, 1, 2) and bars["ts"].max() == datetime(2022, 12, 28)
+    msft = bars.filter(pl.col("symbol") == "MSFT")
+    np.testing.assert_array_equal(msft["close"].to_numpy(), raw["MSFT"].to_numpy())
+    index = index_source()
+    np.testing.assert_array_equal(index["close"].to_numpy(), load_sp500_index()["SP500"].to_numpy())
+
+    two = load_sp500_stocks(["KO", "PEP"], start="2008-09-01", end="2008-09-30")
+    assert two["symbol"].unique().sort().to_list() == ["KO", "PEP"]
+    assert two["ts"].min() >= datetime(2008, 9, 1) and two["ts"].max() <= datetime(2008, 9, 30)
+    with pytest.raises(DataError, match=r"data.source.symbols: \['TSLA'\].*Fix: choose"):
+        load_sp500_stocks(["KO", "TSLA"])
