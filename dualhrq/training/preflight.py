@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
+from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.config import build, check_arguments, located, positive_int
@@ -17,6 +20,7 @@ from dualhrq.training.conditioning import ConditioningFit
 from dualhrq.validation.controls import label_control
 from dualhrq.validation.oos import OBJECTIVES
 
+log = logging.getLogger("dualhrq.train")
 OUTPUT_FIELD = "hydra.run.dir (paths.output_dir)"
 # settings a resumed job may change: where the job was started from
 RESUME_MAY_DIFFER = ("paths.root_dir",)
@@ -50,15 +54,38 @@ def check_training_config(cfg: DictConfig) -> None:
 def prepare_output_dir(cfg: DictConfig) -> Path:
     """The job's output directory, created and shown to be writable; a ``ConfigError`` naming the setting
     when it cannot be."""
-    path = Path(str(cfg.paths.output_dir))
+    return writable_dir(Path(str(cfg.paths.output_dir)), OUTPUT_FIELD)
+
+
+def writable_dir(path: Path, field: str) -> Path:
+    """``path`` created if need be and shown to be writable, else a ``ConfigError`` naming ``field``."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise ConfigError(f"{OUTPUT_FIELD}={path}: the output directory cannot be written ({err.strerror or err})."
-                          f" Fix: point hydra.run.dir at a writable directory.") from None
+        raise ConfigError(f"{field}={path}: the directory cannot be written ({err.strerror or err}). "
+                          f"Fix: point {field.split()[0]} at a writable directory.") from None
     return path
+
+
+class OutputDirCheck(HydraCallback):
+    """Checks Hydra's run or sweep directory before Hydra creates it, so a bad one stops the job with one line
+    naming the setting (exit status 2) rather than a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(directory: str, field: str) -> None:
+        try:
+            writable_dir(Path(str(directory)), field)
+        except ConfigError as err:
+            log.error("ConfigError: %s", err)
+            raise SystemExit(2) from None
 
 
 def check_resume(cfg: DictConfig, output_dir: Path) -> None:
