@@ -60,6 +60,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def usable_checkpoint(ckpt_dir: Path) -> Path | None:
     """The newest of ``last.ckpt`` and its predecessor that reads back whole; None (start the fold afresh)
     when neither does. A file that does not read back is deleted with a warning."""
+    deleted = False
     for path in (ckpt_dir / LAST, ckpt_dir / (LAST + PREVIOUS_SUFFIX)):
         if not path.exists():
             continue
@@ -68,6 +69,9 @@ def usable_checkpoint(ckpt_dir: Path) -> Path | None:
             return path
         log.warning("%s is unusable (%s); deleted", path, problem)
         path.unlink(missing_ok=True)
+        deleted = True
+    if deleted:
+        log.warning("%s holds no usable checkpoint: the fold starts again from its first step", ckpt_dir)
     return None
 
 
