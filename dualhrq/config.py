@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 import numbers
+import os
 import re
 import types
 import typing
@@ -48,13 +50,16 @@ from typing import Annotated, Any, TypeVar
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from dualhrq.errors import ConfigError, DualHRQError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 T = TypeVar("T")
+# ${pid:} in conf/hydra: the job's process id, which keeps the run directories of jobs started together apart
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
 
 
 def compose_train(overrides: Sequence[str] = ()) -> DictConfig:
@@ -126,6 +131,101 @@ def build(node: Any, **kwargs: Any) -> Any:
         if isinstance(cause, DualHRQError):
             raise cause from None
         raise
+
+
+def check_arguments(node: DictConfig, skip: Iterable[str] = ()) -> None:
+    """Check every ``_target_`` node under ``node`` before it is built: each configured argument is one its
+    target takes and has the type the target declares for it (``max_steps=abc`` stops here, not inside the
+    trainer after the data are read). Arguments named in ``skip``, nested targets and targets whose
+    annotations cannot be read are left to the target itself."""
+    def visit(sub: Any) -> None:
+        if not OmegaConf.is_dict(sub):
+            return
+        for value in sub.values():
+            visit(value)
+        if "_target_" not in sub:
+            return
+        target = get_object(sub._target_)
+        init = target.__init__ if isinstance(target, type) else target
+        try:
+            hints = typing.get_type_hints(init)
+            params = inspect.signature(init).parameters
+        except (NameError, TypeError, ValueError):
+            return
+        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        where = config_path(sub)
+        for key, value in sub.items():
+            key = str(key)
+            if key.startswith("_") or key in skip or (OmegaConf.is_dict(value) and "_target_" in value):
+                continue
+            if key not in params:
+                if open_ended:
+                    continue
+                known = sorted(k for k in params if k != "self")
+                raise ConfigError(f"{where}.{key} is not an argument of {sub._target_}; it takes {known}. "
+                                  f"Fix: remove it or correct its name.")
+            if key not in hints:
+                continue
+            plain = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            if not _has_type(plain, hints[key]):
+                raise ConfigError(f"{where}.{key} must be {_type_name(hints[key])}, got {plain!r}.")
+
+    visit(node)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of type ``hint``, with no conversion but a YAML list's to a tuple."""
+    adapter = TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
+    for candidate in (value, tuple(value)) if isinstance(value, list) else (value,):
+        try:
+            adapter.validate_python(candidate, strict=True)
+            return True
+        except ValidationError:
+            pass
+    return False
+
+
+def _type_name(hint: Any) -> str:
+    """``Optional[int]`` for ``typing.Optional[int]``: annotations without their module paths."""
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+(\w+)", r"\1", getattr(hint, "__name__", None) or str(hint))
+
+
+# ---------------------------------------------------------------- configs read back from a run
+
+# what a recorded config (a run's config.yaml, a saved pipeline) may instantiate; anything else would run
+# code named by a file, the same risk as unpickling it
+TRUSTED_TARGETS = ("dualhrq.", "lightning.", "torch.optim.")
+
+
+def check_targets(node: Any, trusted: Sequence[str] = (), where: str = "") -> None:
+    """Refuse a recorded config whose ``_target_`` is outside :data:`TRUSTED_TARGETS` and ``trusted`` (module
+    prefixes), or that holds an interpolation (a recorded config is resolved, plain values only)."""
+    allowed = (*TRUSTED_TARGETS, *(p.rstrip(".") + "." for p in trusted))
+    container = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{key}[{i}]")
+        elif key.rsplit(".", 1)[-1] == "_target_" and not str(value).startswith(allowed):
+            raise ConfigError(f"{key}={value!r} in {where or 'a recorded config'} is not a trusted target "
+                              f"(only {', '.join(p + '*' for p in allowed)}); it was not run. Fix: if you trust "
+                              "this file, add its module with trusted_targets=[<module>].")
+        elif isinstance(value, str) and "${" in value:
+            raise ConfigError(f"{key}={value!r} in {where or 'a recorded config'} is an interpolation; a recorded "
+                              "config holds resolved values only. Fix: use the run's own config.yaml.")
+
+    walk(container, "")
+
+
+def load_recorded(path: str | Path, trusted: Sequence[str] = ()) -> DictConfig:
+    """A run's recorded ``config.yaml`` as plain values, its targets checked by :func:`check_targets`."""
+    cfg = OmegaConf.load(path)
+    check_targets(cfg, trusted, where=str(path))
+    return cfg
 
 
 # ---------------------------------------------------------------- what a setting may be

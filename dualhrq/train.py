@@ -1,6 +1,7 @@
 """``python -m dualhrq.train``: compose the job, then run its stages.
 
-Check the config (before any data is read), build the samples once and cut
+Check the config, the output directory, a resumed run's recorded config and the tracking store (before any
+data is read or a run is opened), build the samples once and cut
 the CPCV folds, fit and predict each fold (``dualhrq.training``: resumes
 from a fold's ``last.ckpt``), evaluate the out-of-sample predictions
 (``dualhrq.evaluation``: paths, statistics, gates, report), all logged to
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 import hydra
 import lightning as L
@@ -25,9 +25,10 @@ from dualhrq.errors import DualHRQError
 from dualhrq.evaluation.run_end import check_evaluation_config, finish_training_run, raise_on_failed_gates
 from dualhrq.features.engine import left_out_features
 from dualhrq.tracking.job import open_job_run
+from dualhrq.tracking.store import check_tracking_store
 from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.fold import run_fold
-from dualhrq.training.preflight import check_training_config
+from dualhrq.training.preflight import check_resume, check_training_config, prepare_output_dir
 from dualhrq.validation.controls import SHUFFLE
 from dualhrq.validation.folds import make_folds, select_folds
 from dualhrq.validation.gates import GatesFailed
@@ -37,12 +38,18 @@ log = logging.getLogger("dualhrq.train")
 # Deep supervision steps the optimiser itself; the checkpoint it resumes from is meant to hold the
 # state after the step, which is what Lightning saves and warns about.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+# the resumable sampler is positioned by the job's ExactResume callback, which Lightning does not see
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 def train(cfg: DictConfig) -> float | None:
     """Run the whole job; returns ``cfg.objective`` from the run summary (None on non-zero DDP ranks)."""
     check_training_config(cfg)
     check_evaluation_config(cfg)
+    output_dir = prepare_output_dir(cfg)
+    check_resume(cfg, output_dir)
+    if rank_zero_only.rank == 0:
+        check_tracking_store(str(cfg.logger.mlflow.tracking_uri))
     L.seed_everything(cfg.seed, workers=True)
     dm: MarketDataModule = build(cfg.data)
     splitter = build(cfg.validation.splitter)
@@ -51,20 +58,20 @@ def train(cfg: DictConfig) -> float | None:
     with located(cfg.validation):
         folds = select_folds(make_folds(splitter, samples.t, samples.t1, cfg.validation.val_fraction,
                                         samples.t0), cfg.validation.folds)
-    output_dir = Path(cfg.paths.output_dir)
     tracker = None
     if rank_zero_only.rank == 0:
         tracker = open_job_run(cfg, output_dir, bars=dm.bars, data_name=dm.name, data_path=dm.path,
                                synthetic=dm.synthetic)
-        label, known = describe_data(cfg, dm)
-        tracker.log_metrics(known)
-        log.info("MLflow run %s (%s); %d folds, %d samples, %s", tracker.run_id, tracker.tracking_uri,
-                 len(folds), len(samples), label)
-        embargo = max(f.embargo_days for f in folds)
-        log.info("effective embargo %d trading days (embargo_days=%d; input window %d bars + lookback %d)",
-                 embargo, splitter.embargo_days, samples.seq_len, samples.lookback)
-        tracker.log_metrics({"validation/embargo_days_effective": float(embargo)})
     try:
+        if tracker is not None:
+            label, known = describe_data(cfg, dm)
+            tracker.log_metrics(known)
+            log.info("MLflow run %s (%s); %d folds, %d samples, %s", tracker.run_id, tracker.tracking_uri,
+                     len(folds), len(samples), label)
+            embargo = max(f.embargo_days for f in folds)
+            log.info("effective embargo %d trading days (embargo_days=%d; input window %d bars + lookback %d)",
+                     embargo, splitter.embargo_days, samples.seq_len, samples.lookback)
+            tracker.log_metrics({"validation/embargo_days_effective": float(embargo)})
         frames = [run_fold(cfg, dm, fold, tracker, output_dir, i, len(folds)) for i, fold in enumerate(folds, 1)]
         if tracker is None:
             return None

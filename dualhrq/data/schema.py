@@ -81,7 +81,7 @@ def validate_bars(frame: pl.DataFrame | pl.LazyFrame, *, source: str, close_only
     else:
         _check_columns(df, source)
         names = [*BAR_SCHEMA, *(c for c in OPTIONAL_SCHEMA if c in df.columns)]
-    df = df.select(_cast(name, df.schema[name], source) for name in names)
+    df = df.select(_cast(name, df, source) for name in names)
     if df.height == 0:
         raise DataError(f"{source}: no rows. Fix: point the source at a file with bars.")
     _check_values(df, source)
@@ -124,9 +124,9 @@ def _check_close_only_columns(df: pl.DataFrame, source: str) -> None:
         )
 
 
-def _cast(name: str, dtype: pl.DataType, source: str) -> pl.Expr:
-    """Cast one column to its schema type when that loses nothing."""
-    col = pl.col(name)
+def _cast(name: str, df: pl.DataFrame, source: str) -> pl.Expr:
+    """Cast one column of ``df`` to its schema type when that loses nothing."""
+    col, dtype = pl.col(name), df.schema[name]
     if name == "ts":
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
             return col.cast(pl.Datetime("us"))
@@ -149,9 +149,22 @@ def _cast(name: str, dtype: pl.DataType, source: str) -> pl.Expr:
     else:
         if dtype.is_numeric():
             return col.cast(pl.Float64)
-        fix = "store it as a number"
+        fix = "store it as a number" + _first_non_number(df, name)
     expected = BAR_SCHEMA.get(name) or OPTIONAL_SCHEMA[name]
     raise DataError(f"{source}: column '{name}' has type {dtype}, expected {expected}. Fix: {fix}.")
+
+
+def _first_non_number(df: pl.DataFrame, name: str) -> str:
+    """Where a text column first holds something that is not a number (a CSV typo), as a message tail."""
+    if df.schema[name] != pl.String:
+        return ""
+    bad = df.with_row_index("row", offset=1).filter(
+        pl.col(name).is_not_null() & pl.col(name).str.strip_chars().cast(pl.Float64, strict=False).is_null())
+    if bad.height == 0:
+        return ""
+    row = bad.row(0, named=True)
+    return (f"; the first value that is not one is {row[name]!r} in row {row['row']} (symbol={row['symbol']!r}, "
+            f"ts={row['ts']}; line {row['row'] + 1} of a CSV file with a header)")
 
 
 def _first_row(df: pl.DataFrame, mask: pl.Expr) -> str:

@@ -137,6 +137,8 @@ def load_parquet(
     try:
         raw = _scan(path).collect()
     except (pl.exceptions.PolarsError, OSError) as err:
+        if path.is_dir():
+            _check_same_schema(path)
         raise DataError(
             f"data.path: cannot read {path}: {err}. Fix: check the file format."
         ) from None
@@ -151,6 +153,20 @@ def load_parquet(
             )
         bars = bars.filter(pl.col("symbol").is_in(list(symbols)))
     return _between(bars, start, end)
+
+
+def _check_same_schema(path: Path) -> None:
+    """Name the first column on which the parquet files under ``path`` disagree, and two files that do."""
+    seen: dict[str, tuple[pl.DataType, Path]] = {}
+    for file in sorted(path.rglob("*.parquet")):
+        for name, dtype in pl.read_parquet_schema(file).items():
+            first = seen.setdefault(name, (dtype, file))
+            if first[0] != dtype:
+                raise DataError(
+                    f"data.path: the parquet files under {path} disagree on column '{name}': {first[0]} in "
+                    f"{first[1].relative_to(path)}, {dtype} in {file.relative_to(path)}. "
+                    "Fix: write every file with the same column types."
+                )
 
 
 def _scan(path: Path) -> pl.LazyFrame:

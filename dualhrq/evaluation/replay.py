@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dualhrq.config import build, located
+from dualhrq.config import build, load_recorded, located
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.market.audit import summary_line, violations
 from dualhrq.market.grid import validate_quotes
@@ -61,7 +61,8 @@ def load_predictions(cfg: DictConfig, workdir: Path) -> tuple[pl.DataFrame, Dict
             config = Path(client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir)))
         except (MlflowException, OSError):
             config = workdir / "none"
-    return _one_per_decision(pl.read_parquet(path)), (OmegaConf.load(config) if config.is_file() else None)
+    trained = load_recorded(config, cfg.trusted_targets) if config.is_file() else None
+    return _one_per_decision(pl.read_parquet(path)), trained
 
 
 def _one_per_decision(frame: pl.DataFrame) -> pl.DataFrame:
@@ -71,13 +72,14 @@ def _one_per_decision(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def run_config(cfg: DictConfig, workdir: Path) -> DictConfig:
-    """The training run's resolved ``config.yaml`` artifact."""
+    """The training run's resolved ``config.yaml`` artifact, read as plain values (``load_recorded``)."""
     client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
     try:
-        return OmegaConf.load(client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir)))
+        path = client.download_artifacts(str(cfg.run_id), "config.yaml", str(workdir))
     except (MlflowException, OSError) as err:
         raise DataError(f"run_id={cfg.run_id}: no config.yaml artifact in {cfg.logger.mlflow.tracking_uri} "
                         f"({str(err).splitlines()[0]}). Fix: give a finished training run's id.") from None
+    return load_recorded(path, cfg.trusted_targets)
 
 
 def pipeline_predictions(cfg: DictConfig, trained: DictConfig, workdir: Path) -> pl.DataFrame:
@@ -91,7 +93,7 @@ def pipeline_predictions(cfg: DictConfig, trained: DictConfig, workdir: Path) ->
         except (MlflowException, OSError) as err:
             raise DataError(f"run_id={cfg.run_id}: no saved pipeline for fold {fold} ({str(err).splitlines()[0]})."
                             " Fix: replay its predictions (signals=predictions).") from None
-        return DecisionPipeline.load(path)
+        return DecisionPipeline.load(path, trusted=cfg.trusted_targets)
 
     return predict_from_pipelines(trained, load)
 

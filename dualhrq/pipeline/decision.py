@@ -15,7 +15,7 @@ config's ``_target_`` entries, as composing the config did.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from dualhrq.config import build
+from dualhrq.config import build, check_targets
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.errors import DataError
 from dualhrq.models.lit_module import HRMLitModule
@@ -110,13 +110,15 @@ class DecisionPipeline:
         return out
 
     @classmethod
-    def load(cls, directory: str | Path) -> DecisionPipeline:
-        """Read a pipeline written by :meth:`save`."""
+    def load(cls, directory: str | Path, trusted: Sequence[str] = ()) -> DecisionPipeline:
+        """Read a pipeline written by :meth:`save`; its model config may name only trusted targets
+        (``dualhrq.config.check_targets``, extended by the module prefixes ``trusted``)."""
         path = Path(directory)
         if not (path / META).is_file():
             raise DataError(f"{path} holds no decision pipeline ({META} is missing). Fix: point at a fold's "
                             "pipeline directory, e.g. the run artifact checkpoints/fold0.")
         meta = json.loads((path / META).read_text())
+        check_targets(meta["model"], trusted, where=str(path / META))
         module: HRMLitModule = build(OmegaConf.create(meta["model"]), **meta["sizes"])
         state = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)

@@ -3,12 +3,15 @@
 ``RunTracker.open`` decides which run a job writes to: the one ``mlflow run`` opened
 (``MLFLOW_RUN_ID``), the one this output directory used before (a resumed
 job), or a new one in the configured experiment, created with an explicit
-artifact location. Folds log through :class:`FoldMLFlowLogger`, Lightning's
-logger minus the habit of closing the run when one ``fit`` ends.
+artifact location. A resumed run that is still RUNNING was left by a job that
+was killed: it is marked KILLED, then RUNNING again for the job that resumes
+it. Folds log through :class:`FoldMLFlowLogger`, Lightning's logger minus the
+habit of closing the run when one ``fit`` ends.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -21,6 +24,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+log = logging.getLogger("dualhrq.train")
 RUN_ID_FILE = "mlflow_run_id"
 _BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
 
@@ -47,7 +51,10 @@ class RunTracker:
         uri = str(logger_cfg["tracking_uri"])
         client = MlflowClient(tracking_uri=uri)
         marker = output_dir / RUN_ID_FILE
-        run_id = os.environ.get("MLFLOW_RUN_ID") or (marker.read_text().strip() if marker.exists() else None)
+        run_id = os.environ.get("MLFLOW_RUN_ID")
+        if run_id is None and marker.exists():
+            run_id = marker.read_text().strip()
+            _reopen(client, run_id)
         if run_id is None:
             name = logger_cfg["experiment_name"]
             experiment = client.get_experiment_by_name(name)
@@ -81,6 +88,17 @@ class RunTracker:
         # a run opened by `mlflow run` is closed by the CLI that opened it
         if "MLFLOW_RUN_ID" not in os.environ:
             self.client.set_terminated(self.run_id, status)
+
+
+def _reopen(client: MlflowClient, run_id: str) -> None:
+    """Mark a run left RUNNING by a killed job KILLED, then set the run RUNNING for the job resuming it."""
+    status = client.get_run(run_id).info.status
+    if status == "RUNNING":
+        client.set_terminated(run_id, "KILLED")
+        log.warning("MLflow run %s was left RUNNING by a job that was killed; marked KILLED, resuming it", run_id)
+        status = "KILLED"
+    client.set_tag(run_id, "resumed_after", status)
+    client.update_run(run_id, status="RUNNING")
 
 
 def _artifact_uri(logger_cfg: Mapping[str, Any]) -> str | None:

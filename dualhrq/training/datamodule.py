@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 import lightning as L
 import numpy as np
 import polars as pl
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from dualhrq.config import located
 from dualhrq.data.samples import SampleSet, build_samples
@@ -63,6 +63,8 @@ class MarketDataModule(L.LightningDataModule):
         self.samples: SampleSet | None = None
         self.fold: FoldIndex | None = None
         self._datasets: dict[str, WindowDataset] = {}
+        # the training order; None shuffles with the global generator (the job sets a resumable one)
+        self.train_sampler: Sampler[int] | None = None
 
     @property
     def label(self) -> str:
@@ -121,7 +123,7 @@ class MarketDataModule(L.LightningDataModule):
                           for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True, drop_last=True)
+        return self._loader("train", self.batch_size, shuffle=True, drop_last=True, sampler=self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size, shuffle=False)
@@ -129,11 +131,13 @@ class MarketDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool = False,
+                sampler: Sampler[int] | None = None) -> DataLoader:
         if split not in self._datasets:
             raise RuntimeError("call set_fold() before asking for a data loader")
         ds = self._datasets[split]
-        return DataLoader(ds, batch_size=min(batch_size, max(len(ds), 1)), shuffle=shuffle,
+        return DataLoader(ds, batch_size=min(batch_size, max(len(ds), 1)), shuffle=shuffle and sampler is None,
+                          sampler=sampler,
                           drop_last=drop_last and len(ds) > batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

@@ -35,9 +35,11 @@ from dualhrq.patterns.retrieval import PatternRetriever
 from dualhrq.pipeline.decision import CHECKPOINT, DecisionPipeline
 from dualhrq.pipeline.inputs import FittedInputs
 from dualhrq.tracking.mlflow_run import RunTracker
+from dualhrq.training.checkpoints import LAST, PREVIOUS_SUFFIX, AtomicCheckpointIO, usable_checkpoint, write_atomically
 from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
 from dualhrq.training.conditioning_report import conditioning_report
 from dualhrq.training.datamodule import MarketDataModule
+from dualhrq.training.resume import EpochSampler, ExactResume
 from dualhrq.validation.controls import label_control
 from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
@@ -79,8 +81,8 @@ class FittedFold:
 
 def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str | None,
              fold_dir: Path) -> FittedFold:
-    """Train one fold's model, resuming from its ``last.ckpt`` when one exists. Regime labels and the
-    pattern library are fitted on the fold's training part first."""
+    """Train one fold's model, resuming exactly from its last usable checkpoint when there is one. Regime
+    labels and the pattern library are fitted on the fold's training part first."""
     data = dm.prepare()
     samples = training_samples(cfg, data, fold)
     cond_fit = ConditioningFit.from_config(cfg.model.conditioning)
@@ -90,13 +92,14 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
         labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
     dm.set_fold(fold, inputs, labels=labels)
+    dm.train_sampler = EpochSampler(len(fold.train), seed=cfg.seed)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                 n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
     if cond.library is not None:
         model.attach_retriever(PatternRetriever(cond.library, cond_fit.retrieval))
     ckpt_dir = fold_dir / "checkpoints"
-    callbacks: list[Callback] = []
+    callbacks: list[Callback] = [ExactResume(dm.train_sampler, seed=cfg.seed)]
     for cb_cfg in cfg.callbacks.values():
         cb = build(cb_cfg)
         if isinstance(cb, ModelCheckpoint):
@@ -106,11 +109,11 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     no_val = {} if len(fold.val) else {"limit_val_batches": 0}
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
-                               precision=precision, **no_val)
-    last = ckpt_dir / "last.ckpt"
-    if last.exists():
-        log.info("fold %d: resuming from %s", fold.fold, last)
-    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if last.exists() else None, weights_only=True)
+                               precision=precision, plugins=[AtomicCheckpointIO()], **no_val)
+    resume = usable_checkpoint(ckpt_dir)
+    if resume is not None:
+        log.info("fold %d: resuming from %s", fold.fold, resume)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     window = {"feature_names": samples.feature_names, "regime_names": samples.regime_names,
               "seq_len": samples.seq_len, "horizon": samples.horizon}
@@ -164,6 +167,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     fitted = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
     trainer = fitted.trainer
     pipeline_dir = fold_dir / "pipeline" / f"fold{fold.fold}"
+    shutil.rmtree(pipeline_dir, ignore_errors=True)  # left by a job killed while saving it
     trainer.save_checkpoint(pipeline_dir / CHECKPOINT, weights_only=True)  # collective under DDP
     if not trainer.is_global_zero:
         return None
@@ -194,6 +198,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     frame = frame.with_columns(*(pl.lit(v).alias(k) for k, v in metrics.items()
                                  if k.startswith(("oos", SIM_PREFIX, *COND_PREFIXES))),
                                *(pl.lit(v).alias(k) for k, v in counts.items()))
-    frame.write_parquet(pred_path)
-    (fold_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+    write_atomically(pred_path, frame.write_parquet)
+    for name in (LAST, LAST + PREVIOUS_SUFFIX):
+        (fold_dir / "checkpoints" / name).unlink(missing_ok=True)
     return frame

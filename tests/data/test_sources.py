@@ -164,3 +164,27 @@ def test_stock_panel_is_skfolios_closes_in_the_close_only_schema() -> None:
     assert two["ts"].min() >= datetime(2008, 9, 1) and two["ts"].max() <= datetime(2008, 9, 30)
     with pytest.raises(DataError, match=r"data.source.symbols: \['TSLA'\].*Fix: choose"):
         load_sp500_stocks(["KO", "TSLA"])
+
+
+def test_a_tree_of_files_with_different_column_types_names_the_column_and_two_files(
+        bars: pl.DataFrame, tmp_path: Path) -> None:
+    bars.filter(pl.col("symbol") == "SP500").write_parquet(tmp_path / "a.parquet")
+    bars.filter(pl.col("symbol") == "NASDAQ").with_columns(pl.col("volume").cast(pl.Int64)).write_parquet(
+        tmp_path / "b.parquet")
+    message = (r"^data.path: the parquet files under .* disagree on column 'volume': Float64 in a.parquet, "
+               r"Int64 in b.parquet. Fix: write every file with the same column types.$")
+    with pytest.raises(DataError, match=message):
+        load_parquet(tmp_path)
+
+
+def test_a_csv_value_that_is_not_a_number_is_named_with_its_row(bars: pl.DataFrame, tmp_path: Path) -> None:
+    text = bars.with_columns(pl.col("close").cast(pl.String)).with_columns(
+        pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("12,5")).otherwise(pl.col("close")).alias("close"))
+    text.write_csv(tmp_path / "bars.csv")
+    lines = (tmp_path / "bars.csv").read_text().splitlines()
+    assert '"12,5"' in lines[5]  # the fifth bar is the CSV's sixth line, after the header
+    row = bars.row(4, named=True)
+    message = (rf"column 'close' has type String, expected Float64. Fix: store it as a number; the first value "
+               rf"that is not one is '12,5' in row 5 \(symbol='{row['symbol']}', ts={row['ts']}; line 6 of a CSV")
+    with pytest.raises(DataError, match=message):
+        load_parquet(tmp_path / "bars.csv")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -65,35 +63,6 @@ def test_sweep_logs_one_run_per_job_in_one_experiment(tmp_path):
     params = {r.data.tags["override.model/conditioning"]: r.data.params for r in runs}
     assert params["none"]["model.conditioning.module"] == "None"
     assert params["regime"]["model.conditioning.module._target_"] == "dualhrq.models.conditioning.RegimeConditioner"
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    out = tmp_path / "out"
-    args = [*tiny_overrides(tmp_path), "task_name=resume", "validation.folds=[0]", "trainer.max_steps=160",
-            "trainer.max_epochs=1000",
-            "callbacks.model_checkpoint.every_n_train_steps=20", f"hydra.run.dir={out}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen([sys.executable, "-m", "dualhrq.train", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = out / "folds" / "fold0" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the checkpoint file be complete
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (out / "oos_predictions.parquet").exists()
-
-    res = run_cli(["dualhrq.train", *args], cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    log = (out / "train.log").read_text()
-    assert "fold 0: resuming from" in log
-    assert "steps 160" in log  # 40 batches of 4 segments
-    # the resumed job writes into the same MLflow run
-    (run,) = runs_of(tmp_path, "resume")
-    assert run.info.status == "FINISHED" and "oos/sharpe" in run.data.metrics
 
 
 @pytest.mark.slow

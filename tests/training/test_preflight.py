@@ -36,3 +36,26 @@ def test_every_variant_passes_the_preflight(kind):
 def test_impossible_conditioning_values_are_refused_by_the_preflight(overrides, match):
     with pytest.raises(ConfigError, match=match):
         check_training_config(compose_train(overrides))
+
+
+def test_a_resume_with_another_config_is_refused_listing_every_differing_key(tmp_path):
+    from omegaconf import OmegaConf
+
+    from dualhrq.training.preflight import check_resume
+
+    from ..e2e.conftest import compose_tiny
+
+    cfg = compose_tiny(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    check_resume(cfg, out)  # the same config resumes
+    cfg.paths.root_dir = "/elsewhere"  # started from another directory: still the same job
+    check_resume(cfg, out)
+    changed = compose_tiny(tmp_path, ["trainer.max_steps=4", "+trainer.max_time=00:00:10:00"])
+    with pytest.raises(ConfigError) as err:
+        check_resume(changed, out)
+    assert ("trainer.max_steps: recorded 3, now 4; trainer.max_time: recorded '<unset>', now '00:00:10:00'."
+            in str(err.value))
+    assert str(err.value).startswith(f"hydra.run.dir (paths.output_dir)={out} holds a run started with another")
+    check_resume(changed, tmp_path / "fresh")  # no recorded config: a new job

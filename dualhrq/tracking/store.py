@@ -1,0 +1,76 @@
+"""Make sure the tracking store can be used before a job reads data or opens a run.
+
+A server that is down, a SQLite file that is read-only or not a database, fail here within seconds with one
+line naming ``logger.mlflow.tracking_uri``, instead of after minutes of retries or with a database traceback.
+A fresh SQLite store gets its schema here, under a file lock, so jobs started together do not race on
+creating it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from mlflow.tracking import MlflowClient
+
+from dualhrq.errors import ConfigError
+
+FIELD = "logger.mlflow.tracking_uri"
+# MLflow's own request settings for the probe: one try with a short timeout, no retries
+PROBE_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+SCHEMA_LOCK_TIMEOUT_S = 120.0
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for any other store)."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def check_tracking_store(uri: str) -> None:
+    """Reach the store at ``uri`` once (creating a fresh SQLite schema under a lock); ``ConfigError`` naming
+    ``logger.mlflow.tracking_uri`` when it cannot be written to."""
+    db = sqlite_path(uri)
+    try:
+        if db is None:
+            with _probe_settings():
+                MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            return
+        _check_writable(db)
+        with FileLock(f"{db}.lock", timeout=SCHEMA_LOCK_TIMEOUT_S):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except ConfigError:
+        raise
+    except Timeout:
+        raise ConfigError(f"{FIELD}={uri}: another job has held {db}.lock for {SCHEMA_LOCK_TIMEOUT_S:.0f} s. "
+                          "Fix: delete the lock file if no job is running.") from None
+    except Exception as err:  # noqa: BLE001 - any failure of the store is reported the same way
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{FIELD}={uri}: the tracking store cannot be used ({type(err).__name__}: "
+                          f"{reason[:300]}). Fix: start the server or point {FIELD} (or MLFLOW_TRACKING_URI) "
+                          "at a store that works, e.g. sqlite:///mlruns.db.") from None
+
+
+def _check_writable(db: Path) -> None:
+    directory = db.parent
+    if not directory.is_dir():
+        raise ConfigError(f"{FIELD}=sqlite:///{db}: the directory {directory} does not exist. Fix: create it "
+                          "or point the URI elsewhere.")
+    if not os.access(directory, os.W_OK | os.X_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise ConfigError(f"{FIELD}=sqlite:///{db}: the database or its directory is read-only. Fix: make both "
+                          "writable or point the URI at a writable place.")
+
+
+@contextmanager
+def _probe_settings() -> Iterator[None]:
+    """MLflow's request timeout and retries for the probe, unless the user set them."""
+    added = {k: v for k, v in PROBE_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
