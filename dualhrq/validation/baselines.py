@@ -8,6 +8,11 @@ bar t's close, like the model's, so the one backtest replays all of them:
 - ``momentum``: the time-series momentum rule of Moskowitz, Ooi & Pedersen
   (2012, "Time series momentum"): long when the close is above the close
   ``lookback`` bars earlier, short when below, flat without enough history;
+- ``xs_momentum``: the cross-sectional momentum rule of Jegadeesh & Titman
+  (1993): rank the symbols of each date by their return from ``lookback``
+  to ``skip`` bars ago (12-1 months: 252 and 21 daily bars), long the top
+  ``fraction``, short the bottom ``fraction``, flat in between and without
+  enough history; for panels of several stocks;
 - runs: another MLflow run's out-of-sample signals (the ``conditioning=none``
   run, say), matched fold by fold, so its paths are the same combinations of
   the same test blocks.
@@ -18,21 +23,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from dualhrq.config import PositiveInt, check_fields, invalid, located, parse, positive_int
+from dualhrq.config import (
+    NonNegativeInt,
+    PositiveInt,
+    between,
+    check_fields,
+    invalid,
+    located,
+    parse,
+    positive_int,
+)
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.features.cross_section import cross_sectional_rank
 
 BUY_AND_HOLD = "buy_and_hold"
 MOMENTUM = "momentum"
+XS_MOMENTUM = "xs_momentum"
 PREDICTIONS_ARTIFACT = "oos_predictions.parquet"
 
-__all__ = ["BUY_AND_HOLD", "MOMENTUM", "Baselines", "add_baseline_signals", "baseline_names", "momentum_signal",
-           "run_signal"]
+__all__ = ["BUY_AND_HOLD", "MOMENTUM", "XS_MOMENTUM", "Baselines", "add_baseline_signals", "baseline_names",
+           "cross_sectional_momentum_signal", "momentum_signal", "run_signal"]
 
 
 @dataclass(frozen=True)
@@ -46,25 +62,42 @@ class Momentum:
 
 
 @dataclass(frozen=True)
+class CrossSectionalMomentum:
+    """``xs_momentum``: the ranking return runs from ``lookback`` to ``skip`` bars ago; the top and bottom
+    ``fraction`` of the symbols are held long and short."""
+
+    lookback: PositiveInt = 252
+    skip: NonNegativeInt = 21
+    fraction: Annotated[float, between(0.0, 0.5, lo_open=True)] = 1 / 3
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.skip >= self.lookback:
+            raise invalid("skip", self.skip, f"fewer bars than lookback ({self.lookback})")
+
+
+@dataclass(frozen=True)
 class Baselines:
     """The configured baselines (``validation.baselines`` of the training job): the primary one, momentum
     (None: left out) and other runs' signals by name (MLflow run ids)."""
 
     primary: str
     momentum: Momentum | None = None
+    xs_momentum: CrossSectionalMomentum | None = None
     runs: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
         for name, run_id in (self.runs or {}).items():
-            if name in (BUY_AND_HOLD, MOMENTUM) or not isinstance(run_id, str) or not run_id:
+            if name in (BUY_AND_HOLD, MOMENTUM, XS_MOMENTUM) or not isinstance(run_id, str) or not run_id:
                 raise ConfigError(f"runs.{name}: give a new baseline name and an MLflow run id (a string), "
                                   f"got {run_id!r}", field=f"runs.{name}")
         if self.primary not in self.names():
             raise invalid("primary", self.primary, f"a configured baseline, one of {self.names()}")
 
     def names(self) -> list[str]:
-        return [BUY_AND_HOLD, *([MOMENTUM] if self.momentum is not None else []), *map(str, self.runs or {})]
+        return [BUY_AND_HOLD, *([MOMENTUM] if self.momentum is not None else []),
+                *([XS_MOMENTUM] if self.xs_momentum is not None else []), *map(str, self.runs or {})]
 
 
 def momentum_signal(bars: pl.DataFrame, lookback: int) -> pl.DataFrame:
@@ -75,6 +108,27 @@ def momentum_signal(bars: pl.DataFrame, lookback: int) -> pl.DataFrame:
         raise DataError(f"momentum baseline needs bars with columns ts, symbol, close; missing {sorted(missing)}")
     change = pl.col("close") / pl.col("close").shift(lookback).over("symbol", order_by="ts") - 1.0
     return bars.select("ts", "symbol", signal=change.sign().fill_null(0.0).cast(pl.Float64))
+
+
+def cross_sectional_momentum_signal(bars: pl.DataFrame, rule: CrossSectionalMomentum) -> pl.DataFrame:
+    """``[ts, symbol, signal]``: each date's symbols ranked by ln(close_{t-skip} / close_{t-lookback}), ranks
+    averaged over ties and scaled to [0, 1] (0 the weakest); +1 at a rank >= 1 - ``rule.fraction``, -1 at a
+    rank <= ``rule.fraction``, 0 otherwise.
+
+    A symbol without enough history is flat and left out of the ranking; a date with one ranked symbol
+    holds nothing."""
+    missing = {"ts", "symbol", "close"} - set(bars.columns)
+    if missing:
+        raise DataError(f"xs_momentum baseline needs bars with columns ts, symbol, close; missing {sorted(missing)}")
+    close = pl.col("close")
+    past = (close.shift(rule.skip) / close.shift(rule.lookback)).log().over("symbol", order_by="ts")
+    # one window per step: a per-date rank over a per-symbol expression needs that column first
+    ranked = bars.with_columns(_past=past).with_columns(_rank=cross_sectional_rank(pl.col("_past")))
+    ranked = ranked.with_columns(_ranked=pl.col("_rank").count().over("ts"))
+    held = pl.col("_ranked") > 1
+    top, bottom = pl.col("_rank") >= 1 - rule.fraction - 1e-12, pl.col("_rank") <= rule.fraction + 1e-12
+    signal = pl.when(held & top).then(1.0).when(held & bottom).then(-1.0).otherwise(0.0)
+    return ranked.select("ts", "symbol", signal=signal)
 
 
 def run_signal(client: MlflowClient, run_id: str, field: str) -> pl.DataFrame:
@@ -102,6 +156,10 @@ def add_baseline_signals(predictions: pl.DataFrame, cfg: Mapping[str, Any], bars
     if baselines.momentum is not None:
         mom = momentum_signal(bars, int(baselines.momentum.lookback)).rename({"signal": f"baseline:{MOMENTUM}"})
         out = out.join(mom, on=["ts", "symbol"], how="left")
+    if baselines.xs_momentum is not None:
+        xs = cross_sectional_momentum_signal(bars, baselines.xs_momentum).rename(
+            {"signal": f"baseline:{XS_MOMENTUM}"})
+        out = out.join(xs, on=["ts", "symbol"], how="left")
     with located(where):
         for name, run_id in (baselines.runs or {}).items():
             field = f"runs.{name}"

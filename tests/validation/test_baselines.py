@@ -70,3 +70,42 @@ def test_baselines_are_read_at_the_given_path():
         baseline_names({"primary": "buy_and_hold", "momentum": {"lookback": 1.5}}, "b")
     with pytest.raises(ConfigError, match=r"^b\.runs\.other: reading another run's predictions needs"):
         add_baseline_signals(_predictions(), {"primary": "other", "runs": {"other": "abc"}}, _bars(), None, "b")
+
+
+def _panel():
+    """Six symbols, four days; day 3 has every history, day 2 lacks F's (F starts later)."""
+    closes = {  # day 0, 1, 2, 3
+        "A": [10.0, 20, 99, 1], "B": [10.0, 15, 1, 1], "C": [10.0, 12, 1, 99], "D": [10.0, 9, 1, 1],
+        "E": [10.0, 8, 1, 1], "F": [None, 10.0, 50, 1],
+    }
+    rows = [(DAYS[d], s, c[d]) for s, c in closes.items() for d in range(4) if c[d] is not None]
+    return pl.DataFrame(rows, schema=["ts", "symbol", "close"], orient="row")
+
+
+def test_cross_sectional_momentum_ranks_the_lookback_to_skip_return_by_hand():
+    from dualhrq.validation.baselines import CrossSectionalMomentum, cross_sectional_momentum_signal
+
+    rule = CrossSectionalMomentum(lookback=2, skip=1, fraction=1 / 3)
+    out = cross_sectional_momentum_signal(_panel(), rule)
+    signal = {(r["symbol"], r["ts"]): r["signal"] for r in out.iter_rows(named=True)}
+    # day 2 ranks ln(close[1] / close[0]) over A..E (F has no day-0 close): A 2.0, B 1.5, C 1.2, D 0.9, E 0.8;
+    # scaled ranks 1, .75, .5, .25, 0: long A and B (>= 2/3), short D and E (<= 1/3); the day's own close
+    # (99, 1, 1, ...) plays no part
+    assert [signal[(s, DAYS[2])] for s in "ABCDEF"] == [1, 1, 0, -1, -1, 0]
+    # day 3 ranks ln(close[2] / close[1]): A 99/20, B 1/15, C 1/12, D 1/9, E 1/8, F 50/10: ranks A 1,
+    # F .8, E .6, D .4, C .2, B 0: long A and F, short C and B
+    assert [signal[(s, DAYS[3])] for s in "ABCDEF"] == [1, -1, -1, 0, 0, 1]
+    assert all(signal[(s, DAYS[d])] == 0 for s in "ABCDE" for d in (0, 1))  # not enough history
+
+
+def test_cross_sectional_momentum_holds_nothing_with_one_ranked_symbol_and_refuses_bad_rules():
+    from dualhrq.validation.baselines import CrossSectionalMomentum, cross_sectional_momentum_signal
+
+    one = _panel().filter(pl.col("symbol") == "A")
+    assert cross_sectional_momentum_signal(one, CrossSectionalMomentum(lookback=2, skip=1))["signal"].abs().sum() == 0
+    with pytest.raises(ConfigError, match="skip"):
+        CrossSectionalMomentum(lookback=21, skip=21)
+    with pytest.raises(ConfigError, match="fraction"):
+        CrossSectionalMomentum(fraction=0.6)
+    names = baseline_names({"primary": "xs_momentum", "xs_momentum": {"lookback": 252, "skip": 21}})
+    assert names == ["buy_and_hold", "xs_momentum"]
