@@ -2,6 +2,8 @@
 
 The expensive part (load, features, windows) runs once in :meth:`prepare`;
 :meth:`set_fold` then only re-indexes, so a CPCV run pays for the data once.
+Training batches are runs of whole, contiguous dates (``date_batches``), so
+that the trading objective can replay them as the backtest does.
 The batches are cut by the fold's fitted inputs (``dualhrq.pipeline``), the
 same transforms the decision pipeline applies out of sample: normalisation
 fitted on the fold's training windows alone, so nothing about the test
@@ -21,6 +23,7 @@ from dualhrq.config import located
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.features.engine import FeatureSpec, compute_features, feature_names, input_lookback
 from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
+from dualhrq.training.date_batches import DateBlockSampler
 from dualhrq.validation.folds import FoldIndex
 
 
@@ -117,21 +120,28 @@ class MarketDataModule(L.LightningDataModule):
                           for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True, drop_last=True)
+        """Batches of about ``batch_size`` samples, each all the samples of a run of consecutive dates."""
+        ds = self._require_dataset("train")
+        sampler = DateBlockSampler(ds.data.samples.t[ds.index], self.batch_size)
+        return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+        return self._loader("val", self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._loader("test", self.eval_batch_size)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool = False) -> DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        """Evaluation batches in sample order (time-major): contiguous dates too."""
+        ds = self._require_dataset(split)
+        return DataLoader(ds, batch_size=min(batch_size, max(len(ds), 1)), num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def _require_dataset(self, split: str) -> WindowDataset:
         if split not in self._datasets:
             raise RuntimeError("call set_fold() before asking for a data loader")
-        ds = self._datasets[split]
-        return DataLoader(ds, batch_size=min(batch_size, max(len(ds), 1)), shuffle=shuffle,
-                          drop_last=drop_last and len(ds) > batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return self._datasets[split]
 
     def _require_samples(self) -> SampleSet:
         if self.samples is None:

@@ -124,9 +124,12 @@ def predict_fold(pipeline: DecisionPipeline, samples: SampleSet, fold: FoldIndex
     test = fold.test
     out = pipeline.predict(samples, test)
     module = pipeline.module
-    target_z = torch.from_numpy((samples.target[test] / pipeline.inputs.target_scale).astype(np.float32))
+    batch = {"target_z": torch.from_numpy((samples.target[test] / pipeline.inputs.target_scale).astype(np.float32)),
+             "next_return": torch.from_numpy(samples.next_return[test].astype(np.float32)),
+             "symbol": torch.from_numpy(samples.symbol_id[test]),
+             "date": torch.from_numpy(samples.t[test].astype("datetime64[us]").astype(np.int64))}
     terms = module.loss_terms(NetOutput(signal=torch.from_numpy(out.signal), forecast=torch.from_numpy(
-        out.forecast_z)), target_z)
+        out.forecast_z)), batch)
     frame = pl.DataFrame({
         "fold": np.full(len(test), fold.fold, dtype=np.int32),
         "ts": samples.t[test], "t1": samples.t1[test],

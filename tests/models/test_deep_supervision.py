@@ -31,7 +31,8 @@ def make_module(segments: int = 3, act: dict | None = None, seed: int = 0) -> HR
 def loader(n: int = 8, b: int = 4) -> DataLoader:
     x, regime, symbol = batch(b=n)
     target = torch.randn(n, generator=torch.Generator().manual_seed(5))
-    rows = [{"x": x[i], "regime": regime[i], "symbol": symbol[i], "target_z": target[i]} for i in range(n)]
+    rows = [{"x": x[i], "regime": regime[i], "symbol": symbol[i], "target_z": target[i],
+             "next_return": 0.01 * target[i], "date": torch.tensor(i)} for i in range(n)]
     return DataLoader(rows, batch_size=b)
 
 
@@ -107,7 +108,7 @@ def test_inference_keeps_each_sample_at_its_halting_segment(monkeypatch):
 
 
 def test_halting_q_head_stops_inference_early():
-    module = make_module(act={"enabled": True, "halt_max_steps": 4}).eval()
+    module = make_module(segments=4, act={"enabled": True, "halt_max_steps": 4}).eval()
     with torch.no_grad():
         module.net.heads.q.bias.copy_(torch.tensor([5.0, -5.0]))
         x, regime, symbol = batch(b=3)
@@ -140,3 +141,11 @@ def test_a_net_without_carry_refuses_deep_supervision_and_act():
             HRMLitModule(net=net, conditioning={"module": None}, optimizer=partial(torch.optim.AdamW), loss=LOSS,
                          budget=sizes["budget"], n_features=N_FEATURES, n_regime_features=N_REGIME,
                          n_symbols=N_SYMBOLS, **kwargs)
+
+
+@pytest.mark.parametrize("segments", [2, 5])
+def test_segments_must_equal_the_act_segment_cap(segments):
+    with pytest.raises(ConfigError, match=f"supervision.segments={segments} differs from act.halt_max_steps=4") as err:
+        make_module(segments=segments, act={"enabled": True, "halt_max_steps": 4})
+    assert err.value.field == "supervision.segments"
+    make_module(segments=segments, act={"enabled": False})  # without ACT the segment count is free

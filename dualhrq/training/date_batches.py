@@ -1,0 +1,62 @@
+"""Training batches of whole, contiguous dates.
+
+The trading objective (``dualhrq.models.objective``) replays a batch as the
+backtest replays a path: per-date portfolio returns, costs on each symbol's
+position changes from one date to the next. That needs every batch to hold
+all the samples of a run of consecutive dates. The run length is chosen so
+that a batch holds about ``batch_size`` samples; each epoch shifts the block
+boundaries by a random offset and shuffles the blocks' order, drawing from
+torch's global generator as the default random sampler does, so a seeded job
+sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from dualhrq.config import positive_int
+
+
+class DateBlockSampler(Sampler[list[int]]):
+    """Batches of dataset positions covering ``dates_per_batch`` consecutive distinct ``dates`` each.
+
+    ``dates`` [N] are the dataset's decision times (any sortable dtype); ``batch_size`` the wanted samples
+    per batch, rounded to whole dates (at least one, at most all of them)."""
+
+    def __init__(self, dates: np.ndarray, batch_size: int, shuffle: bool = True) -> None:
+        positive_int(batch_size, "batch_size")
+        dates = np.asarray(dates)
+        if dates.ndim != 1 or not len(dates):
+            raise ValueError("DateBlockSampler needs a non-empty 1-D array of sample dates")
+        self.order = np.argsort(dates, kind="stable")
+        _, self.starts = np.unique(dates[self.order], return_index=True)
+        self.bounds = np.append(self.starts, len(dates))
+        n_dates = len(self.starts)
+        per_date = len(dates) / n_dates
+        self.dates_per_batch = int(min(n_dates, max(1, round(batch_size / per_date))))
+        self.shuffle = shuffle
+
+    @property
+    def n_dates(self) -> int:
+        return len(self.starts)
+
+    def __len__(self) -> int:
+        """Blocks per epoch: the same whatever the epoch's offset."""
+        k = self.dates_per_batch
+        return max(1, (self.n_dates - (k - 1 if self.shuffle else 0)) // k)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        k = self.dates_per_batch
+        if self.shuffle:
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ()).item()))
+            offset = int(rng.integers(min(k, self.n_dates - k + 1)))
+            blocks = rng.permutation(len(self))
+        else:
+            offset, blocks = 0, np.arange(len(self))
+        for b in blocks:
+            first = offset + int(b) * k
+            yield self.order[self.bounds[first]:self.bounds[first + k]].tolist()
