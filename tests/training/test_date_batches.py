@@ -1,0 +1,70 @@
+"""Training batches are all the samples of runs of consecutive dates."""
+
+import numpy as np
+import pytest
+import torch
+
+from dualhrq.errors import ConfigError
+from dualhrq.training.date_batches import DateBlockSampler
+
+
+def dates_of(n_dates: int = 40, symbols: int = 3, seed: int = 0) -> np.ndarray:
+    """Time-major sample dates (as the samples are stored), some (date, symbol) pairs missing."""
+    rng = np.random.default_rng(seed)
+    days = np.datetime64("2020-01-01", "us") + np.arange(n_dates) * np.timedelta64(1, "D")
+    dates = np.repeat(days, symbols)
+    return dates[rng.uniform(size=len(dates)) > 0.1]
+
+
+def epoch(sampler: DateBlockSampler, seed: int) -> list[list[int]]:
+    torch.manual_seed(seed)
+    return list(sampler)
+
+
+def test_each_batch_holds_every_sample_of_a_run_of_consecutive_dates():
+    dates = dates_of()
+    days = np.unique(dates)
+    sampler = DateBlockSampler(dates, batch_size=8)
+    assert sampler.dates_per_batch == round(8 / (len(dates) / len(days)))
+    seen: list[int] = []
+    for batch in epoch(sampler, 0):
+        covered = np.unique(dates[batch])
+        first = int(np.searchsorted(days, covered[0]))
+        np.testing.assert_array_equal(covered, days[first:first + sampler.dates_per_batch])
+        assert sorted(batch) == np.flatnonzero(np.isin(dates, covered)).tolist()  # all of those dates' samples
+        seen += batch
+    assert len(seen) == len(set(seen))  # no sample twice in an epoch
+    assert len(epoch(sampler, 0)) == len(sampler)
+
+
+def test_batches_are_drawn_from_the_seeded_torch_generator():
+    sampler = DateBlockSampler(dates_of(), batch_size=6)
+    assert epoch(sampler, 1) == epoch(sampler, 1)
+    assert epoch(sampler, 1) != epoch(sampler, 2)
+
+
+def test_every_epoch_has_the_same_number_of_batches_whatever_its_offset():
+    sampler = DateBlockSampler(dates_of(n_dates=23), batch_size=9)
+    assert {len(epoch(sampler, seed)) for seed in range(20)} == {len(sampler)}
+    offsets = {int(np.min(np.concatenate(epoch(sampler, seed)))) for seed in range(20)}
+    assert len(offsets) > 1  # the block boundaries move between epochs
+
+
+def test_unsorted_dates_and_a_batch_larger_than_the_data():
+    dates = dates_of(n_dates=5)[::-1]
+    sampler = DateBlockSampler(dates, batch_size=1000)
+    assert sampler.dates_per_batch == 5
+    assert [sorted(b) for b in epoch(sampler, 0)] == [list(range(len(dates)))]
+
+
+def test_evaluation_order_is_fixed():
+    sampler = DateBlockSampler(dates_of(), batch_size=6, shuffle=False)
+    batches = epoch(sampler, 0)
+    assert batches == epoch(sampler, 1)
+    assert np.all(np.diff([min(b) for b in batches]) > 0)
+
+
+@pytest.mark.parametrize("size", [0, 2.5])
+def test_bad_batch_size_is_refused(size):
+    with pytest.raises(ConfigError, match="batch_size"):
+        DateBlockSampler(dates_of(), batch_size=size)
