@@ -7,7 +7,10 @@ all the samples of a run of consecutive dates. The run length is chosen so
 that a batch holds about ``batch_size`` samples; each epoch shifts the block
 boundaries by a random offset and shuffles the blocks' order, drawing from
 torch's global generator as the default random sampler does, so a seeded job
-sees the same batches.
+sees the same batches. Under a distributed run every process draws the same
+order and takes every ``world_size``-th block from its rank (Lightning's
+``use_distributed_sampler`` is off for this reason: it cannot shard a custom
+batch sampler).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from dualhrq.config import positive_int
@@ -44,19 +48,33 @@ class DateBlockSampler(Sampler[list[int]]):
     def n_dates(self) -> int:
         return len(self.starts)
 
-    def __len__(self) -> int:
-        """Blocks per epoch: the same whatever the epoch's offset."""
+    def blocks(self) -> int:
+        """Blocks per epoch over all processes: the same whatever the epoch's offset."""
         k = self.dates_per_batch
         return max(1, (self.n_dates - (k - 1 if self.shuffle else 0)) // k)
+
+    def __len__(self) -> int:
+        """Batches per epoch of this process (an equal share of the blocks)."""
+        return max(1, self.blocks() // _process()[1])
 
     def __iter__(self) -> Iterator[list[int]]:
         k = self.dates_per_batch
         if self.shuffle:
             rng = np.random.default_rng(int(torch.randint(2**31 - 1, ()).item()))
             offset = int(rng.integers(min(k, self.n_dates - k + 1)))
-            blocks = rng.permutation(len(self))
+            blocks = rng.permutation(self.blocks())
         else:
-            offset, blocks = 0, np.arange(len(self))
+            offset, blocks = 0, np.arange(self.blocks())
+        rank, world = _process()
+        if world > 1:
+            blocks = np.resize(blocks[rank::world], len(self))
         for b in blocks:
             first = offset + int(b) * k
             yield self.order[self.bounds[first]:self.bounds[first + k]].tolist()
+
+
+def _process() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dualhrq.errors import ConfigError
+from dualhrq.training import date_batches
 from dualhrq.training.date_batches import DateBlockSampler
 
 
@@ -68,3 +69,15 @@ def test_evaluation_order_is_fixed():
 def test_bad_batch_size_is_refused(size):
     with pytest.raises(ConfigError, match="batch_size"):
         DateBlockSampler(dates_of(), batch_size=size)
+
+
+def test_distributed_processes_share_the_epochs_blocks_without_overlap(monkeypatch):
+    sampler = DateBlockSampler(dates_of(n_dates=41), batch_size=6)
+    whole = {tuple(b) for b in epoch(sampler, 3)}
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(date_batches, "_process", lambda rank=rank: (rank, 2))
+        shares.append({tuple(b) for b in epoch(sampler, 3)})
+        assert len(shares[-1]) == len(sampler) == len(whole) // 2
+    assert not shares[0] & shares[1]
+    assert shares[0] | shares[1] <= whole
