@@ -77,7 +77,7 @@ def main() -> None:
     for _ in range(2):
         start = time.perf_counter()
         out = model.net(batch["x"], batch["regime"], batch["symbol"], None, patterns=model.patterns(batch))
-        model.loss_terms(out, batch["target_z"])["loss"].backward()
+        model.loss_terms(out, batch)["loss"].backward()
         segment.append(time.perf_counter() - start)
     print(json.dumps({
         "benchmark": "conditioning_overhead", "model": args.model, "data": dm.name, "fold": args.fold,

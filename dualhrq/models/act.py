@@ -4,9 +4,12 @@ A decision is refined over segments: each segment is one full HRM forward
 pass from the previous segment's (detached) carry. A Q head on the H state
 scores (halt, continue). Training targets follow the reference:
 
-* halt: was this segment's answer correct? For a return forecast "correct" is
-  configurable: the forecast's sign matched the realised return's, or the
-  standardised error was under a threshold;
+* halt: was this segment's answer correct? ``correct=signal`` (the default)
+  judges the decision the model trades: 1 when the position's sign matches the
+  realised return's, 0 when it is opposite, and 0.5 when either is exactly
+  zero (a flat position or an unchanged price: neither right nor wrong).
+  ``forecast_sign`` judges the forecast head's sign the same way and
+  ``abs_error`` its standardised error against a threshold;
 * continue: the value of going on, bootstrapped from a no-grad next segment:
   sigmoid(Q_halt') at the last allowed step, else sigmoid(max(Q_halt', Q_continue')).
 
@@ -27,7 +30,7 @@ from torch import Tensor
 
 from dualhrq.config import NonNegative, Positive, PositiveInt, Probability, check_fields, one_of, parse
 
-CORRECTNESS = ("sign", "abs_error")
+CORRECTNESS = ("signal", "forecast_sign", "abs_error")
 EVAL_MODES = ("halt", "max_steps")
 
 
@@ -38,7 +41,7 @@ class ACTConfig:
     enabled: bool = True
     halt_max_steps: PositiveInt = 4
     exploration_prob: Probability = 0.1
-    correct: Annotated[str, one_of(CORRECTNESS)] = "sign"
+    correct: Annotated[str, one_of(CORRECTNESS)] = "signal"
     threshold: Positive = 0.5
     loss_weight: NonNegative = 0.5
     eval_mode: Annotated[str, one_of(EVAL_MODES)] = "halt"
@@ -52,13 +55,12 @@ class ACTConfig:
         return parse(cls, cfg, where)
 
 
-def is_correct(forecast_mean: Tensor, target: Tensor, cfg: ACTConfig) -> Tensor:
-    """Float 0/1 per sample: the halt head's training label."""
-    if cfg.correct == "sign":
-        hit = torch.sign(forecast_mean) == torch.sign(target)
-    else:
-        hit = (forecast_mean - target).abs() < cfg.threshold
-    return hit.float()
+def is_correct(signal: Tensor, forecast_mean: Tensor, target: Tensor, cfg: ACTConfig) -> Tensor:
+    """The halt head's training label per sample, in [0, 1] (0.5 for a sign tie, see the module's text)."""
+    if cfg.correct == "abs_error":
+        return ((forecast_mean - target).abs() < cfg.threshold).float()
+    decision = signal if cfg.correct == "signal" else forecast_mean
+    return (1.0 + torch.sign(decision) * torch.sign(target)) / 2
 
 
 def halt(q: Tensor, steps: Tensor, cfg: ACTConfig, *, training: bool,

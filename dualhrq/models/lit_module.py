@@ -7,12 +7,11 @@ followed by its own backward pass and step (Wang et al. 2025, sec. 3.2). With
 ACT (``model.act``, see ``act.py``) a sample's carry is reset when it halts, and
 inference stops a sample at its halting segment.
 
-The trading loss has two parts, weighted in ``model.loss``:
-
-* forecast: Gaussian negative log-likelihood of the standardised forward
-  return under the forecast head's (mean, log-variance);
-* utility: the batch Sharpe ratio of the signal's P&L after a cost charged on
-  the size of each position, negated so that lower is better.
+The trading loss (``objective.py``, weighted in ``model.loss``) has two parts:
+the forecast head's Gaussian negative log-likelihood of the standardised
+forward return, and the negative mean-variance utility of the batch's
+per-date portfolio return after costs on position changes, replayed as the
+backtest replays it (a training batch is a run of contiguous dates).
 
 With regime conditioning, the regime classifier's cross-entropy against the
 fold's unsupervised regime labels is added with ``model.loss.regime_weight``
@@ -23,8 +22,8 @@ neighbours are retrieved once, through the fail-open retriever that
 Inference is :meth:`forward`, reached through Lightning's ``predict_step``:
 the one decision loop of the job, the replay and serving.
 
-Targets arrive standardised by the fold's training standard deviation, so the
-cost is converted to the same units with ``target_scale``.
+Gradients are clipped in ``on_before_optimizer_step``, which Lightning calls
+after unscaling them under any precision (fp16's gradient scaler included).
 """
 
 from __future__ import annotations
@@ -46,34 +45,26 @@ from dualhrq.models.conditioning import PatternBatch, conditioning_group
 from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.hrm import LevelSize
 from dualhrq.models.network import NetOutput, check_norm
+from dualhrq.models.objective import TradingObjective, trading_loss
 from dualhrq.patterns.retrieval import PatternRetriever
-
-
-def trading_loss(out: NetOutput, target_z: Tensor, *, forecast_weight: float, utility_weight: float,
-                 cost_z: float) -> dict[str, Tensor]:
-    """Forecast NLL and negative after-cost Sharpe utility of one batch."""
-    mean, logvar = out.forecast[:, 0], out.forecast[:, 1].clamp(-10.0, 10.0)
-    nll = 0.5 * (logvar + (target_z - mean) ** 2 * torch.exp(-logvar)).mean()
-    pnl = out.signal * target_z - cost_z * out.signal.abs()
-    utility = pnl.mean() / (pnl.std(unbiased=False) + 1e-6)
-    loss = forecast_weight * nll - utility_weight * utility
-    return {"loss": loss, "nll": nll, "utility": utility}
 
 
 class HRMLitModule(L.LightningModule):
     """Trains a DualHRQ network (HRM or transformer) on one CV fold.
 
     ``budget`` is the model's declared parameter budget; ``supervision`` is
-    ``{segments}``; ``act`` is :class:`ACTConfig`'s mapping; ``grad_clip`` the
-    gradient-norm cap applied before every segment's step; ``conditioning`` is
-    the ``model/conditioning`` group, whose ``module`` the network builds.
+    ``{segments}``; ``act`` is :class:`ACTConfig`'s mapping; ``loss`` is
+    :class:`TradingObjective`'s; ``grad_clip`` the gradient-norm cap applied
+    before every segment's step; ``scheduler`` a partial taking the optimiser and
+    ``total_steps``; ``conditioning`` is the ``model/conditioning`` group, whose
+    ``module`` the network builds.
     """
 
     def __init__(
         self,
         net: Callable[..., nn.Module],
         optimizer: Callable[..., torch.optim.Optimizer],
-        loss: Mapping[str, float],
+        loss: Mapping[str, Any],
         budget: Mapping[str, Mapping[str, float]],
         n_features: int,
         n_regime_features: int,
@@ -92,6 +83,7 @@ class HRMLitModule(L.LightningModule):
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "conditioning"])
         self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
+        self.objective = TradingObjective.from_config(loss)
         self.sizes = {"n_features": n_features, "n_regime_features": n_regime_features, "n_symbols": n_symbols,
                       "target_scale": target_scale}
         extra = {"q_head": True} if self.act.enabled else {}
@@ -101,7 +93,6 @@ class HRMLitModule(L.LightningModule):
         self.budget = budget
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.loss_weights = loss
         self.target_scale = target_scale
         self.grad_clip = grad_clip
 
@@ -155,10 +146,9 @@ class HRMLitModule(L.LightningModule):
         result.carry, result.steps = None, steps
         return result
 
-    def loss_terms(self, out: NetOutput, target_z: Tensor) -> dict[str, Tensor]:
-        cost_z = self.loss_weights["cost_bps"] * 1e-4 / self.target_scale
-        return trading_loss(out, target_z, forecast_weight=self.loss_weights["forecast_weight"],
-                            utility_weight=self.loss_weights["utility_weight"], cost_z=cost_z)
+    def loss_terms(self, out: NetOutput, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The trading loss of ``out`` on ``batch`` (``target_z``, ``next_return``, ``symbol``, ``date``)."""
+        return trading_loss(out.signal, out.forecast, batch, self.objective, self.target_scale)
 
     def regime_terms(self, out: NetOutput, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Cross-entropy and accuracy of the regime classifier against the fold's labels (empty without)."""
@@ -182,26 +172,24 @@ class HRMLitModule(L.LightningModule):
                 carry = self.net.reset_carry(carry, halted, x.shape[1])
             steps = torch.where(halted, 0, steps) + 1
             out = self.net(x, regime, symbol, carry, patterns=patterns)
-            terms = self.loss_terms(out, target)
+            terms = self.loss_terms(out, batch)
             terms.update(self.regime_terms(out, batch))
             loss = terms["loss"]
             if "regime_ce" in terms:
-                loss = loss + self.loss_weights.get("regime_weight", 0.0) * terms["regime_ce"]
+                loss = loss + self.objective.regime_weight * terms["regime_ce"]
             if self.act.enabled:
                 halted, is_last = halt(out.q, steps, self.act, training=True)
                 with torch.no_grad():
                     next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
-                correct = is_correct(out.forecast[:, 0].detach(), target, self.act)
+                correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
                 terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
-                terms["q_accuracy"] = ((out.q[:, 0] > 0).float() == correct).float().mean()
+                terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
                 loss = loss + self.act.loss_weight * terms["q_loss"]
             else:
                 halted = steps >= self.segments
             halt_steps.append(steps[halted])
             optimizer.zero_grad()
             self.manual_backward(loss)
-            if self.grad_clip is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -214,13 +202,14 @@ class HRMLitModule(L.LightningModule):
             terms["steps"] = stopped.float().mean()
         if self.retriever is not None:
             terms["retrieval_ok"] = float(patterns is not None)
+        terms["samples_per_step"] = n / self.segments  # distinct samples behind each optimiser step
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, batch_size=n)
         self.log("loss", terms["loss"], prog_bar=True, logger=False)
         return loss.detach()
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         out = self(batch)
-        terms = self.loss_terms(out, batch["target_z"])
+        terms = self.loss_terms(out, batch)
         terms.update(self.regime_terms(out, batch))
         terms["steps"] = out.steps.mean()
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, prog_bar=False,
@@ -231,12 +220,24 @@ class HRMLitModule(L.LightningModule):
         out = self(batch)
         return {"signal": out.signal, "forecast": out.forecast, "steps": out.steps}
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the (already unscaled) gradients to ``grad_clip``."""
+        if self.grad_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "step"}}
+        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.optimizer_steps())
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def optimizer_steps(self) -> int:
+        """Optimiser steps of the whole fit: ``trainer.max_steps`` (which counts them), else one per segment of
+        every batch of every epoch."""
+        if self.trainer.max_steps > 0:
+            return self.trainer.max_steps
+        return max(1, int(self.trainer.estimated_stepping_batches) * self.segments)
 
 
 def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mapping[str, Any],
@@ -252,6 +253,10 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
         raise ConfigError("act.enabled and supervision.segments > 1 need a recurrent net (an HRM); this one has "
                           "no carry. Fix: set model.act.enabled=false model.supervision.segments=1.",
                           field="act.enabled")
+    if act_cfg.enabled and segments != act_cfg.halt_max_steps:
+        raise ConfigError(f"supervision.segments={segments} differs from act.halt_max_steps="
+                          f"{act_cfg.halt_max_steps}: training would never reach (or would pass) the segment cap "
+                          "that inference runs to. Fix: set both to the same number.", field="supervision.segments")
     return segments, act_cfg
 
 
@@ -273,7 +278,11 @@ def check_model_config(model: DictConfig) -> None:
                 positive_int(model.net[name], f"net.{name}")
         group = conditioning_group(model.get("conditioning"))
         check_value("conditioning.regime_loss_weight", group.get("regime_loss_weight", 0.0), NonNegative)
-        check_value("loss.regime_weight", (model.get("loss") or {}).get("regime_weight", 0.0), NonNegative)
+        TradingObjective.from_config(_plain(model.get("loss") or {}))
+        if model.get("scheduler") is not None:
+            with located("scheduler"):
+                build(model.scheduler)(optimizer=torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0),
+                                       total_steps=1)
     if group.get("module") is not None:  # a small copy of the conditioner checks its own settings
         with located(model):
             build(group.module)(n_regime_features=1, n_symbols=1, hidden=4, n_layers=1, d_model=4)

@@ -158,5 +158,6 @@ class WindowDataset(Dataset):
             "symbol": torch.tensor(d.symbol_id[j], dtype=torch.long),
             "target_z": torch.tensor(s.target[j] / d.target_scale, dtype=torch.float32),
             "next_return": torch.tensor(s.next_return[j], dtype=torch.float32),
+            "date": torch.tensor(s.t[j].astype("datetime64[us]").astype(np.int64)),
             **{name: torch.as_tensor(values[j]) for name, values in self.extras.items()},
         }

@@ -2,6 +2,8 @@
 
 The expensive part (load, features, windows) runs once in :meth:`prepare`;
 :meth:`set_fold` then only re-indexes, so a CPCV run pays for the data once.
+Training batches are runs of whole, contiguous dates (``date_batches``), so
+that the trading objective can replay them as the backtest does.
 The batches are cut by the fold's fitted inputs (``dualhrq.pipeline``), the
 same transforms the decision pipeline applies out of sample: normalisation
 fitted on the fold's training windows alone, so nothing about the test
@@ -15,12 +17,13 @@ from collections.abc import Callable, Mapping
 import lightning as L
 import numpy as np
 import polars as pl
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from dualhrq.config import located
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.features.engine import Spec, compute_features, feature_names, input_lookback
 from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
+from dualhrq.training.date_batches import DateBlockSampler
 from dualhrq.validation.folds import FoldIndex
 
 
@@ -63,8 +66,7 @@ class MarketDataModule(L.LightningDataModule):
         self.samples: SampleSet | None = None
         self.fold: FoldIndex | None = None
         self._datasets: dict[str, WindowDataset] = {}
-        # the training order; None shuffles with the global generator (the job sets a resumable one)
-        self.train_sampler: Sampler[int] | None = None
+        self.train_sampler: DateBlockSampler | None = None  # the fold's training batches, set by set_fold
 
     @property
     def label(self) -> str:
@@ -110,36 +112,43 @@ class MarketDataModule(L.LightningDataModule):
                                          lookback=input_lookback(self.spec))
         return self.samples
 
-    def set_fold(self, fold: FoldIndex, inputs: FittedInputs, labels: Mapping[str, np.ndarray] | None = None) -> None:
+    def set_fold(self, fold: FoldIndex, inputs: FittedInputs, labels: Mapping[str, np.ndarray] | None = None,
+                 seed: int = 0) -> None:
         """Point the loaders at one fold, its batches cut by the fold's fitted ``inputs``.
 
         ``labels`` are per-sample training targets fitted on this fold (the regime labels); every
-        split's items carry them under their names.
+        split's items carry them under their names. ``seed`` fixes the training batches of every epoch.
         """
         data = inputs.arrays(self._require_samples())
         self.fold = fold
         self.inputs = inputs
         self._datasets = {split: data.dataset(idx, labels)
                           for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
+        self.train_sampler = DateBlockSampler(self._require_samples().t[fold.train], self.batch_size, seed=seed)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True, drop_last=True, sampler=self.train_sampler)
+        """Batches of about ``batch_size`` samples, each all the samples of a run of consecutive dates, in the
+        order of ``train_sampler``."""
+        ds = self._require_dataset("train")
+        return DataLoader(ds, batch_sampler=self.train_sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+        return self._loader("val", self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
+        return self._loader("test", self.eval_batch_size)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool = False,
-                sampler: Sampler[int] | None = None) -> DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
+        """Evaluation batches in sample order (time-major): contiguous dates too."""
+        ds = self._require_dataset(split)
+        return DataLoader(ds, batch_size=min(batch_size, max(len(ds), 1)), num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def _require_dataset(self, split: str) -> WindowDataset:
         if split not in self._datasets:
             raise RuntimeError("call set_fold() before asking for a data loader")
-        ds = self._datasets[split]
-        return DataLoader(ds, batch_size=min(batch_size, max(len(ds), 1)), shuffle=shuffle and sampler is None,
-                          sampler=sampler,
-                          drop_last=drop_last and len(ds) > batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return self._datasets[split]
 
     def _require_samples(self) -> SampleSet:
         if self.samples is None:

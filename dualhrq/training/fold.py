@@ -39,7 +39,7 @@ from dualhrq.training.checkpoints import LAST, PREVIOUS_SUFFIX, AtomicCheckpoint
 from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
 from dualhrq.training.conditioning_report import conditioning_report
 from dualhrq.training.datamodule import MarketDataModule
-from dualhrq.training.resume import EpochSampler, ExactResume
+from dualhrq.training.resume import ExactResume
 from dualhrq.validation.controls import label_control
 from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
@@ -91,8 +91,7 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     labels = cond.labels
     if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
         labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
-    dm.set_fold(fold, inputs, labels=labels)
-    dm.train_sampler = EpochSampler(len(fold.train), seed=cfg.seed)
+    dm.set_fold(fold, inputs, labels=labels, seed=cfg.seed)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                 n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
@@ -127,9 +126,12 @@ def predict_fold(pipeline: DecisionPipeline, samples: SampleSet, fold: FoldIndex
     test = fold.test
     out = pipeline.predict(samples, test)
     module = pipeline.module
-    target_z = torch.from_numpy((samples.target[test] / pipeline.inputs.target_scale).astype(np.float32))
+    batch = {"target_z": torch.from_numpy((samples.target[test] / pipeline.inputs.target_scale).astype(np.float32)),
+             "next_return": torch.from_numpy(samples.next_return[test].astype(np.float32)),
+             "symbol": torch.from_numpy(samples.symbol_id[test]),
+             "date": torch.from_numpy(samples.t[test].astype("datetime64[us]").astype(np.int64))}
     terms = module.loss_terms(NetOutput(signal=torch.from_numpy(out.signal), forecast=torch.from_numpy(
-        out.forecast_z)), target_z)
+        out.forecast_z)), batch)
     frame = pl.DataFrame({
         "fold": np.full(len(test), fold.fold, dtype=np.int32),
         "ts": samples.t[test], "t1": samples.t1[test],

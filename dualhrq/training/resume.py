@@ -2,9 +2,10 @@
 
 Two things decide what the next training step does besides the weights and optimiser (which Lightning
 checkpoints): the order of the training samples and the random draws inside the step (ACT's exploration,
-dropout). :class:`EpochSampler` makes the order a function of (seed, epoch) alone and starts an epoch at
-any batch. :class:`ExactResume` records the position of the last finished batch in each checkpoint, hands
-it back to the sampler on restore, and seeds the torch, numpy and Python generators from (seed, optimiser
+dropout). The training batches (:class:`~dualhrq.training.date_batches.DateBlockSampler`) are a function
+of (seed, epoch) alone and can start an epoch at any batch. :class:`ExactResume` tells the sampler each
+epoch's number, records the position of the last finished batch in each checkpoint, hands it back to the
+sampler on restore, and seeds the torch, numpy and Python generators from (seed, optimiser
 step) before every batch, so the draws of step ``k`` never depend on what ran before it (validation, a
 dataloader's own seed draw, a restart). The deep-supervision carry starts afresh with every batch, and
 checkpoints are written only between batches, so nothing else carries over from one step to the next.
@@ -16,45 +17,16 @@ resumed inexactly.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import Sampler
 
 from dualhrq.errors import ConfigError
-
-
-class EpochSampler(Sampler[int]):
-    """Every index once per epoch in an order drawn from (seed, epoch) alone; ``resume_at`` starts the next
-    pass part-way through an epoch."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n = n
-        self.seed = seed
-        self.epoch = 0
-        self._skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of every training epoch."""
-        self.epoch = epoch
-
-    def resume_at(self, epoch: int, skip: int) -> None:
-        """The next pass is epoch ``epoch`` without its first ``skip`` indices."""
-        self.epoch, self._skip = epoch, skip
-
-    def order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
-
-    def __iter__(self) -> Iterator[int]:
-        skip, self._skip = self._skip, 0
-        yield from self.order(self.epoch)[skip:].tolist()
-
-    def __len__(self) -> int:
-        return self.n
+from dualhrq.training.date_batches import DateBlockSampler
 
 
 def seed_step(seed: int, step: int) -> None:
@@ -68,14 +40,19 @@ def seed_step(seed: int, step: int) -> None:
 class ExactResume(Callback):
     """Saves the training position with each checkpoint and restores it, and seeds every step (see module)."""
 
-    def __init__(self, sampler: EpochSampler, seed: int) -> None:
+    def __init__(self, sampler: DateBlockSampler, seed: int) -> None:
         self.sampler = sampler
         self.seed = seed
-        self.position = {"epoch": 0, "samples": 0}
+        self.position = {"epoch": 0, "batches": 0}
         self.world_size = 1
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.world_size = trainer.world_size
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning sets the epoch of a loader's sampler, not of a batch sampler; the epoch's batches are
+        # drawn after this hook
+        self.sampler.set_epoch(trainer.current_epoch)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -85,18 +62,17 @@ class ExactResume(Callback):
                            batch_idx: int) -> None:
         # checkpoint callbacks run after this one, so a checkpoint written now records this position
         if batch_idx + 1 >= trainer.num_training_batches:
-            self.position = {"epoch": trainer.current_epoch + 1, "samples": 0}
+            self.position = {"epoch": trainer.current_epoch + 1, "batches": 0}
         else:
-            samples = (batch_idx + 1) * trainer.train_dataloader.batch_size
-            self.position = {"epoch": trainer.current_epoch, "samples": samples}
+            self.position = {"epoch": trainer.current_epoch, "batches": batch_idx + 1}
 
     def state_dict(self) -> dict[str, int]:
         return {**self.position, "world_size": self.world_size}
 
     def load_state_dict(self, state_dict: Mapping[str, int]) -> None:
-        if state_dict["samples"] and (self.world_size > 1 or state_dict["world_size"] > 1):
+        if state_dict["batches"] and (self.world_size > 1 or state_dict["world_size"] > 1):
             raise ConfigError("trainer.devices: a checkpoint written part-way through an epoch cannot be resumed "
                               "exactly with several processes (the distributed sampler shards the order). Fix: "
                               "delete the fold's checkpoints/last.ckpt to restart the fold, or run on one device.")
-        self.position = {"epoch": state_dict["epoch"], "samples": state_dict["samples"]}
-        self.sampler.resume_at(state_dict["epoch"], state_dict["samples"])
+        self.position = {"epoch": state_dict["epoch"], "batches": state_dict["batches"]}
+        self.sampler.resume_at(state_dict["epoch"], state_dict["batches"])

@@ -116,6 +116,10 @@ def test_mlflow_run_id_from_the_environment_is_reused(tmp_path, monkeypatch, cli
     ("model.net.recursion.solver=newton", "model.net.recursion.solver"),
     ("model.net.norm=middle", "model.net.norm"),
     ("model.grad_clip=-1", "model.grad_clip"),
+    ("model.supervision.segments=2", "model.supervision.segments"),
+    ("model.loss.benchmark=momentum", "model.loss.benchmark"),
+    ("model.loss.risk_aversion=0", "model.loss.risk_aversion"),
+    ("model.scheduler.warmup_fraction=2", "model.scheduler.warmup_fraction"),
 ])
 def test_bad_config_values_stop_before_any_data_is_read(tmp_path, monkeypatch, override, field):
     def no_data(*args, **kwargs):

@@ -50,9 +50,19 @@ def test_exploration_holds_a_sample_for_its_random_minimum():
 def test_correctness_targets():
     forecast = torch.tensor([0.4, -0.2, 0.1, 1.0])
     target = torch.tensor([1.3, 0.5, 0.05, -0.2])
-    assert is_correct(forecast, target, ACTConfig(correct="sign")).tolist() == [1.0, 0.0, 1.0, 0.0]
-    assert is_correct(forecast, target, ACTConfig(correct="abs_error", threshold=0.8)).tolist() == [0.0, 1.0, 1.0,
-                                                                                                    0.0]
+    signal = -forecast
+    assert is_correct(signal, forecast, target, ACTConfig(correct="forecast_sign")).tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert is_correct(signal, forecast, target, ACTConfig(correct="signal")).tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert is_correct(signal, forecast, target, ACTConfig(correct="abs_error", threshold=0.8)).tolist() == [
+        0.0, 1.0, 1.0, 0.0]
+
+
+def test_the_default_label_judges_the_traded_signal_and_scores_ties_one_half():
+    signal = torch.tensor([0.3, 0.3, 0.0, -0.7, -0.7])
+    target = torch.tensor([0.2, 0.0, -1.0, -0.1, 0.1])
+    forecast = torch.tensor([-5.0, -5.0, -5.0, 5.0, 5.0])  # always wrong: must not matter
+    assert ACTConfig().correct == "signal"
+    assert is_correct(signal, forecast, target, ACTConfig()).tolist() == [1.0, 0.5, 0.5, 1.0, 0.0]
 
 
 def test_q_loss_is_the_sum_of_two_binary_cross_entropies():

@@ -3,8 +3,10 @@
 from functools import partial
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch.utils.data import DataLoader
 
 from dualhrq.config import model_sizes
@@ -12,6 +14,7 @@ from dualhrq.errors import ConfigError
 from dualhrq.models import lit_module
 from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import DualHRQNet
+from dualhrq.models.schedule import cosine_with_warmup
 from dualhrq.models.transformer import TransformerNet
 
 from .conftest import N_FEATURES, N_REGIME, N_SYMBOLS, batch, conditioner
@@ -31,7 +34,8 @@ def make_module(segments: int = 3, act: dict | None = None, seed: int = 0) -> HR
 def loader(n: int = 8, b: int = 4) -> DataLoader:
     x, regime, symbol = batch(b=n)
     target = torch.randn(n, generator=torch.Generator().manual_seed(5))
-    rows = [{"x": x[i], "regime": regime[i], "symbol": symbol[i], "target_z": target[i]} for i in range(n)]
+    rows = [{"x": x[i], "regime": regime[i], "symbol": symbol[i], "target_z": target[i],
+             "next_return": 0.01 * target[i], "date": torch.tensor(i)} for i in range(n)]
     return DataLoader(rows, batch_size=b)
 
 
@@ -107,7 +111,7 @@ def test_inference_keeps_each_sample_at_its_halting_segment(monkeypatch):
 
 
 def test_halting_q_head_stops_inference_early():
-    module = make_module(act={"enabled": True, "halt_max_steps": 4}).eval()
+    module = make_module(segments=4, act={"enabled": True, "halt_max_steps": 4}).eval()
     with torch.no_grad():
         module.net.heads.q.bias.copy_(torch.tensor([5.0, -5.0]))
         x, regime, symbol = batch(b=3)
@@ -140,3 +144,47 @@ def test_a_net_without_carry_refuses_deep_supervision_and_act():
             HRMLitModule(net=net, conditioning={"module": None}, optimizer=partial(torch.optim.AdamW), loss=LOSS,
                          budget=sizes["budget"], n_features=N_FEATURES, n_regime_features=N_REGIME,
                          n_symbols=N_SYMBOLS, **kwargs)
+
+
+@pytest.mark.parametrize("segments", [2, 5])
+def test_segments_must_equal_the_act_segment_cap(segments):
+    with pytest.raises(ConfigError, match=f"supervision.segments={segments} differs from act.halt_max_steps=4") as err:
+        make_module(segments=segments, act={"enabled": True, "halt_max_steps": 4})
+    assert err.value.field == "supervision.segments"
+    make_module(segments=segments, act={"enabled": False})  # without ACT the segment count is free
+
+
+def test_the_schedule_spans_the_fits_optimiser_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = make_module(segments=3)
+    module.scheduler_factory = partial(cosine_with_warmup, warmup_fraction=0.0, min_lr_ratio=0.25)
+    trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=loader())
+    assert trainer.global_step == 6  # two batches of three segments
+    assert module.optimizers().param_groups[0]["lr"] == pytest.approx(1e-2 * 0.25)  # decayed to the floor
+
+
+def test_gradients_are_clipped_after_fp16_unscaling(tmp_path, monkeypatch):
+    """Under a gradient scaler the clip must act on the true gradients: their norm after clipping is the cap,
+    not the cap divided by the loss scale."""
+    monkeypatch.chdir(tmp_path)
+    module = make_module(segments=2)
+    module.grad_clip = 1e-3
+    norms, scales = [], []
+    clip = module.on_before_optimizer_step
+
+    def recording(optimizer):
+        clip(optimizer)
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        scales.append(scaler.get_scale())
+
+    monkeypatch.setattr(module, "on_before_optimizer_step", recording)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)])
+    trainer.fit(module, train_dataloaders=loader())
+    assert len(norms) == 2 and min(scales) > 1
+    np.testing.assert_allclose(norms, 1e-3, rtol=1e-3)

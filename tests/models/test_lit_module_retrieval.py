@@ -43,6 +43,7 @@ def loader(n=8, b=4):
     g = torch.Generator().manual_seed(5)
     rows = [{"x": torch.randn(12, 5, generator=g), "regime": torch.randn(3, generator=g),
              "symbol": torch.tensor(i % 2), "target_z": torch.randn((), generator=g),
+             "next_return": 0.01 * torch.randn((), generator=g), "date": torch.tensor(i // 2),
              "regime_label": torch.tensor(i % 4), "query": torch.randn(SCALES, DIM, generator=g),
              "t": torch.tensor((100 + i) * DAY)} for i in range(n)]
     return DataLoader(rows, batch_size=b)

@@ -13,9 +13,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dualhrq.errors import ConfigError
 from dualhrq.training.checkpoints import AtomicCheckpointIO
-from dualhrq.training.resume import EpochSampler, ExactResume
+from dualhrq.training.date_batches import DateBlockSampler
+from dualhrq.training.resume import ExactResume
 
-N, BATCH, SEED = 20, 4, 7  # 5 batches per epoch
+N, BATCH, SEED = 20, 4, 7  # one sample a date: 4 batches of 4 dates per epoch (block boundaries move)
+DATES = np.datetime64("2020-01-01", "D") + np.arange(N)
 
 
 class Recorder(L.LightningModule):
@@ -37,9 +39,9 @@ class Recorder(L.LightningModule):
 
 
 def fit(tmp: Path, max_steps: int, every: int, resume: Path | None = None, exact: bool = True) -> Recorder:
-    sampler = EpochSampler(N, seed=SEED)
-    loader = DataLoader(TensorDataset(torch.arange(N)), batch_size=BATCH, drop_last=True,
-                        **({"sampler": sampler} if exact else {"shuffle": True}))
+    sampler = DateBlockSampler(DATES, BATCH, seed=SEED)
+    loader = DataLoader(TensorDataset(torch.arange(N)),
+                        **({"batch_sampler": sampler} if exact else {"batch_size": BATCH, "shuffle": True}))
     ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp, save_last=True, save_top_k=0,
                                                every_n_train_steps=every)
     callbacks = [ExactResume(sampler, seed=SEED), ckpt] if exact else [ckpt]
@@ -52,16 +54,18 @@ def fit(tmp: Path, max_steps: int, every: int, resume: Path | None = None, exact
     return model
 
 
-@pytest.mark.parametrize(("stop", "where"), [(7, "mid-epoch"), (5, "at an epoch's end")])
+@pytest.mark.parametrize(("stop", "where"), [(7, "mid-epoch"), (4, "at an epoch's end")])
 def test_a_resumed_fit_takes_the_uninterrupted_fits_batches_and_draws(tmp_path, stop, where):
     whole = fit(tmp_path / "whole", max_steps=12, every=stop).seen
     first = fit(tmp_path / "parts", max_steps=stop, every=stop).seen
     rest = fit(tmp_path / "parts", max_steps=12, every=stop, resume=tmp_path / "parts" / "last.ckpt").seen
     assert len(whole) == 12 and len(first) == stop, where
     assert first + rest == whole, where
-    # every epoch visits every sample once
-    for epoch in range(2):
-        assert sorted(i for idx, *_ in whole[epoch * 5:(epoch + 1) * 5] for i in idx) == list(range(N))
+    # every epoch visits 16 distinct samples
+    for epoch in range(3):
+        seen = [i for idx, *_ in whole[epoch * 4:(epoch + 1) * 4] for i in idx]
+        assert len(seen) == len(set(seen)) == 16
+    assert [idx for idx, *_ in whole[:4]] != [idx for idx, *_ in whole[4:8]]  # each epoch draws its own order
 
 
 def test_without_exact_resume_the_restart_sees_other_batches(tmp_path):
@@ -72,21 +76,10 @@ def test_without_exact_resume_the_restart_sees_other_batches(tmp_path):
     assert rest != whole[7:]
 
 
-def test_the_sampler_resumes_inside_an_epoch_and_then_starts_the_next_in_full():
-    whole = EpochSampler(10, seed=3)
-    epoch0, epoch1 = list(whole), (whole.set_epoch(1), list(whole))[1]
-    assert sorted(epoch0) == sorted(epoch1) == list(range(10)) and epoch0 != epoch1
-    resumed = EpochSampler(10, seed=3)
-    resumed.resume_at(0, 4)
-    assert list(resumed) == epoch0[4:]
-    assert list(resumed) == epoch0  # the next pass is whole again
-    assert list(EpochSampler(10, seed=4)) != epoch0
-
-
 def test_several_processes_refuse_a_checkpoint_written_mid_epoch():
-    callback = ExactResume(EpochSampler(10, seed=0), seed=0)
+    callback = ExactResume(DateBlockSampler(DATES, BATCH), seed=0)
     callback.world_size = 2
     with pytest.raises(ConfigError, match=r"trainer\.devices: .*part-way through an epoch.*Fix: delete"):
-        callback.load_state_dict({"epoch": 0, "samples": 8, "world_size": 2})
-    callback.load_state_dict({"epoch": 1, "samples": 0, "world_size": 2})  # an epoch boundary is exact
+        callback.load_state_dict({"epoch": 0, "batches": 2, "world_size": 2})
+    callback.load_state_dict({"epoch": 1, "batches": 0, "world_size": 2})  # an epoch boundary is exact
     assert callback.sampler.epoch == 1

@@ -1,0 +1,92 @@
+"""Training batches of whole, contiguous dates.
+
+The trading objective (``dualhrq.models.objective``) replays a batch as the
+backtest replays a path: per-date portfolio returns, costs on each symbol's
+position changes from one date to the next. That needs every batch to hold
+all the samples of a run of consecutive dates. The run length is chosen so
+that a batch holds about ``batch_size`` samples; each epoch shifts the block
+boundaries by a random offset and shuffles the blocks' order, both drawn from
+(``seed``, epoch) alone, so a seeded job sees the same batches and a resumed
+one (``dualhrq.training.resume``) can start an epoch at any batch. Under a
+distributed run every process draws the same order and takes every
+``world_size``-th block from its rank (Lightning's ``use_distributed_sampler``
+is off for this reason: it cannot shard a custom batch sampler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from dualhrq.config import positive_int
+
+
+class DateBlockSampler(Sampler[list[int]]):
+    """Batches of dataset positions covering ``dates_per_batch`` consecutive distinct ``dates`` each.
+
+    ``dates`` [N] are the dataset's decision times (any sortable dtype); ``batch_size`` the wanted samples
+    per batch, rounded to whole dates (at least one, at most all of them); ``seed`` fixes every epoch's
+    order."""
+
+    def __init__(self, dates: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = True) -> None:
+        positive_int(batch_size, "batch_size")
+        dates = np.asarray(dates)
+        if dates.ndim != 1 or not len(dates):
+            raise ValueError("DateBlockSampler needs a non-empty 1-D array of sample dates")
+        self.order = np.argsort(dates, kind="stable")
+        _, self.starts = np.unique(dates[self.order], return_index=True)
+        self.bounds = np.append(self.starts, len(dates))
+        n_dates = len(self.starts)
+        per_date = len(dates) / n_dates
+        self.dates_per_batch = int(min(n_dates, max(1, round(batch_size / per_date))))
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._skip = 0
+
+    @property
+    def n_dates(self) -> int:
+        return len(self.starts)
+
+    def blocks(self) -> int:
+        """Blocks per epoch over all processes: the same whatever the epoch's offset."""
+        k = self.dates_per_batch
+        return max(1, (self.n_dates - (k - 1 if self.shuffle else 0)) // k)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The next pass is epoch ``epoch`` (Lightning calls this only for plain samplers: see ``ExactResume``)."""
+        self.epoch = epoch
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        """The next pass is epoch ``epoch`` without its first ``skip`` batches."""
+        self.epoch, self._skip = epoch, skip
+
+    def __len__(self) -> int:
+        """Batches per epoch of this process (an equal share of the blocks)."""
+        return max(1, self.blocks() // _process()[1])
+
+    def __iter__(self) -> Iterator[list[int]]:
+        k = self.dates_per_batch
+        skip, self._skip = self._skip, 0
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            offset = int(rng.integers(min(k, self.n_dates - k + 1)))
+            blocks = rng.permutation(self.blocks())
+        else:
+            offset, blocks = 0, np.arange(self.blocks())
+        rank, world = _process()
+        if world > 1:
+            blocks = np.resize(blocks[rank::world], len(self))
+        for b in blocks[skip:]:
+            first = offset + int(b) * k
+            yield self.order[self.bounds[first]:self.bounds[first + k]].tolist()
+
+
+def _process() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

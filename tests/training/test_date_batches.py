@@ -1,0 +1,91 @@
+"""Training batches are all the samples of runs of consecutive dates."""
+
+import numpy as np
+import pytest
+
+from dualhrq.errors import ConfigError
+from dualhrq.training import date_batches
+from dualhrq.training.date_batches import DateBlockSampler
+
+
+def dates_of(n_dates: int = 40, symbols: int = 3, seed: int = 0) -> np.ndarray:
+    """Time-major sample dates (as the samples are stored), some (date, symbol) pairs missing."""
+    rng = np.random.default_rng(seed)
+    days = np.datetime64("2020-01-01", "us") + np.arange(n_dates) * np.timedelta64(1, "D")
+    dates = np.repeat(days, symbols)
+    return dates[rng.uniform(size=len(dates)) > 0.1]
+
+
+def epoch(sampler: DateBlockSampler, number: int) -> list[list[int]]:
+    sampler.set_epoch(number)
+    return list(sampler)
+
+
+def test_each_batch_holds_every_sample_of_a_run_of_consecutive_dates():
+    dates = dates_of()
+    days = np.unique(dates)
+    sampler = DateBlockSampler(dates, batch_size=8)
+    assert sampler.dates_per_batch == round(8 / (len(dates) / len(days)))
+    seen: list[int] = []
+    for batch in epoch(sampler, 0):
+        covered = np.unique(dates[batch])
+        first = int(np.searchsorted(days, covered[0]))
+        np.testing.assert_array_equal(covered, days[first:first + sampler.dates_per_batch])
+        assert sorted(batch) == np.flatnonzero(np.isin(dates, covered)).tolist()  # all of those dates' samples
+        seen += batch
+    assert len(seen) == len(set(seen))  # no sample twice in an epoch
+    assert len(epoch(sampler, 0)) == len(sampler)
+
+
+def test_batches_are_drawn_from_the_seed_and_the_epoch_alone():
+    sampler = DateBlockSampler(dates_of(), batch_size=6, seed=3)
+    assert epoch(sampler, 1) == epoch(DateBlockSampler(dates_of(), batch_size=6, seed=3), 1)
+    assert epoch(sampler, 1) != epoch(sampler, 2)
+    assert epoch(sampler, 1) != epoch(DateBlockSampler(dates_of(), batch_size=6, seed=4), 1)
+
+
+def test_a_resumed_epoch_starts_at_its_batch_and_the_next_epoch_is_whole():
+    whole = epoch(DateBlockSampler(dates_of(), batch_size=6, seed=3), 2)
+    resumed = DateBlockSampler(dates_of(), batch_size=6, seed=3)
+    resumed.resume_at(2, 4)
+    assert list(resumed) == whole[4:]
+    assert list(resumed) == whole  # the skip is used once
+
+
+def test_every_epoch_has_the_same_number_of_batches_whatever_its_offset():
+    sampler = DateBlockSampler(dates_of(n_dates=23), batch_size=9)
+    assert {len(epoch(sampler, seed)) for seed in range(20)} == {len(sampler)}
+    offsets = {int(np.min(np.concatenate(epoch(sampler, seed)))) for seed in range(20)}
+    assert len(offsets) > 1  # the block boundaries move between epochs
+
+
+def test_unsorted_dates_and_a_batch_larger_than_the_data():
+    dates = dates_of(n_dates=5)[::-1]
+    sampler = DateBlockSampler(dates, batch_size=1000)
+    assert sampler.dates_per_batch == 5
+    assert [sorted(b) for b in epoch(sampler, 0)] == [list(range(len(dates)))]
+
+
+def test_evaluation_order_is_fixed():
+    sampler = DateBlockSampler(dates_of(), batch_size=6, shuffle=False)
+    batches = epoch(sampler, 0)
+    assert batches == epoch(sampler, 1)
+    assert np.all(np.diff([min(b) for b in batches]) > 0)
+
+
+@pytest.mark.parametrize("size", [0, 2.5])
+def test_bad_batch_size_is_refused(size):
+    with pytest.raises(ConfigError, match="batch_size"):
+        DateBlockSampler(dates_of(), batch_size=size)
+
+
+def test_distributed_processes_share_the_epochs_blocks_without_overlap(monkeypatch):
+    sampler = DateBlockSampler(dates_of(n_dates=41), batch_size=6)
+    whole = {tuple(b) for b in epoch(sampler, 3)}
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(date_batches, "_process", lambda rank=rank: (rank, 2))  # every process: same seed
+        shares.append({tuple(b) for b in epoch(sampler, 3)})
+        assert len(shares[-1]) == len(sampler) == len(whole) // 2
+    assert not shares[0] & shares[1]
+    assert shares[0] | shares[1] <= whole
