@@ -65,3 +65,15 @@ def test_the_shipped_configs_pass_the_argument_check():
         check_arguments(cfg.model)
         check_arguments(cfg.trainer, skip=("precision",))
         check_arguments(cfg.callbacks)
+
+
+def test_a_saved_pipeline_whose_model_names_an_untrusted_target_is_refused_before_loading(tmp_path):
+    import json
+
+    from dualhrq.pipeline.decision import META, DecisionPipeline
+
+    (tmp_path / META).write_text(json.dumps({"model": {"_target_": "os.makedirs", "name": str(tmp_path / "x")},
+                                             "sizes": {}}))
+    with pytest.raises(ConfigError, match=r"^_target_='os\.makedirs' in .*pipeline\.json is not a trusted target"):
+        DecisionPipeline.load(tmp_path)
+    assert not (tmp_path / "x").exists()
