@@ -1,8 +1,8 @@
 """The fitted transforms between feature rows and the network's batch: the first half of a decision.
 
 Everything here is fitted on one CV fold's training part (``dualhrq.training``)
-and applied unchanged to any sample of the same market: feature and regime
-z-scores, the target scale, and, with regime conditioning, each symbol's
+and applied unchanged to any sample of the same market: each symbol's
+feature and regime z-scores, the target scale, and, with regime conditioning, each symbol's
 regime inputs (screened columns zeroed) and, with retrieval, the pattern
 queries and their decision times.
 """
@@ -56,7 +56,7 @@ def _rows(samples: SampleSet, row_symbol: np.ndarray | None) -> np.ndarray:
 
 @dataclass
 class FittedInputs:
-    """Feature rows -> the network's batch items, with statistics of one fold's training part."""
+    """Feature rows -> the network's batch items, with statistics of one fold's training part (per symbol)."""
 
     features: Standardizer
     regime: Standardizer
@@ -91,8 +91,9 @@ class FittedInputs:
         if self.queries is not None:
             extras["query"] = self.queries.transform(samples, row_symbol)
             extras["t"] = samples.t.astype("datetime64[us]").astype(np.int64)
-        return TransformedSamples(samples=samples, features=self.features.transform(samples.features),
-                                  regime=self.regime.transform(samples.regime), target_scale=self.target_scale,
+        return TransformedSamples(samples=samples, features=self.features.transform(samples.features, row_symbol),
+                                  regime=self.regime.transform(samples.regime, row_symbol),
+                                  target_scale=self.target_scale,
                                   symbol_id=ids[samples.symbol_id], extras=extras)
 
     def save_arrays(self) -> dict[str, np.ndarray]:

@@ -38,6 +38,7 @@ from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
 from dualhrq.training.conditioning_report import conditioning_report
 from dualhrq.training.datamodule import MarketDataModule
+from dualhrq.training.input_leakage import input_leakage
 from dualhrq.validation.controls import label_control
 from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
@@ -46,15 +47,17 @@ log = logging.getLogger("dualhrq.train")
 
 
 def fit_inputs(samples: SampleSet, fold: FoldIndex, cond: FoldConditioning) -> FittedInputs:
-    """Feature and regime z-scores over the training windows' rows, the target scale, and the conditioning's
-    fitted inputs."""
+    """Feature and regime z-scores per symbol over the training windows' rows, the target scale, and the
+    conditioning's fitted inputs. Per symbol, so that a level telling the symbols apart (an index's typical
+    volatility or illiquidity) is not an input the network can learn the symbol from."""
     rows = np.unique((samples.end_row[fold.train, None] - np.arange(samples.seq_len)[None, :]).ravel())
     scale = float(np.std(samples.target[fold.train]))
     if not np.isfinite(scale) or scale <= 0:
         raise DataError(f"fold {fold.fold}: the training targets are constant; check data.horizon "
                         "and that the prices move")
-    return FittedInputs(features=Standardizer.fit(samples.features, rows),
-                        regime=Standardizer.fit(samples.regime, rows), target_scale=scale,
+    groups, n_groups = samples.row_symbol, len(samples.symbols)
+    return FittedInputs(features=Standardizer.fit(samples.features, rows, groups, n_groups),
+                        regime=Standardizer.fit(samples.regime, rows, groups, n_groups), target_scale=scale,
                         symbols=list(samples.symbols), regime_inputs=cond.regime_inputs, queries=cond.queries)
 
 
@@ -90,6 +93,7 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
         labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
     dm.set_fold(fold, inputs, labels=labels)
+    cond.metrics |= input_leakage(inputs, data, fold)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                 n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
@@ -173,7 +177,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     result = build(cfg.backtest).run(frame)
     cond = fitted.conditioning
     report = conditioning_report(fitted.pipeline.module, fitted.pipeline.loader(samples, fold.test),
-                                 samples.symbol_id[fold.test], samples.t[fold.test], seed=cfg.seed)
+                                 samples.symbol_id[fold.test], samples.t[fold.test])
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {
         **oos, "oos/sharpe": result.sharpe, "oos/max_drawdown": result.max_drawdown, "seconds": seconds,
