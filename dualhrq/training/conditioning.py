@@ -46,7 +46,7 @@ from dualhrq.pipeline.inputs import PatternQueries, RegimeInputs
 from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, switches_per_day
 from dualhrq.validation.cpcv import block_spans
 from dualhrq.validation.folds import FoldIndex
-from dualhrq.validation.leakage import information_bound
+from dualhrq.validation.leakage import symbol_screen
 
 GROUP = "model.conditioning"
 
@@ -150,11 +150,8 @@ def _symbol_free(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet, f
     if cfg.max_input_mi_bits is None or len(samples.symbols) < 2:
         return keep
     x, y, t = np.nan_to_num(regime[samples.end_row[fold.train]]), samples.symbol_id[fold.train], samples.t[fold.train]
-    while keep.any():
-        bound = information_bound(x[:, keep], y, t, knockout=True)
-        if bound.bits <= cfg.max_input_mi_bits:
-            break
-        keep[np.flatnonzero(keep)[np.argmax(bound.knockout_bits)]] = False
+    columns = np.flatnonzero(candidates)
+    keep[columns] = symbol_screen(x, y, t, [columns[[k]] for k in range(len(columns))], cfg.max_input_mi_bits)
     return keep
 
 

@@ -20,10 +20,12 @@ dates, fixed tree seeds): the same data give the same bits whatever the run's se
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from dualhrq.errors import DataError
 
@@ -33,8 +35,8 @@ _UNIFORM_SHARE = 0.01
 
 @dataclass(frozen=True)
 class InformationBound:
-    """``bits`` = max(``entropy_bits`` - ``cross_entropy_bits``, 0); ``knockout_bits[j]``: how much the
-    out-of-sample cross-entropy rises when column j is replaced by its training median (0 when not asked)."""
+    """``bits`` = max(``entropy_bits`` - ``cross_entropy_bits``, 0); ``knockout_bits[k]``: how much the
+    out-of-sample cross-entropy rises when the columns of group k are replaced by their training medians."""
 
     bits: float
     entropy_bits: float
@@ -43,11 +45,12 @@ class InformationBound:
 
 
 def information_bound(x: np.ndarray, labels: np.ndarray, time: np.ndarray, *, n_blocks: int = 5,
-                      max_samples: int = 5_000, knockout: bool = False) -> InformationBound:
+                      max_samples: int = 5_000, knockout: Sequence[np.ndarray] = ()) -> InformationBound:
     """Lower bound on I(``x``; ``labels``) in bits, cross-validated over ``n_blocks`` blocks of ``time``.
 
     ``x`` [n, C] finite, ``labels`` [n], ``time`` [n] sortable (a row's date: rows sharing one stay in one
-    block). Above ``max_samples`` rows, the rows of evenly spaced dates are used.
+    block). Above ``max_samples`` rows, the rows of evenly spaced dates are used. ``knockout``: groups of
+    column indices whose cross-entropy rise to report.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(labels)
@@ -64,7 +67,7 @@ def information_bound(x: np.ndarray, labels: np.ndarray, time: np.ndarray, *, n_
         x, y, time = x[kept[day]], y[kept[day]], time[kept[day]]
         dates, day = np.unique(time, return_inverse=True)
     classes, y = np.unique(y, return_inverse=True)
-    none = InformationBound(0.0, 0.0, 0.0, np.zeros(x.shape[1]))
+    none = InformationBound(0.0, 0.0, 0.0, np.zeros(len(knockout)))
     if len(classes) < 2 or x.shape[1] == 0 or (x == x[0]).all():
         return none
     if len(dates) < n_blocks or n_blocks < 2:
@@ -74,20 +77,18 @@ def information_bound(x: np.ndarray, labels: np.ndarray, time: np.ndarray, *, n_
     freq = np.bincount(y, minlength=len(classes)) / len(y)
     entropy = float(-(freq[freq > 0] * np.log2(freq[freq > 0])).sum())
     loss = np.zeros(len(y))
-    knocked = np.zeros((x.shape[1], len(y))) if knockout else None
+    knocked = np.zeros((len(knockout), len(y)))
     for b in range(n_blocks):
         fit, held = block != b, block == b
         proba = _fitted_proba(x[fit], y[fit], len(classes))
         loss[held] = -np.log2(proba(x[held])[np.arange(held.sum()), y[held]])
-        if knocked is not None:
-            median = np.median(x[fit], axis=0)
-            for j in range(x.shape[1]):
-                z = x[held].copy()
-                z[:, j] = median[j]
-                knocked[j, held] = -np.log2(proba(z)[np.arange(held.sum()), y[held]])
+        median = np.median(x[fit], axis=0)
+        for k, columns in enumerate(knockout):
+            z = x[held].copy()
+            z[:, columns] = median[columns]
+            knocked[k, held] = -np.log2(proba(z)[np.arange(held.sum()), y[held]])
     cross = float(loss.mean())
-    rise = knocked.mean(axis=1) - cross if knocked is not None else np.zeros(x.shape[1])
-    return InformationBound(max(entropy - cross, 0.0), entropy, cross, rise)
+    return InformationBound(max(entropy - cross, 0.0), entropy, cross, knocked.mean(axis=1) - cross)
 
 
 def mutual_information_bits(x: np.ndarray, labels: np.ndarray, time: np.ndarray, **kwargs) -> float:
@@ -95,22 +96,41 @@ def mutual_information_bits(x: np.ndarray, labels: np.ndarray, time: np.ndarray,
     return information_bound(x, labels, time, **kwargs).bits
 
 
-def _fitted_proba(x: np.ndarray, y: np.ndarray, n_classes: int):
-    """The classifier fitted on (x, y) as a function x -> [n, n_classes] probabilities, floored by the uniform
+def symbol_screen(x: np.ndarray, labels: np.ndarray, time: np.ndarray, groups: Sequence[np.ndarray],
+                  limit_bits: float) -> np.ndarray:
+    """Mask of the column ``groups`` (a feature's columns) kept so that together they carry at most
+    ``limit_bits`` about ``labels``: while they carry more, the group whose knock-out raises the classifier's
+    cross-entropy most is dropped. Deterministic, as the bound is."""
+    keep = np.ones(len(groups), dtype=bool)
+    while keep.any():
+        kept = [groups[k] for k in np.flatnonzero(keep)]
+        columns = np.concatenate(kept)
+        local = np.split(np.arange(len(columns)), np.cumsum([len(g) for g in kept])[:-1])
+        bound = information_bound(x[:, columns], labels, time, knockout=local)
+        if bound.bits <= limit_bits:
+            break
+        keep[np.flatnonzero(keep)[np.argmax(bound.knockout_bits)]] = False
+    return keep
+
+
+def _fitted_proba(x: np.ndarray, y: np.ndarray, n_classes: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The classifier fitted on (x, y) as a function x -> [n, n_classes] probabilities, mixed with the uniform
     share; a training part with one class predicts that class."""
     seen = np.unique(y)
-    if len(seen) == 1:
-        def predict(z: np.ndarray) -> np.ndarray:
-            p = np.zeros((len(z), n_classes))
-            p[:, seen[0]] = 1.0
-            return (1 - _UNIFORM_SHARE) * p + _UNIFORM_SHARE / n_classes
-        return predict
-    model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_bins=63, max_leaf_nodes=15, min_samples_leaf=40,
-                                           l2_regularization=1.0, early_stopping=True, validation_fraction=0.2,
-                                           n_iter_no_change=10, random_state=0).fit(x, y)
+    model = None
+    if len(seen) > 1:
+        with threadpool_limits(1):  # small fits: OpenMP threads contending for busy cores cost more than they save
+            model = HistGradientBoostingClassifier(
+                max_iter=100, learning_rate=0.1, max_bins=63, max_leaf_nodes=15, min_samples_leaf=40,
+                l2_regularization=1.0, early_stopping=True, validation_fraction=0.2, n_iter_no_change=10,
+                random_state=0).fit(x, y)
 
     def predict(z: np.ndarray) -> np.ndarray:
         p = np.zeros((len(z), n_classes))
-        p[:, model.classes_] = model.predict_proba(z)
+        if model is None:
+            p[:, seen[0]] = 1.0
+        else:
+            with threadpool_limits(1):
+                p[:, model.classes_] = model.predict_proba(z)
         return (1 - _UNIFORM_SHARE) * p + _UNIFORM_SHARE / n_classes
     return predict
