@@ -61,7 +61,7 @@ def information_bound(x: np.ndarray, labels: np.ndarray, time: np.ndarray, *, n_
     if not np.isfinite(x).all():
         raise DataError("mutual information: x has non-finite values; fill or drop them first.")
     dates, day = np.unique(time, return_inverse=True)
-    if len(y) > max_samples:  # whole dates: thinning rows evenly would let the symbols' shares drift with time (aliasing)
+    if len(y) > max_samples:  # whole dates: thinning rows would let the symbols' shares drift with time (aliasing)
         kept = np.zeros(len(dates), dtype=bool)
         kept[np.linspace(0, len(dates) - 1, max(len(dates) * max_samples // len(y), 1)).round().astype(int)] = True
         x, y, time = x[kept[day]], y[kept[day]], time[kept[day]]
