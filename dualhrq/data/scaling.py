@@ -38,8 +38,8 @@ class Standardizer:
         return cls(mean=mean, std=np.where(std > _TINY, std, 1.0))
 
     def transform(self, values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-        """float32 z-scores of ``values`` [n, C] (``groups``: each row's group when fitted per group)."""
-        g = np.zeros(len(values), np.int64) if groups is None else groups
+        """float32 z-scores of ``values`` [n, C] (``groups``: each row's group; ignored when fitted pooled)."""
+        g = np.zeros(len(values), np.int64) if groups is None or len(self.mean) == 1 else groups
         return ((values - self.mean[g]) / self.std[g]).astype(np.float32)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:

@@ -31,6 +31,9 @@ SIM = frozenset(SIM_PREFIX + k for k in ("sortino", "hit_rate", "total_return", 
 SPLIT = frozenset({"validation/embargo_days_effective"})
 # a planted market's closed-form Sharpe bound (data=synthetic_planted)
 PLANTED = frozenset({"data/planted_sharpe_bound"})
+# how much the network's inputs say about the symbol, on each fold's training and test samples, and the feature
+# columns the screen zeroed, for every job
+INPUTS = frozenset({"inputs/mi_symbol_bits", "inputs/mi_symbol_bits_test", "inputs/features_dropped"})
 # the conditioning report, for every conditioning (zero without one)
 CONTEXT = frozenset({"conditioning/mi_symbol_bits", "conditioning/mi_weekday_bits", "conditioning/mi_month_bits"})
 # fitted regime labels and the regime classifier
@@ -57,7 +60,7 @@ class RunMetrics:
 
 def run_metrics(cfg: DictConfig) -> RunMetrics:
     """The catalogue for the job ``cfg``: its backtest, conditioning, baselines and model budget."""
-    logged = set(OBJECTIVES | CONTEXT | SPLIT) | {f"params/{k}" for k in cfg.model.budget}
+    logged = set(OBJECTIVES | INPUTS | CONTEXT | SPLIT) | {f"params/{k}" for k in cfg.model.budget}
     for name in baseline_names(OmegaConf.to_container(cfg.validation.baselines, resolve=True)):
         logged |= baseline_metrics(name)
     never: dict[str, str] = {}

@@ -1,8 +1,9 @@
 """The fitted transforms between feature rows and the network's batch: the first half of a decision.
 
 Everything here is fitted on one CV fold's training part (``dualhrq.training``)
-and applied unchanged to any sample of the same market: feature and regime
-z-scores, the target scale, and, with regime conditioning, each symbol's
+and applied unchanged to any sample of the same market: each symbol's
+feature and regime z-scores (feature columns that tell the symbols apart
+zeroed), the target scale, and, with regime conditioning, each symbol's
 regime inputs (screened columns zeroed) and, with retrieval, the pattern
 queries and their decision times.
 """
@@ -56,7 +57,7 @@ def _rows(samples: SampleSet, row_symbol: np.ndarray | None) -> np.ndarray:
 
 @dataclass
 class FittedInputs:
-    """Feature rows -> the network's batch items, with statistics of one fold's training part."""
+    """Feature rows -> the network's batch items, with statistics of one fold's training part (per symbol)."""
 
     features: Standardizer
     regime: Standardizer
@@ -64,6 +65,7 @@ class FittedInputs:
     symbols: list[str]
     regime_inputs: RegimeInputs | None = None
     queries: PatternQueries | None = None
+    feature_keep: np.ndarray | None = None  # [F] bool: feature columns that reach the window (others are zero)
     _last: tuple[SampleSet, TransformedSamples] | None = field(default=None, init=False, repr=False, compare=False)
 
     def symbol_ids(self, samples: SampleSet) -> np.ndarray:
@@ -91,13 +93,19 @@ class FittedInputs:
         if self.queries is not None:
             extras["query"] = self.queries.transform(samples, row_symbol)
             extras["t"] = samples.t.astype("datetime64[us]").astype(np.int64)
-        return TransformedSamples(samples=samples, features=self.features.transform(samples.features),
-                                  regime=self.regime.transform(samples.regime), target_scale=self.target_scale,
+        features = self.features.transform(samples.features, row_symbol)
+        if self.feature_keep is not None:
+            features[:, ~self.feature_keep] = 0.0
+        return TransformedSamples(samples=samples, features=features,
+                                  regime=self.regime.transform(samples.regime, row_symbol),
+                                  target_scale=self.target_scale,
                                   symbol_id=ids[samples.symbol_id], extras=extras)
 
     def save_arrays(self) -> dict[str, np.ndarray]:
         out = {**self.features.arrays("features"), **self.regime.arrays("regime"),
                "target_scale": np.asarray(self.target_scale)}
+        if self.feature_keep is not None:
+            out["features.keep"] = self.feature_keep
         if self.regime_inputs is not None:
             out |= self.regime_inputs.scaler.arrays("regime_inputs") | {"regime_inputs.keep": self.regime_inputs.keep}
         if self.queries is not None:
@@ -117,7 +125,7 @@ class FittedInputs:
             queries = PatternQueries(Standardizer.from_arrays(a, "queries"), encoder)
         return cls(features=Standardizer.from_arrays(a, "features"), regime=Standardizer.from_arrays(a, "regime"),
                    target_scale=float(a["target_scale"]), symbols=symbols, regime_inputs=regime_inputs,
-                   queries=queries)
+                   queries=queries, feature_keep=a.get("features.keep"))
 
 
 @dataclass

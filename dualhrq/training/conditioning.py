@@ -5,11 +5,12 @@
   without training rows), so "high volatility" means high for that
   instrument and the level that tells symbols apart is removed; indicator
   columns (two values or fewer, e.g. "VIX available": data coverage, i.e.
-  the calendar) are left out, and so is any feature that on its own tells
-  the symbol apart by more than ``model.conditioning.max_input_mi_bits`` on the
-  training fold (e.g. the shape of a per-symbol model fit or a jump rate,
-  which standardising does not remove). These vectors replace the batch's
-  ``regime``;
+  the calendar) are left out, and the remaining columns must together tell
+  the symbol apart by at most ``model.conditioning.max_input_mi_bits`` on the
+  training fold (a classifier's bound, ``validation/leakage.py``): while they
+  carry more, the column whose loss costs the classifier most is dropped (the
+  shape of a per-symbol model fit or a jump rate, which standardising does
+  not remove). These vectors replace the batch's ``regime``;
 * regime labels: the mixture is fitted on the training decision bars, then
   bars are labelled causally (``regime_labels.py``); a sample's label is
   that of its decision bar. Training and validation labels come from a pass
@@ -45,7 +46,7 @@ from dualhrq.pipeline.inputs import PatternQueries, RegimeInputs
 from dualhrq.training.regime_labels import RegimeLabelConfig, RegimeLabeler, switches_per_day
 from dualhrq.validation.cpcv import block_spans
 from dualhrq.validation.folds import FoldIndex
-from dualhrq.validation.leakage import mutual_information_bits
+from dualhrq.validation.leakage import symbol_screen
 
 GROUP = "model.conditioning"
 
@@ -115,11 +116,11 @@ def fit_fold_conditioning(cfg: ConditioningFit, samples: SampleSet, fold: FoldIn
     if not continuous.any():
         raise DataError("regime labels: no continuous regime feature varies over the training fold. "
                         "Fix: enable regime features in data.features.")
-    keep = continuous & _symbol_free(cfg, regime, samples, fold)
+    keep = _symbol_free(cfg, regime, samples, fold, continuous)
     if not keep.any():
-        raise DataError("regime labels: every regime feature tells the symbols apart on the training fold "
-                        f"(> {GROUP}.max_input_mi_bits={cfg.max_input_mi_bits}). Fix: raise that limit or add "
-                        "market-wide regime features.")
+        raise DataError("regime labels: the regime features tell the symbols apart on the training fold even "
+                        f"one at a time (> {GROUP}.max_input_mi_bits={cfg.max_input_mi_bits}). Fix: raise that "
+                        "limit or add market-wide regime features.")
     out.regime_inputs = RegimeInputs(scaler, keep)
     regime[:, ~keep] = 0.0
     out.metrics["conditioning/inputs_dropped"] = float((continuous & ~keep).sum())
@@ -140,15 +141,17 @@ def fit_fold_conditioning(cfg: ConditioningFit, samples: SampleSet, fold: FoldIn
     return out
 
 
-def _symbol_free(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet, fold: FoldIndex) -> np.ndarray:
-    """Mask of regime columns whose own MI with the symbol, over the training decisions, is within the limit."""
-    keep = np.ones(regime.shape[1], dtype=bool)
+def _symbol_free(cfg: ConditioningFit, regime: np.ndarray, samples: SampleSet, fold: FoldIndex,
+                 candidates: np.ndarray) -> np.ndarray:
+    """The ``candidates`` columns that together carry at most ``max_input_mi_bits`` about the symbol over the
+    training decisions: the most telling column (largest cross-entropy rise when knocked out) is dropped until
+    the rest are within the limit."""
+    keep = candidates.copy()
     if cfg.max_input_mi_bits is None or len(samples.symbols) < 2:
         return keep
-    x, y = regime[samples.end_row[fold.train]], samples.symbol_id[fold.train]
-    for j in range(regime.shape[1]):
-        keep[j] = mutual_information_bits(np.nan_to_num(x[:, [j]]), y, max_samples=5000,
-                                          seed=cfg.labels.seed) <= cfg.max_input_mi_bits
+    x, y, t = np.nan_to_num(regime[samples.end_row[fold.train]]), samples.symbol_id[fold.train], samples.t[fold.train]
+    columns = np.flatnonzero(candidates)
+    keep[columns] = symbol_screen(x, y, t, [columns[[k]] for k in range(len(columns))], cfg.max_input_mi_bits)
     return keep
 
 

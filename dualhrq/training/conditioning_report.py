@@ -26,12 +26,13 @@ def collect_context(model: torch.nn.Module, loader: DataLoader) -> tuple[np.ndar
     return np.concatenate(contexts), (np.concatenate(logits) if logits else None)
 
 
-def conditioning_report(model: torch.nn.Module, loader: DataLoader, symbol: np.ndarray, ts: np.ndarray,
-                        seed: int = 0) -> dict[str, float]:
+def conditioning_report(model: torch.nn.Module, loader: DataLoader, symbol: np.ndarray,
+                        ts: np.ndarray) -> dict[str, float]:
     """Metrics over the test samples (``symbol`` ids and decision times ``ts``, in loader order).
 
-    ``conditioning/mi_symbol_bits`` is I(context; symbol); ``mi_weekday_bits`` and ``mi_month_bits`` the
-    same against the calendar. No conditioning: no context, all zero.
+    ``conditioning/mi_symbol_bits`` is I(context; symbol), a cross-validated classifier's lower bound over
+    blocks of test dates (``validation/leakage.py``); ``mi_weekday_bits`` and ``mi_month_bits`` the same
+    against the calendar. No conditioning: no context, all zero.
     """
     metrics: dict[str, float] = {}
     if model.net.conditioning is None:
@@ -43,7 +44,7 @@ def conditioning_report(model: torch.nn.Module, loader: DataLoader, symbol: np.n
         weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
         month = days.astype("datetime64[M]").astype(np.int64) % 12
         for name, labels in (("symbol", symbol), ("weekday", weekday), ("month", month)):
-            metrics[f"conditioning/mi_{name}_bits"] = mutual_information_bits(context, labels, seed=seed)
+            metrics[f"conditioning/mi_{name}_bits"] = mutual_information_bits(context, labels, days)
         if logits is not None:
             order = np.lexsort((ts, symbol))  # per symbol, in time
             metrics["regime/classifier_switches_per_day"] = switches_per_day(

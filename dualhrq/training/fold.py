@@ -39,25 +39,41 @@ from dualhrq.training.checkpoints import LAST, PREVIOUS_SUFFIX, AtomicCheckpoint
 from dualhrq.training.conditioning import ConditioningFit, FoldConditioning, fit_fold_conditioning
 from dualhrq.training.conditioning_report import conditioning_report
 from dualhrq.training.datamodule import MarketDataModule
+from dualhrq.training.input_leakage import feature_columns, input_leakage, window_summary
 from dualhrq.training.resume import ExactResume
 from dualhrq.validation.controls import label_control
 from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
+from dualhrq.validation.leakage import MI_LIMIT_BITS, symbol_screen
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
 
 log = logging.getLogger("dualhrq.train")
 
 
-def fit_inputs(samples: SampleSet, fold: FoldIndex, cond: FoldConditioning) -> FittedInputs:
-    """Feature and regime z-scores over the training windows' rows, the target scale, and the conditioning's
-    fitted inputs."""
+def fit_inputs(samples: SampleSet, fold: FoldIndex, cond: FoldConditioning,
+               max_mi_bits: float | None = MI_LIMIT_BITS) -> FittedInputs:
+    """Feature and regime z-scores per symbol over the training windows' rows, the target scale, and the
+    conditioning's fitted inputs. Per symbol, so that a level telling the symbols apart (an index's typical
+    volatility) is no input to learn the symbol from; feature columns whose windows still tell the symbols
+    apart on the training samples, jointly by more than ``max_mi_bits`` (null: no screen), are zeroed."""
     rows = np.unique((samples.end_row[fold.train, None] - np.arange(samples.seq_len)[None, :]).ravel())
     scale = float(np.std(samples.target[fold.train]))
     if not np.isfinite(scale) or scale <= 0:
         raise DataError(f"fold {fold.fold}: the training targets are constant; check data.horizon "
                         "and that the prices move")
-    return FittedInputs(features=Standardizer.fit(samples.features, rows),
-                        regime=Standardizer.fit(samples.regime, rows), target_scale=scale,
-                        symbols=list(samples.symbols), regime_inputs=cond.regime_inputs, queries=cond.queries)
+    groups, n_groups = samples.row_symbol, len(samples.symbols)
+    features = Standardizer.fit(samples.features, rows, groups, n_groups)
+    keep = None
+    if max_mi_bits is not None and n_groups > 1:
+        summary = window_summary(features.transform(samples.features, groups), samples, fold.train)
+        keep = symbol_screen(summary, samples.symbol_id[fold.train], samples.t[fold.train],
+                             feature_columns(samples.features.shape[1]), max_mi_bits)
+        if not keep.any():
+            raise DataError(f"fold {fold.fold}: every input feature tells the symbols apart on the training samples "
+                            f"(> model.conditioning.max_input_mi_bits={max_mi_bits}). Fix: raise that limit or use "
+                            "features that describe the market, not the instrument.")
+    return FittedInputs(features=features, regime=Standardizer.fit(samples.regime, rows, groups, n_groups),
+                        target_scale=scale, symbols=list(samples.symbols), regime_inputs=cond.regime_inputs,
+                        queries=cond.queries, feature_keep=keep)
 
 
 def training_samples(cfg: DictConfig, samples: SampleSet, fold: FoldIndex) -> SampleSet:
@@ -87,11 +103,12 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     samples = training_samples(cfg, data, fold)
     cond_fit = ConditioningFit.from_config(cfg.model.conditioning)
     cond = fit_fold_conditioning(cond_fit, samples, fold)
-    inputs = fit_inputs(samples, fold, cond)
+    inputs = fit_inputs(samples, fold, cond, cond_fit.max_input_mi_bits)
     labels = cond.labels
     if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
         labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
     dm.set_fold(fold, inputs, labels=labels, seed=cfg.seed)
+    cond.metrics |= input_leakage(inputs, data, fold)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,
                                 n_symbols=dm.n_symbols, target_scale=inputs.target_scale)
@@ -179,7 +196,7 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     result = build(cfg.backtest).run(frame)
     cond = fitted.conditioning
     report = conditioning_report(fitted.pipeline.module, fitted.pipeline.loader(samples, fold.test),
-                                 samples.symbol_id[fold.test], samples.t[fold.test], seed=cfg.seed)
+                                 samples.symbol_id[fold.test], samples.t[fold.test])
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {
         **oos, "oos/sharpe": result.sharpe, "oos/max_drawdown": result.max_drawdown, "seconds": seconds,

@@ -21,9 +21,9 @@ from dualhrq.validation.evidence import RUN_METRICS
 # run metrics a job can return to Hydra's sweepers (validation.objective)
 OBJECTIVES = RUN_METRICS | {"oos/loss"}
 RETURNS_ARTIFACT = "cpcv_returns.parquet"  # the run artifact of :func:`path_returns`' series
-# per-fold metrics the predictions carry as columns; at run level conditioning metrics are averaged over folds,
-# simulator counts (fills, rejections, violations) summed, and parameter counts taken from the first fold
-COND_PREFIXES = ("regime/", "conditioning/", "retrieval/", "patterns/")
+# per-fold metrics the predictions carry as columns; at run level input and conditioning metrics are averaged
+# over folds, simulator counts (fills, rejections, violations) summed, and parameter counts taken from the first fold
+COND_PREFIXES = ("inputs/", "regime/", "conditioning/", "retrieval/", "patterns/")
 SIM_PREFIX = "sim/"
 PARAMS_PREFIX = "params/"
 

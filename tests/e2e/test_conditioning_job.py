@@ -16,8 +16,9 @@ def test_regime_rag_job_logs_gate_metrics_and_the_pattern_library(tmp_path):
     train(cfg)
     (run,) = runs_of(tmp_path, "cond")
     m = run.data.metrics
-    for name in ("regime/switches_per_day", "conditioning/mi_symbol_bits", "conditioning/mi_weekday_bits",
-                 "retrieval/fail_open_rate", "retrieval/latency_p99_ms", "patterns/size"):
+    for name in ("regime/switches_per_day", "inputs/mi_symbol_bits", "conditioning/mi_symbol_bits",
+                 "conditioning/mi_weekday_bits", "retrieval/fail_open_rate", "retrieval/latency_p99_ms",
+                 "patterns/size"):
         assert name in m and f"fold0-{name}" in m and f"fold1-{name}" in m
         assert m[name] == pytest.approx((m[f"fold0-{name}"] + m[f"fold1-{name}"]) / 2)
     assert 0.0 <= m["regime/switches_per_day"] <= 1.0 and m["conditioning/mi_symbol_bits"] >= 0.0

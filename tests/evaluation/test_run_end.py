@@ -72,11 +72,12 @@ def test_gates_judge_metrics_any_part_logged_and_never_pass_missing_ones(first_r
     # the regime and MI metrics the conditioning logs are judged against their thresholds
     assert tags["gate.regime_switches"] == ("PASS" if metrics["regime/switches_per_day"] < 0.05 else "FAIL")
     assert tags["gate.conditioning_mi"] == ("PASS" if metrics["conditioning/mi_symbol_bits"] < 0.1 else "FAIL")
+    assert tags["gate.inputs_mi"] == ("PASS" if metrics["inputs/mi_symbol_bits"] < 0.1 else "FAIL")
     assert tags["gate.unlogged"] == "not evaluated" and "gate/unlogged" not in metrics
     assert tags["gate.param_budget"] == "PASS"  # hrm_tiny's 66,307 parameters are in its budget
     expected = "PASS" if metrics["oos/max_drawdown"] < 0.15 else "FAIL"
     assert tags["gate.max_drawdown"] == expected
-    assert metrics["gates/passed"] + metrics["gates/failed"] + metrics["gates/not_evaluated"] == 9
+    assert metrics["gates/passed"] + metrics["gates/failed"] + metrics["gates/not_evaluated"] == 10
     assert metrics["gates/left_out"] == 1 and metrics["gates/not_evaluated"] == 1
     artifacts = set(_artifacts(client, run.info.run_id))
     assert {"report/report.html", "cpcv_returns.parquet", "summary.txt", "plots/equity.png", "plots/drawdown.png",

@@ -121,12 +121,13 @@ def test_shipped_gates_read_the_documented_metrics():
     assert {n: g.metric for n, g in gates.items()} == {
         "param_budget": "params/total", "sharpe_improvement": "oos/sharpe_improvement",
         "max_drawdown": "oos/max_drawdown", "spa": "oos/spa_pvalue", "reality_check": "oos/rc_pvalue",
-        "regime_switches": "regime/switches_per_day", "conditioning_mi": "conditioning/mi_symbol_bits",
-        "sim_violations": "sim/violations"}
+        "regime_switches": "regime/switches_per_day", "inputs_mi": "inputs/mi_symbol_bits",
+        "conditioning_mi": "conditioning/mi_symbol_bits", "sim_violations": "sim/violations"}
     assert (gates["param_budget"].at_least, gates["param_budget"].at_most) == (55e3, 70e3)  # hrm_tiny's budget
     assert gates["sharpe_improvement"].above == 0.10 and gates["max_drawdown"].below == 0.15
     assert gates["spa"].below == 0.10 and gates["reality_check"].below == 0.05
     assert gates["regime_switches"].below == 0.05 and gates["conditioning_mi"].below == 0.1
+    assert gates["inputs_mi"].below == 0.1
     assert gates["sim_violations"].at_most == 0
     # the documentation in the YAML lists every metric a gate reads
     text = (CONF_DIR / "validation" / "gates" / "default.yaml").read_text()
