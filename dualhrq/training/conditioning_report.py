@@ -43,8 +43,10 @@ def conditioning_report(model: torch.nn.Module, loader: DataLoader, symbol: np.n
         days = np.asarray(ts).astype("datetime64[D]")
         weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
         month = days.astype("datetime64[M]").astype(np.int64) % 12
+        # blocks of whole bar times: the days of daily bars, minutes of intraday ones (a few sessions are too
+        # few days to make the bound's time blocks)
         for name, labels in (("symbol", symbol), ("weekday", weekday), ("month", month)):
-            metrics[f"conditioning/mi_{name}_bits"] = mutual_information_bits(context, labels, days)
+            metrics[f"conditioning/mi_{name}_bits"] = mutual_information_bits(context, labels, np.asarray(ts))
         if logits is not None:
             order = np.lexsort((ts, symbol))  # per symbol, in time
             metrics["regime/classifier_switches_per_day"] = switches_per_day(
