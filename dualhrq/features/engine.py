@@ -261,30 +261,22 @@ def _bar_features(spec: FeatureSpec | IntradayFeatureSpec) -> tuple[dict[str, pl
     mostly measures the asset's size (an identifier), its change a liquidity
     squeeze. Volatilities are per bar, from the medium window.
     """
-    s, m, lg = spec.short, spec.medium, spec.long
+    m, lg = spec.medium, spec.long
     o, h, low, c = (pl.col(x) for x in ("open", "high", "low", "close"))
     volume = regime.traded_volume(pl.col("volume"))
     r = regime.log_return(c)
-    rv = regime.realized_variance(r, m)
-    bpv = regime.bipower_variation(r, m)
+    trend, shape, close_regime = _close_series(spec)
     model_only = {
-        "log_return": r,
-        f"mom_{s}": pattern.momentum(c, s),
-        f"mom_{m}": pattern.momentum(c, m),
-        f"mom_{lg}": pattern.momentum(c, lg),
-        f"meanrev_z_{m}": pattern.zscore(c, m),
+        **trend,
         f"volume_z_{m}": pattern.zscore(volume.log(), m),
         "close_location": pattern.close_location(h, low, c),
         f"atr_{m}": pattern.average_true_range(h, low, c, m),
         "gap": pattern.gap(o, c),
         "body": pattern.body(o, c),
-        f"drawdown_{lg}": pattern.drawdown(c, lg),
-        f"vol_ratio_{s}_{lg}": pattern.volatility_ratio(r, s, lg),
+        **shape,
     }
     regime_cols = {
-        f"rvol_{m}": (rv / m).sqrt(),
-        f"bpvol_{m}": (bpv / m).sqrt(),
-        f"jump_share_{m}": regime.jump_share(rv, bpv),
+        **close_regime,
         f"parkinson_{m}": regime.rolling_volatility(regime.parkinson(h, low), m),
         f"garman_klass_{m}": regime.rolling_volatility(regime.garman_klass(o, h, low, c), m),
         f"rogers_satchell_{m}": regime.rolling_volatility(regime.rogers_satchell(o, h, low, c), m),
@@ -295,6 +287,26 @@ def _bar_features(spec: FeatureSpec | IntradayFeatureSpec) -> tuple[dict[str, pl
     return model_only, regime_cols
 
 
+def _close_series(spec: Spec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr], dict[str, pl.Expr]]:
+    """What the close alone gives, shared by every daily spec: (trend inputs, drawdown and volatility-ratio
+    inputs, volatility regime inputs), split so that full bars can place their range and volume inputs
+    between the first two."""
+    s, m, lg = spec.short, spec.medium, spec.long
+    c = pl.col("close")
+    r = regime.log_return(c)
+    rv, bpv = regime.realized_variance(r, m), regime.bipower_variation(r, m)
+    trend = {
+        "log_return": r,
+        f"mom_{s}": pattern.momentum(c, s),
+        f"mom_{m}": pattern.momentum(c, m),
+        f"mom_{lg}": pattern.momentum(c, lg),
+        f"meanrev_z_{m}": pattern.zscore(c, m),
+    }
+    shape = {f"drawdown_{lg}": pattern.drawdown(c, lg), f"vol_ratio_{s}_{lg}": pattern.volatility_ratio(r, s, lg)}
+    vol = {f"rvol_{m}": (rv / m).sqrt(), f"bpvol_{m}": (bpv / m).sqrt(), f"jump_share_{m}": regime.jump_share(rv, bpv)}
+    return trend, shape, vol
+
+
 def _close_features(spec: CloseFeatureSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr], dict[str, pl.Expr]]:
     """(per-symbol inputs, per-symbol regime inputs, market regime inputs) of close-only bars.
 
@@ -302,27 +314,14 @@ def _close_features(spec: CloseFeatureSpec) -> tuple[dict[str, pl.Expr], dict[st
     The market inputs are evaluated on the index's own series (:func:`_market_frame`), except the
     dispersion, a per-symbol trailing mean of ``xs_dispersion`` (the day's spread of returns).
     """
-    s, m, lg = spec.short, spec.medium, spec.long
-    c = pl.col("close")
-    r = regime.log_return(c)
-    rv, bpv = regime.realized_variance(r, m), regime.bipower_variation(r, m)
-    model_only = {
-        "log_return": r,
-        f"mom_{s}": pattern.momentum(c, s),
-        f"mom_{m}": pattern.momentum(c, m),
-        f"mom_{lg}": pattern.momentum(c, lg),
-        f"meanrev_z_{m}": pattern.zscore(c, m),
-        f"drawdown_{lg}": pattern.drawdown(c, lg),
-        f"vol_ratio_{s}_{lg}": pattern.volatility_ratio(r, s, lg),
-    }
+    lg = spec.long
+    r = regime.log_return(pl.col("close"))
+    trend, shape, regime_cols = _close_series(spec)
+    model_only = {**trend, **shape}
     if spec.market:
         model_only |= {f"beta_{lg}": mkt.beta(r, pl.col("mkt_return"), lg),
                        f"corr_{lg}": mkt.correlation(r, pl.col("mkt_return"), lg)}
-    regime_cols = {
-        f"rvol_{m}": (rv / m).sqrt(),
-        f"bpvol_{m}": (bpv / m).sqrt(),
-        f"jump_share_{m}": regime.jump_share(rv, bpv),
-    }
+    m, c = spec.medium, pl.col("close")
     market_cols = {}
     if spec.cross_section:
         market_cols[f"xs_dispersion_{m}"] = pl.col("xs_dispersion").rolling_mean(m)
