@@ -15,7 +15,9 @@ scores (halt, continue). Training targets follow the reference:
 
 During training a sample halts when Q_halt > Q_continue or at
 ``halt_max_steps``; with probability ``exploration_prob`` it is first held for
-a random minimum of 2..halt_max_steps segments.
+a random minimum of 2..halt_max_steps segments. Training halts whole blocks of
+samples (``carry.py`` says why): a block by its samples' mean margin
+Q_halt - Q_continue, with exploration drawn per block.
 """
 
 from __future__ import annotations
@@ -76,6 +78,16 @@ def halt(q: Tensor, steps: Tensor, cfg: ACTConfig, *, training: bool,
         min_steps = torch.randint(2, cfg.halt_max_steps + 1, steps.shape, generator=generator, device=steps.device)
         halted &= steps >= torch.where(explore, min_steps, torch.zeros_like(min_steps))
     return halted, is_last
+
+
+def halt_blocks(q: Tensor, block: Tensor, steps: Tensor, cfg: ACTConfig) -> Tensor:
+    """Which training blocks halt after a segment [n_blocks]: ``q`` [B, 2] per sample, ``block`` [B] each
+    sample's block, ``steps`` [n_blocks] the segments each block has run including this one."""
+    margin = (q[:, 0] - q[:, 1]).detach().float()
+    count = torch.bincount(block, minlength=len(steps)).clamp(min=1)
+    mean = torch.zeros(len(steps), device=q.device).index_add(0, block, margin) / count
+    halted, _ = halt(torch.stack([mean, torch.zeros_like(mean)], dim=1), steps, cfg, training=True)
+    return halted
 
 
 def continue_target(next_q: Tensor, is_last: Tensor) -> Tensor:

@@ -1,11 +1,13 @@
 """LightningModule: the HRM network, its trading loss, deep supervision and ACT.
 
-Training uses manual optimisation because one batch gives several optimiser
-steps: deep supervision runs ``model.supervision.segments`` segments per
-batch, each a full forward pass from the previous segment's detached carry
-followed by its own backward pass and step (Wang et al. 2025, sec. 3.2). With
-ACT (``model.act``, see ``act.py``) a sample's carry is reset when it halts, and
-inference stops a sample at its halting segment.
+Training is deep supervision with a carry-over batch (Wang et al. 2025,
+sec. 3.2; ``carry.py``): every training step runs one segment, a full forward
+pass from the previous segment's detached carry, over ``model.supervision.slots``
+blocks of samples, followed by one backward pass and optimiser step (manual
+optimisation, since the step and the carry are the model's own). A block runs
+until ACT (``model.act``, see ``act.py``) halts it or it reaches
+``model.supervision.segments``; its slot then takes the next batch's block.
+Inference stops each sample at its own halting segment.
 
 The trading loss (``objective.py``, weighted in ``model.loss``) has two parts:
 the forecast head's Gaussian negative log-likelihood of the standardised
@@ -16,8 +18,9 @@ backtest replays it (a training batch is a run of contiguous dates).
 With regime conditioning, the regime classifier's cross-entropy against the
 fold's unsupervised regime labels is added with ``model.loss.regime_weight``
 (an auxiliary head trained jointly). With ``regime_rag`` each batch's
-neighbours are retrieved once, through the fail-open retriever that
-``attach_retriever`` sets, and shared by all its segments.
+block's neighbours are retrieved once when it enters its slot, through the
+fail-open retriever that ``attach_retriever`` sets, and shared by all its
+segments.
 
 Inference is :meth:`forward`, reached through Lightning's ``predict_step``:
 the one decision loop of the job, the replay and serving.
@@ -40,7 +43,8 @@ from torch import Tensor, nn
 
 from dualhrq.config import NonNegative, build, check_value, invalid, located, positive_int
 from dualhrq.errors import ConfigError
-from dualhrq.models.act import ACTConfig, continue_target, halt, is_correct, q_loss
+from dualhrq.models.act import ACTConfig, continue_target, halt, halt_blocks, is_correct, q_loss
+from dualhrq.models.carry import CarryBatch
 from dualhrq.models.conditioning import PatternBatch, conditioning_group
 from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.hrm import LevelSize
@@ -53,7 +57,7 @@ class HRMLitModule(L.LightningModule):
     """Trains a DualHRQ network (HRM or transformer) on one CV fold.
 
     ``budget`` is the model's declared parameter budget; ``supervision`` is
-    ``{segments}``; ``act`` is :class:`ACTConfig`'s mapping; ``loss`` is
+    ``{segments, slots}``; ``act`` is :class:`ACTConfig`'s mapping; ``loss`` is
     :class:`TradingObjective`'s; ``grad_clip`` the gradient-norm cap applied
     before every segment's step; ``scheduler`` a partial taking the optimiser and
     ``total_steps``; ``conditioning`` is the ``model/conditioning`` group, whose
@@ -82,7 +86,8 @@ class HRMLitModule(L.LightningModule):
         loss, budget = _plain(loss), _plain(budget)
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "conditioning"])
-        self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
+        self.segments, slots, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
+        self.carry_batch = CarryBatch(slots)
         self.objective = TradingObjective.from_config(loss)
         self.sizes = {"n_features": n_features, "n_regime_features": n_regime_features, "n_symbols": n_symbols,
                       "target_scale": target_scale}
@@ -159,51 +164,47 @@ class HRMLitModule(L.LightningModule):
                 "regime_accuracy": (out.regime_logits.argmax(dim=1) == label).float().mean()}
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        """Deep supervision: one optimiser step per segment, carry detached between segments."""
+        """One segment over the carried slots and one optimiser step; finished slots take the batch's blocks."""
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        x, regime, symbol, target = batch["x"], batch["regime"], batch["symbol"], batch["target_z"]
-        n = len(target)
-        halted = torch.ones(n, dtype=torch.bool, device=x.device)  # every sample starts from the initial state
-        steps = torch.zeros(n, dtype=torch.long, device=x.device)
-        carry, halt_steps = None, []
-        patterns = self.patterns(batch)
-        for _ in range(self.segments):
-            if self.net.recurrent:
-                carry = self.net.reset_carry(carry, halted, x.shape[1])
-            steps = torch.where(halted, 0, steps) + 1
-            out = self.net(x, regime, symbol, carry, patterns=patterns)
-            terms = self.loss_terms(out, batch)
-            terms.update(self.regime_terms(out, batch))
-            loss = terms["loss"]
-            if "regime_ce" in terms:
-                loss = loss + self.objective.regime_weight * terms["regime_ce"]
-            if self.act.enabled:
-                halted, is_last = halt(out.q, steps, self.act, training=True)
-                with torch.no_grad():
-                    next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
-                correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
-                terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
-                terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
-                loss = loss + self.act.loss_weight * terms["q_loss"]
-            else:
-                halted = steps >= self.segments
-            halt_steps.append(steps[halted])
-            optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            carry = out.carry
+        slots = self.carry_batch
+        entered = slots.refill(batch, self.patterns)
+        data, block, steps = slots.data(), slots.block(), slots.steps()
+        x, regime, symbol, target = data["x"], data["regime"], data["symbol"], data["target_z"]
+        carry = slots.carry(lambda n: self.net.reset_carry(None, torch.ones(n, dtype=torch.bool), x.shape[1])) \
+            if self.net.recurrent else None
+        patterns = slots.patterns()
+        out = self.net(x, regime, symbol, carry, patterns=patterns)
+        terms = self.loss_terms(out, data)
+        terms.update(self.regime_terms(out, data))
+        loss = terms["loss"]
+        if "regime_ce" in terms:
+            loss = loss + self.objective.regime_weight * terms["regime_ce"]
+        if self.act.enabled:
+            done = halt_blocks(out.q, block, steps, self.act)
+            with torch.no_grad():
+                next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
+            correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
+            terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, (steps >= self.act.halt_max_steps)[block]))
+            terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
+            loss = loss + self.act.loss_weight * terms["q_loss"]
+        else:
+            done = steps >= self.segments
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        slots.advance(out.carry, done)
         if out.stats is not None:
             terms["solver_iterations"] = float(out.stats.iterations)
             terms["solver_residual"] = out.stats.residual
-        stopped = torch.cat(halt_steps)
-        if len(stopped):
-            terms["steps"] = stopped.float().mean()
+        if done.any():
+            terms["steps"] = steps[block][done[block]].float().mean()  # segments of the samples that finished
         if self.retriever is not None:
             terms["retrieval_ok"] = float(patterns is not None)
-        terms["samples_per_step"] = n / self.segments  # distinct samples behind each optimiser step
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, batch_size=n)
+        terms["new_samples"] = float(entered)
+        terms["samples_per_step"] = slots.entered / max(self.trainer.global_step, 1)  # distinct, over the fit
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, batch_size=len(target))
         self.log("loss", terms["loss"], prog_bar=True, logger=False)
         return loss.detach()
 
@@ -220,6 +221,14 @@ class HRMLitModule(L.LightningModule):
         out = self(batch)
         return {"signal": out.signal, "forecast": out.forecast, "steps": out.steps}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The carried slots go with the weights, so a resumed fit continues the same blocks."""
+        checkpoint["deep_supervision"] = self.carry_batch.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "deep_supervision" in checkpoint:
+            self.carry_batch.load_state_dict(checkpoint["deep_supervision"])
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip the (already unscaled) gradients to ``grad_clip``."""
         if self.grad_clip is not None:
@@ -233,20 +242,19 @@ class HRMLitModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def optimizer_steps(self) -> int:
-        """Optimiser steps of the whole fit: ``trainer.max_steps`` (which counts them), else one per segment of
-        every batch of every epoch."""
-        if self.trainer.max_steps > 0:
-            return self.trainer.max_steps
-        return max(1, int(self.trainer.estimated_stepping_batches) * self.segments)
+        """Optimiser steps of the whole fit: one per training batch (``trainer.max_steps`` caps them)."""
+        return max(1, int(self.trainer.estimated_stepping_batches))
 
 
 def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mapping[str, Any],
-                      grad_clip: float | None) -> tuple[int, ACTConfig]:
-    """Validated (segments, ACT config) for a net class; refuses what the net cannot do."""
+                      grad_clip: float | None) -> tuple[int, int, ACTConfig]:
+    """Validated (segments, slots, ACT config) for a net class; refuses what the net cannot do."""
     act_cfg = ACTConfig.from_config(act)
-    if set(supervision) - {"segments"}:
-        raise ConfigError(f"supervision takes only 'segments', got {sorted(supervision)}.", field="supervision")
+    if set(supervision) - {"segments", "slots"}:
+        raise ConfigError(f"supervision takes 'segments' and 'slots', got {sorted(supervision)}.",
+                          field="supervision")
     segments = positive_int(supervision.get("segments", 1), "supervision.segments")
+    slots = positive_int(supervision.get("slots", 1), "supervision.slots")
     if grad_clip is not None and not grad_clip > 0:
         raise invalid("grad_clip", grad_clip, "positive or null")
     if not getattr(net_cls, "recurrent", False) and (act_cfg.enabled or segments > 1):
@@ -257,7 +265,7 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
         raise ConfigError(f"supervision.segments={segments} differs from act.halt_max_steps="
                           f"{act_cfg.halt_max_steps}: training would never reach (or would pass) the segment cap "
                           "that inference runs to. Fix: set both to the same number.", field="supervision.segments")
-    return segments, act_cfg
+    return segments, slots, act_cfg
 
 
 def check_model_config(model: DictConfig) -> None:

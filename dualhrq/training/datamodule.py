@@ -113,22 +113,24 @@ class MarketDataModule(L.LightningDataModule):
         return self.samples
 
     def set_fold(self, fold: FoldIndex, inputs: FittedInputs, labels: Mapping[str, np.ndarray] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, slots: int = 1) -> None:
         """Point the loaders at one fold, its batches cut by the fold's fitted ``inputs``.
 
         ``labels`` are per-sample training targets fitted on this fold (the regime labels); every
-        split's items carry them under their names. ``seed`` fixes the training batches of every epoch.
+        split's items carry them under their names. ``seed`` fixes the training batches of every epoch;
+        a training batch holds one block of dates for each of the model's ``slots``.
         """
         data = inputs.arrays(self._require_samples())
         self.fold = fold
         self.inputs = inputs
         self._datasets = {split: data.dataset(idx, labels)
                           for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
-        self.train_sampler = DateBlockSampler(self._require_samples().t[fold.train], self.batch_size, seed=seed)
+        self.train_sampler = DateBlockSampler(self._require_samples().t[fold.train], self.batch_size, seed=seed,
+                                              slots=slots)
 
     def train_dataloader(self) -> DataLoader:
-        """Batches of about ``batch_size`` samples, each all the samples of a run of consecutive dates, in the
-        order of ``train_sampler``."""
+        """Batches of about ``batch_size`` samples, each ``slots`` blocks of all the samples of a run of
+        consecutive dates, in the order of ``train_sampler``."""
         ds = self._require_dataset("train")
         return DataLoader(ds, batch_sampler=self.train_sampler, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

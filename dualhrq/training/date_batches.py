@@ -3,8 +3,11 @@
 The trading objective (``dualhrq.models.objective``) replays a batch as the
 backtest replays a path: per-date portfolio returns, costs on each symbol's
 position changes from one date to the next. That needs every batch to hold
-all the samples of a run of consecutive dates. The run length is chosen so
-that a batch holds about ``batch_size`` samples; each epoch shifts the block
+all the samples of a run of consecutive dates. A batch is ``slots`` such
+blocks, one for each deep-supervision slot (``dualhrq.models.carry``), each
+block all the samples of its own run of consecutive dates, sorted by date, and
+every block of the same number of dates. The run length is chosen so that a
+batch holds about ``batch_size`` samples; each epoch shifts the block
 boundaries by a random offset and shuffles the blocks' order, both drawn from
 (``seed``, epoch) alone, so a seeded job sees the same batches and a resumed
 one (``dualhrq.training.resume``) can start an epoch at any batch. Under a
@@ -25,14 +28,17 @@ from dualhrq.config import positive_int
 
 
 class DateBlockSampler(Sampler[list[int]]):
-    """Batches of dataset positions covering ``dates_per_batch`` consecutive distinct ``dates`` each.
+    """Batches of ``slots`` blocks of dataset positions, each block covering ``dates_per_block`` consecutive
+    distinct ``dates``.
 
     ``dates`` [N] are the dataset's decision times (any sortable dtype); ``batch_size`` the wanted samples
-    per batch, rounded to whole dates (at least one, at most all of them); ``seed`` fixes every epoch's
-    order."""
+    per batch, rounded to whole dates per block (at least one, at most all of them); ``seed`` fixes every
+    epoch's order."""
 
-    def __init__(self, dates: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, dates: np.ndarray, batch_size: int, seed: int = 0, shuffle: bool = True,
+                 slots: int = 1) -> None:
         positive_int(batch_size, "batch_size")
+        self.slots = positive_int(slots, "supervision.slots")
         dates = np.asarray(dates)
         if dates.ndim != 1 or not len(dates):
             raise ValueError("DateBlockSampler needs a non-empty 1-D array of sample dates")
@@ -40,8 +46,10 @@ class DateBlockSampler(Sampler[list[int]]):
         _, self.starts = np.unique(dates[self.order], return_index=True)
         self.bounds = np.append(self.starts, len(dates))
         n_dates = len(self.starts)
+        if n_dates < slots:
+            raise ValueError(f"{n_dates} training dates cannot fill supervision.slots={slots} blocks of whole dates")
         per_date = len(dates) / n_dates
-        self.dates_per_batch = int(min(n_dates, max(1, round(batch_size / per_date))))
+        self.dates_per_block = int(min(n_dates // slots, max(1, round(batch_size / slots / per_date))))
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
@@ -53,8 +61,8 @@ class DateBlockSampler(Sampler[list[int]]):
 
     def blocks(self) -> int:
         """Blocks per epoch over all processes: the same whatever the epoch's offset."""
-        k = self.dates_per_batch
-        return max(1, (self.n_dates - (k - 1 if self.shuffle else 0)) // k)
+        k = self.dates_per_block
+        return max(self.slots, (self.n_dates - (k - 1 if self.shuffle else 0)) // k)
 
     def set_epoch(self, epoch: int) -> None:
         """The next pass is epoch ``epoch`` (Lightning calls this only for plain samplers: see ``ExactResume``)."""
@@ -65,24 +73,23 @@ class DateBlockSampler(Sampler[list[int]]):
         self.epoch, self._skip = epoch, skip
 
     def __len__(self) -> int:
-        """Batches per epoch of this process (an equal share of the blocks)."""
-        return max(1, self.blocks() // _process()[1])
+        """Batches per epoch of this process (an equal share of the blocks, ``slots`` to a batch)."""
+        return max(1, self.blocks() // (_process()[1] * self.slots))
 
     def __iter__(self) -> Iterator[list[int]]:
-        k = self.dates_per_batch
+        k = self.dates_per_block
         skip, self._skip = self._skip, 0
         if self.shuffle:
             rng = np.random.default_rng([self.seed, self.epoch])
-            offset = int(rng.integers(min(k, self.n_dates - k + 1)))
+            offset = int(rng.integers(min(k, self.n_dates - self.blocks() * k + 1)))
             blocks = rng.permutation(self.blocks())
         else:
             offset, blocks = 0, np.arange(self.blocks())
         rank, world = _process()
-        if world > 1:
-            blocks = np.resize(blocks[rank::world], len(self))
-        for b in blocks[skip:]:
-            first = offset + int(b) * k
-            yield self.order[self.bounds[first]:self.bounds[first + k]].tolist()
+        blocks = np.resize(blocks[rank::world], len(self) * self.slots).reshape(len(self), self.slots)
+        for group in blocks[skip:]:
+            firsts = offset + group * k
+            yield np.concatenate([self.order[self.bounds[f]:self.bounds[f + k]] for f in firsts]).tolist()
 
 
 def _process() -> tuple[int, int]:

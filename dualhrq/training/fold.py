@@ -107,7 +107,8 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     labels = cond.labels
     if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
         labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
-    dm.set_fold(fold, inputs, labels=labels, seed=cfg.seed)
+    slots = (cfg.model.get("supervision") or {}).get("slots", 1)
+    dm.set_fold(fold, inputs, labels=labels, seed=cfg.seed, slots=slots)
     cond.metrics |= input_leakage(inputs, data, fold)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,

@@ -7,8 +7,9 @@ of (seed, epoch) alone and can start an epoch at any batch. :class:`ExactResume`
 epoch's number, records the position of the last finished batch in each checkpoint, hands it back to the
 sampler on restore, and seeds the torch, numpy and Python generators from (seed, optimiser
 step) before every batch, so the draws of step ``k`` never depend on what ran before it (validation, a
-dataloader's own seed draw, a restart). The deep-supervision carry starts afresh with every batch, and
-checkpoints are written only between batches, so nothing else carries over from one step to the next.
+dataloader's own seed draw, a restart). Checkpoints are written only between batches, and the model saves
+its deep-supervision slots with them (``dualhrq.models.carry``), so nothing else carries over from one step
+to the next.
 
 Under DDP Lightning shards the order itself; a checkpoint written mid-epoch there is refused rather than
 resumed inexactly.

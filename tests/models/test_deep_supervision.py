@@ -22,16 +22,18 @@ from .conftest import N_FEATURES, N_REGIME, N_SYMBOLS, batch, conditioner
 LOSS = {"forecast_weight": 1.0, "utility_weight": 0.5, "cost_bps": 1.0}
 
 
-def make_module(segments: int = 3, act: dict | None = None, seed: int = 0) -> HRMLitModule:
+def make_module(segments: int = 3, act: dict | None = None, seed: int = 0, slots: int = 1) -> HRMLitModule:
     torch.manual_seed(seed)
     sizes = model_sizes("hrm_tiny")
     return HRMLitModule(net=partial(DualHRQNet, **sizes["net"]), conditioning={"module": conditioner("regime")},
                         optimizer=partial(torch.optim.AdamW, lr=1e-2), loss=LOSS, budget=sizes["budget"],
                         n_features=N_FEATURES, n_regime_features=N_REGIME, n_symbols=N_SYMBOLS,
-                        supervision={"segments": segments}, act=act or {"enabled": False}, grad_clip=1.0)
+                        supervision={"segments": segments, "slots": slots}, act=act or {"enabled": False},
+                        grad_clip=1.0)
 
 
 def loader(n: int = 8, b: int = 4) -> DataLoader:
+    """``n`` samples, one a date (date ``i`` for sample ``i``), in order: a batch of 4 is 2 blocks of 2 dates."""
     x, regime, symbol = batch(b=n)
     target = torch.randn(n, generator=torch.Generator().manual_seed(5))
     rows = [{"x": x[i], "regime": regime[i], "symbol": symbol[i], "target_z": target[i],
@@ -39,54 +41,109 @@ def loader(n: int = 8, b: int = 4) -> DataLoader:
     return DataLoader(rows, batch_size=b)
 
 
-def fit(module: HRMLitModule, batches: int) -> pl.Trainer:
+def fit(module: HRMLitModule, batches: int, n: int = 8, **trainer) -> pl.Trainer:
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=batches, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         deterministic=True)
-    trainer.fit(module, train_dataloaders=loader())
+                         deterministic=True, **trainer)
+    trainer.fit(module, train_dataloaders=loader(n=n))
     return trainer
 
 
-def test_one_optimiser_step_per_segment(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    module = make_module(segments=3)
-    before = [p.detach().clone() for p in module.parameters()]
-    trainer = fit(module, batches=2)
-    assert trainer.global_step == 6
-    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
-
-
-def test_carry_is_kept_across_segments_and_reset_per_sample_on_halt(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    module = make_module(segments=3, act={"enabled": True, "halt_max_steps": 3})
+def record_segments(module: HRMLitModule, monkeypatch) -> list[tuple[list[int], object, object]]:
+    """Per training forward: the dates it saw, its carry in and its carry out."""
     calls = []
     forward = module.net.forward
 
     def recording(x, regime, symbol, carry=None, patterns=None):
         out = forward(x, regime, symbol, carry, patterns=patterns)
-        calls.append((carry, out.carry))
+        calls.append((x, carry, out.carry))
         return out
 
     monkeypatch.setattr(module.net, "forward", recording)
-    patterns = iter([[True, False, False, False], [False, True, False, False], [True, True, True, True]])
+    return calls
 
-    def scripted_halt(q, steps, cfg, *, training, generator=None):
-        halted = torch.tensor(next(patterns))
-        return halted, steps >= cfg.halt_max_steps
 
-    monkeypatch.setattr(lit_module, "halt", scripted_halt)
-    fit(module, batches=1)
-    # per segment: the training forward, then the no-grad forward for the Q target
-    (c1, o1), (c2, o2), (c3, _) = calls[0], calls[2], calls[4]
-    init = module.net.hrm.initial_carry(4, c1.z_L.shape[1])
-    assert torch.equal(c1.z_L, init.z_L) and torch.equal(c1.z_H, init.z_H)
-    assert torch.equal(c2.z_L[0], init.z_L[0]) and torch.equal(c2.z_H[0], init.z_H[0])  # halted: reset
-    assert torch.equal(c2.z_L[1:], o1.z_L[1:]) and torch.equal(c2.z_H[1:], o1.z_H[1:])  # kept
-    assert torch.equal(c3.z_L[1], init.z_L[1])
-    assert torch.equal(c3.z_L[[0, 2, 3]], o2.z_L[[0, 2, 3]])
-    # the Q target is bootstrapped from the segment's own new carry
-    assert calls[1][0] is o1
+def test_each_batch_is_one_segment_and_one_step_and_a_block_runs_all_its_segments(tmp_path, monkeypatch):
+    """Without ACT a block is supervised for `segments` consecutive steps from the initial state, then its slot
+    takes the next batch's block: batches met while it runs are skipped, none is cut short."""
+    monkeypatch.chdir(tmp_path)
+    module = make_module(segments=3)
+    before = [p.detach().clone() for p in module.parameters()]
+    x_all = loader(n=24).dataset
+    calls = record_segments(module, monkeypatch)
+    trainer = fit(module, batches=6, n=24)
+    assert trainer.global_step == 6
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+    first_x = [next(i for i, row in enumerate(x_all) if torch.equal(row["x"], x[0])) for x, _, _ in calls]
+    assert first_x == [0, 0, 0, 12, 12, 12]  # batches 0 and 3 enter; 1, 2, 4 and 5 are skipped
+    init = module.net.hrm.initial_carry(4, calls[0][0].shape[1])
+    for step, (_, carry_in, _) in enumerate(calls):
+        if step % 3 == 0:
+            assert torch.equal(carry_in.z_L, init.z_L) and torch.equal(carry_in.z_H, init.z_H)
+        else:
+            assert torch.equal(carry_in.z_L, calls[step - 1][2].z_L)
+    assert module.carry_batch.entered == 8  # two blocks of 4 behind 6 optimiser steps
+
+
+def test_a_halted_slot_takes_the_next_batchs_block_and_the_others_carry_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = make_module(segments=3, act={"enabled": True, "halt_max_steps": 3}, slots=2)
+    calls = []
+    forward = module.net.forward
+
+    def recording(x, regime, symbol, carry=None, patterns=None):
+        out = forward(x, regime, symbol, carry, patterns=patterns)
+        calls.append((regime[:, 0].clone(), carry, out.carry))
+        return out
+
+    monkeypatch.setattr(module.net, "forward", recording)
+    decisions = iter([[True, False], [False, True], [True, True]])
+    seen_steps = []
+
+    def scripted(q, block, steps, cfg):
+        seen_steps.append(steps.tolist())
+        return torch.tensor(next(decisions))
+
+    monkeypatch.setattr(lit_module, "halt_blocks", scripted)
+    fit(module, batches=3, n=12)
+    regime = loader(n=12).dataset
+    tag = [float(row["regime"][0]) for row in regime]  # identifies each sample
+    # per step: the training forward, then the no-grad forward for the Q target
+    (r1, c1, o1), (r2, c2, o2), (r3, c3, _) = calls[0], calls[2], calls[4]
+    assert r1.tolist() == tag[0:4]
+    assert r2.tolist() == tag[4:6] + tag[2:4]  # slot 0 halted: batch 1's first block; slot 1 carries on
+    assert r3.tolist() == tag[4:6] + tag[10:12]  # then slot 1 halted: batch 2's second block
+    assert seen_steps == [[1, 1], [1, 2], [2, 1]]
+    init = module.net.hrm.initial_carry(2, c1.z_L.shape[1])
+    assert torch.equal(c1.z_L[:2], init.z_L) and torch.equal(c2.z_L[:2], init.z_L)  # fresh: the initial state
+    assert torch.equal(c2.z_L[2:], o1.z_L[2:]) and torch.equal(c2.z_H[2:], o1.z_H[2:])  # kept
+    assert torch.equal(c3.z_L[:2], o2.z_L[:2]) and torch.equal(c3.z_L[2:], init.z_L)
+    assert calls[1][1] is o1  # the Q target is bootstrapped from the segment's own new carry
     assert not o1.z_L.requires_grad
+    assert module.carry_batch.entered == 8
+
+
+def test_a_resumed_fit_continues_the_carried_blocks(tmp_path, monkeypatch):
+    """A checkpoint taken while blocks are part-way through their segments resumes to the same weights."""
+    monkeypatch.chdir(tmp_path)
+    act = {"enabled": True, "halt_max_steps": 3, "exploration_prob": 0.5}
+
+    def run(steps: int, resume: str | None = None) -> HRMLitModule:
+        pl.seed_everything(3)
+        module = make_module(segments=3, act=act, slots=2, seed=3)
+        ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0,
+                                            every_n_train_steps=2)
+        trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, callbacks=[ckpt],
+                             enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+        trainer.fit(module, train_dataloaders=loader(n=8), ckpt_path=resume, weights_only=True)
+        return module
+
+    whole = run(4)
+    run(2)
+    resumed = run(4, resume=str(tmp_path / "ckpt" / "last.ckpt"))
+    for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed.carry_batch.entered == whole.carry_batch.entered
 
 
 def test_inference_keeps_each_sample_at_its_halting_segment(monkeypatch):

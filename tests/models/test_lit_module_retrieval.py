@@ -58,8 +58,8 @@ def test_training_and_inference_carry_on_through_failed_retrieval(tmp_path, monk
     mod.attach_retriever(retriever(lib))
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, deterministic=True)
-    trainer.fit(mod, train_dataloaders=loader())
-    assert trainer.global_step == 2 * 2  # 2 batches x 2 segments: every step ran
+    trainer.fit(mod, train_dataloaders=loader(n=16))
+    assert trainer.global_step == 4  # one step a batch, every step ran; a block enters every 2nd (2 segments)
     batch = next(iter(loader()))
     out = mod(batch)
     assert torch.isfinite(out.signal).all()

@@ -25,12 +25,12 @@ def test_each_batch_holds_every_sample_of_a_run_of_consecutive_dates():
     dates = dates_of()
     days = np.unique(dates)
     sampler = DateBlockSampler(dates, batch_size=8)
-    assert sampler.dates_per_batch == round(8 / (len(dates) / len(days)))
+    assert sampler.dates_per_block == round(8 / (len(dates) / len(days)))
     seen: list[int] = []
     for batch in epoch(sampler, 0):
         covered = np.unique(dates[batch])
         first = int(np.searchsorted(days, covered[0]))
-        np.testing.assert_array_equal(covered, days[first:first + sampler.dates_per_batch])
+        np.testing.assert_array_equal(covered, days[first:first + sampler.dates_per_block])
         assert sorted(batch) == np.flatnonzero(np.isin(dates, covered)).tolist()  # all of those dates' samples
         seen += batch
     assert len(seen) == len(set(seen))  # no sample twice in an epoch
@@ -62,7 +62,7 @@ def test_every_epoch_has_the_same_number_of_batches_whatever_its_offset():
 def test_unsorted_dates_and_a_batch_larger_than_the_data():
     dates = dates_of(n_dates=5)[::-1]
     sampler = DateBlockSampler(dates, batch_size=1000)
-    assert sampler.dates_per_batch == 5
+    assert sampler.dates_per_block == 5
     assert [sorted(b) for b in epoch(sampler, 0)] == [list(range(len(dates)))]
 
 
@@ -89,3 +89,38 @@ def test_distributed_processes_share_the_epochs_blocks_without_overlap(monkeypat
         assert len(shares[-1]) == len(sampler) == len(whole) // 2
     assert not shares[0] & shares[1]
     assert shares[0] | shares[1] <= whole
+
+
+@pytest.mark.parametrize("slots", [2, 3])
+def test_a_batch_is_one_block_of_whole_dates_per_slot(slots):
+    dates = dates_of(n_dates=60)
+    days = np.unique(dates)
+    sampler = DateBlockSampler(dates, batch_size=12, seed=1, slots=slots)
+    k = sampler.dates_per_block
+    assert k == round(12 / slots / (len(dates) / len(days)))
+    seen: list[int] = []
+    for batch in epoch(sampler, 0):
+        runs = [dates[batch][0]]
+        for d in dates[batch][1:]:
+            if d != runs[-1]:
+                runs.append(d)
+        assert len(runs) == slots * k  # in order: each block sorted by date, no date in two blocks
+        for j in range(slots):
+            block = np.asarray(runs[j * k:(j + 1) * k])
+            first = int(np.searchsorted(days, block[0]))
+            np.testing.assert_array_equal(block, days[first:first + k])
+        assert sorted(batch) == np.flatnonzero(np.isin(dates, runs)).tolist()
+        seen += batch
+    assert len(seen) == len(set(seen))
+    assert len(sampler) == sampler.blocks() // slots
+
+
+def test_few_dates_still_give_every_slot_its_own_block():
+    dates = np.datetime64("2020-01-01", "D") + np.arange(5)
+    sampler = DateBlockSampler(dates, batch_size=100, slots=2)
+    assert sampler.dates_per_block == 2
+    for seed in range(5):
+        (batch,) = epoch(DateBlockSampler(dates, batch_size=100, slots=2, seed=seed), 0)
+        assert len(set(dates[batch].tolist())) == 4
+    with pytest.raises(ValueError, match="cannot fill supervision.slots=6"):
+        DateBlockSampler(dates, batch_size=100, slots=6)
