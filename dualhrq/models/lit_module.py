@@ -78,7 +78,7 @@ class HRMLitModule(L.LightningModule):
         n_symbols: int,
         target_scale: float = 1.0,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        supervision: Mapping[str, int] | None = None,
+        supervision: Mapping[str, Any] | None = None,
         act: Mapping[str, Any] | None = None,
         grad_clip: float | None = None,
         conditioning: Mapping[str, Any] | None = None,
@@ -89,11 +89,12 @@ class HRMLitModule(L.LightningModule):
         # plain containers: checkpoints are read back with weights_only=True, which refuses DictConfig
         loss, budget = _plain(loss), _plain(budget)
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
+        prediction = _plain(prediction or {})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "conditioning"])
         self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
         conditioner = conditioning_group(conditioning).get("module")
         self.supervision, self.prediction = dense_schedule(
-            getattr(net, "func", net), supervision, _plain(prediction or {}),
+            getattr(net, "func", net), supervision, prediction,
             None if conditioner is None else getattr(conditioner, "func", conditioner))
         self.objective = TradingObjective.from_config(loss)
         self.sizes = {"n_features": n_features, "n_regime_features": n_regime_features, "n_symbols": n_symbols,
