@@ -5,7 +5,10 @@ seed, batches of the same number of windows, a constant learning rate (no schedu
 cuts neither short) and ``--seconds`` of training each; every ``--every`` batches the whole validation tail is
 scored. Validation always scores the decision bar (the last bar of each window), so both curves measure the
 same thing: the loss of the decisions the model trades. The clock counts training only (validation excluded).
-Writes ``dense_supervision.json`` (the curves) and ``dense_supervision.png`` next to this file.
+The densely trained model then predicts the fold's test block at several strides
+(``model.prediction.stride``), each compared with one window per decision: signal correlation and the
+out-of-sample Sharpe ratio of the close-to-close backtest (1 bp). Writes ``dense_supervision.json`` (curves and
+agreement) and ``dense_supervision.png`` next to this file.
 
     OMP_NUM_THREADS=1 python experiments/dense_supervision.py
 """
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import lightning as L
 import matplotlib
+import numpy as np
+import polars as pl
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,10 +34,12 @@ import torch  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
 from dualhrq.config import build, compose_train, located  # noqa: E402
+from dualhrq.market.backtest import SignalBacktest  # noqa: E402
 from dualhrq.training.fold import fit_fold  # noqa: E402
 from dualhrq.validation.folds import make_folds  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+STRIDES = (2, 4, 8, 16, 24)
 
 
 class LearningCurve(L.Callback):
@@ -68,7 +75,8 @@ class LearningCurve(L.Callback):
             trainer.should_stop = True
 
 
-def run(dense: bool, args: argparse.Namespace, root: Path) -> list[dict[str, float]]:
+def run(dense: bool, args: argparse.Namespace, root: Path) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """The learning curve of one run and, for the dense one, the agreement of strided prediction."""
     cfg = compose_train([f"model={args.model}", f"model.supervision.dense={str(dense).lower()}",
                          "model.scheduler=null", "trainer.max_epochs=-1", "trainer.max_steps=100000",
                          f"trainer.val_check_interval={args.every}",
@@ -83,8 +91,27 @@ def run(dense: bool, args: argparse.Namespace, root: Path) -> list[dict[str, flo
     with located(cfg.data):
         s = dm.prepare()
     fold = make_folds(build(cfg.validation.splitter), s.t, s.t1, cfg.validation.val_fraction, s.t0)[0]
-    fit_fold(cfg, dm, fold, None, root / ("dense" if dense else "last_bar"))
-    return list(LearningCurve.records)
+    pipeline = fit_fold(cfg, dm, fold, None, root / ("dense" if dense else "last_bar")).pipeline
+    curve = list(LearningCurve.records)
+    if not dense:
+        return curve, []
+    test = fold.test
+
+    def sharpe(signal: np.ndarray) -> float:
+        return SignalBacktest(cost_bps=1.0).run(pl.DataFrame({
+            "ts": s.t[test], "symbol": np.asarray(s.symbols)[s.symbol_id[test]], "signal": signal,
+            "next_return": s.next_return[test]})).sharpe
+
+    start = time.perf_counter()
+    one = pipeline.predict(s, test, stride=1)
+    seconds = time.perf_counter() - start
+    agreement = [{"stride": 1, "correlation": 1.0, "sharpe": sharpe(one.signal), "seconds": seconds}]
+    for stride in STRIDES:
+        start = time.perf_counter()
+        out = pipeline.predict(s, test, stride=stride)
+        agreement.append({"stride": stride, "correlation": float(np.corrcoef(one.signal, out.signal)[0, 1]),
+                          "sharpe": sharpe(out.signal), "seconds": time.perf_counter() - start})
+    return curve, agreement
 
 
 def main() -> None:
@@ -97,9 +124,10 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
-        curves = {name: run(dense, args, Path(tmp)) for name, dense in (("last_bar", False), ("dense", True))}
+        runs = {name: run(dense, args, Path(tmp)) for name, dense in (("last_bar", False), ("dense", True))}
+    curves = {name: curve for name, (curve, _) in runs.items()}
     result = {"model": args.model, "seconds": args.seconds, "every": args.every, "seed": args.seed,
-              "threads": torch.get_num_threads(), "curves": curves}
+              "threads": torch.get_num_threads(), "curves": curves, "stride_agreement": runs["dense"][1]}
     (HERE / "dense_supervision.json").write_text(json.dumps(result, indent=1))
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, label in (("last_bar", "last bar only"), ("dense", "dense (every bar from min_context)")):
@@ -117,6 +145,8 @@ def main() -> None:
         print(json.dumps({"run": name, "validations": len(points), "steps": points[-1]["steps"],
                           "final_val_loss": round(points[-1]["val_loss"], 4),
                           "best_val_loss": round(best["val_loss"], 4), "best_at_seconds": round(best["seconds"], 1)}))
+    for row in runs["dense"][1]:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
 
 
 if __name__ == "__main__":

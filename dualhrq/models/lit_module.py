@@ -279,7 +279,7 @@ class HRMLitModule(L.LightningModule):
         return max(1, int(self.trainer.estimated_stepping_batches) * self.segments)
 
 
-def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mapping[str, Any],
+def training_schedule(net_cls: type, supervision: Mapping[str, Any], act: Mapping[str, Any],
                       grad_clip: float | None) -> tuple[int, ACTConfig]:
     """Validated (segments, ACT config) for a net class; refuses what the net cannot do."""
     act_cfg = ACTConfig.from_config(act)
