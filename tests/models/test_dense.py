@@ -166,3 +166,29 @@ def test_unsupported_dense_settings_are_refused_naming_the_field(kwargs, field, 
 def test_a_dense_module_builds_a_dense_net_and_a_plain_one_does_not():
     assert module(dense=True).net.dense and not module(dense=False).net.dense
     assert module(dense=True, kind="puzzle_id").net.dense
+
+
+def test_each_window_keeps_every_bars_outputs_from_its_own_halting_segment():
+    sizes = model_sizes("hrm_tiny")
+    torch.manual_seed(0)
+    lit = HRMLitModule(net=partial(DualHRQNet, **sizes["net"]), conditioning={"module": conditioner("regime")},
+                       optimizer=partial(torch.optim.AdamW, lr=1e-3), loss=LOSS, budget=sizes["budget"],
+                       n_features=N_FEATURES, n_regime_features=N_REGIME, n_symbols=N_SYMBOLS,
+                       supervision={"segments": 3, "dense": True, "min_context": 2},
+                       act={"enabled": True, "halt_max_steps": 3})
+    perturb_film(lit.net)
+    with torch.no_grad():  # a Q head that halts some windows early
+        lit.net.heads.q.weight.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(1))
+    lit.eval()
+    x, regime, symbol = inputs(b=16)
+    batch = {"x": x, "regime": regime[:, -1], "regime_seq": regime, "symbol": symbol}
+    with torch.no_grad():
+        out = lit(batch)
+        segments = [lit.net(x, regime, symbol)]
+        for _ in range(2):
+            segments.append(lit.net(x, regime, symbol, segments[-1].carry))
+    assert len(set(out.steps.tolist())) > 1
+    for i, step in enumerate(out.steps.long().tolist()):
+        torch.testing.assert_close(out.dense_signal[i], segments[step - 1].dense_signal[i])
+        torch.testing.assert_close(out.dense_forecast[i], segments[step - 1].dense_forecast[i])
+    torch.testing.assert_close(out.signal, out.dense_signal[:, -1])
