@@ -5,6 +5,12 @@ before its last) when the model is causal; dense supervision trains its last ``b
 prediction reads its last ``stride`` bars. A supervised bar is trained against the label of the sample that
 ends at that bar (its own target and label end ``t1``), so a bar that is no sample (too little usable history
 for a full window of its own, or a label past the data) is left out.
+
+Purging needs nothing new for dense windows. A window's supervised labels start at its first supervised bar and
+end at its last bar's label end: inside the window's [``t0``, ``t1``], since ``t0`` is at or before its first
+bar and the last bar's label ends last. CPCV purges and embargoes every training window on [``t0``, ``t1``]
+(``validation.cpcv.purge_and_embargo``), so it clears every supervised bar's label as it clears the decision
+bar's (``tests/data/test_dense.py`` checks it on purged folds).
 """
 
 from __future__ import annotations
@@ -27,18 +33,6 @@ def bar_in_symbol(samples: SampleSet, index: np.ndarray) -> np.ndarray:
     """Position of each sample's decision bar among its symbol's rows (0 = the symbol's first bar)."""
     end = samples.end_row[index]
     return end - np.searchsorted(samples.row_symbol, samples.row_symbol[end], side="left")
-
-
-def supervised_span(samples: SampleSet, index: np.ndarray, bars: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) of the labels a dense window trains on: ``t`` of its first supervised bar (``bars`` back,
-    at most to the symbol's first bar) and ``t1`` of its last bar.
-
-    Every supervised bar's label lies inside it, and it lies inside the window's [``t0``, ``t1``]: ``t0`` is at
-    or before the window's first bar and the last bar's label ends last. So purging and embargoing the windows
-    on [``t0``, ``t1``] (``validation.cpcv.purge_and_embargo``) clears every supervised bar's label as it clears
-    the decision bar's: dense supervision needs no other purge."""
-    index = np.asarray(index)
-    return samples.row_start(samples.end_row[index], bars - 1), samples.t1[index]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dualhrq.data.dense import row_sample, strided_windows, supervised_span
+from dualhrq.data.dense import row_sample, strided_windows
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.pipeline.inputs import TransformedSamples
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
@@ -81,14 +81,6 @@ def test_a_replaced_target_reaches_every_bar():
     bars = row_sample(s)[s.end_row[j] - 2:s.end_row[j] + 1]
     np.testing.assert_array_equal(item["target_z_seq"].numpy()[1:], control[bars])
     assert item["target_z"] == control[j]
-
-
-def test_the_supervised_span_starts_at_the_first_supervised_bar():
-    s = hand_samples()
-    start, end = supervised_span(s, np.arange(len(s)), 2)
-    np.testing.assert_array_equal(start, s.row_ts[s.end_row - 1])
-    np.testing.assert_array_equal(end, s.t1)
-    assert (start >= s.t0).all()
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 5])
