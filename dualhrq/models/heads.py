@@ -33,7 +33,8 @@ class TradingHeads(nn.Module):
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """From h [B, d_in]: position [B] in [-1, 1], (mean, log-variance) [B, 2] of the
-        standardised forward return, and Q logits [B, 2] (None without ACT), all fp32: under bf16 autocast
+        standardised forward return, and Q logits [B, 2] (None without ACT); from every bar's h [B, T, d_in]
+        the same per bar ([B, T], [B, T, 2], [B, T, 2]). All fp32: under bf16 autocast
         the losses and the traded position keep full precision."""
         q = None if self.q is None else self.q(h).float()
         return torch.tanh(self.signal(h).float()).squeeze(-1), self.forecast(h).float(), q

@@ -71,13 +71,16 @@ class ReasoningModule(nn.Module):
         self.final_norm = norm == "pre"
 
     def forward(self, z: Tensor, injection: Tensor, film: Film | None = None) -> Tensor:
-        """Update ``z``; ``film`` = (gamma, beta) [B, layers, dim] modulates each block's output."""
+        """Update ``z``; ``film`` = (gamma, beta) modulates each block's output: [B, layers, dim] the same at
+        every bar, or [B, T, layers, dim] one per bar."""
         z = z + injection
         cos_sin = self.rope(z.shape[1])
+        if film is not None and film[0].ndim == 3:
+            film = (film[0][:, None], film[1][:, None])
         for i, block in enumerate(self.blocks):
             z = block(z, cos_sin)
             if film is not None:
-                z = film[0][:, i, None] * z + film[1][:, i, None]
+                z = film[0][:, :, i] * z + film[1][:, :, i]
         return rms_norm(z) if self.final_norm else z
 
 

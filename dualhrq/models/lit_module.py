@@ -25,6 +25,11 @@ segments.
 Inference is :meth:`forward`, reached through Lightning's ``predict_step``:
 the one decision loop of the job, the replay and serving.
 
+With ``model.supervision.dense`` the network reads every bar of the window and :meth:`loss_terms` takes the
+loss at every supervised bar (``dualhrq.models.supervision``); the regime input is then each bar's own
+(``regime_seq``), so FiLM is causal per bar. The ACT Q head still judges the window's last bar: halting is
+per window.
+
 Gradients are clipped in ``on_before_optimizer_step``, which Lightning calls
 after unscaling them under any precision (fp16's gradient scaler included).
 """
@@ -49,7 +54,8 @@ from dualhrq.models.conditioning import PatternBatch, conditioning_group
 from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.hrm import LevelSize
 from dualhrq.models.network import NetOutput, check_norm
-from dualhrq.models.objective import TradingObjective, trading_loss
+from dualhrq.models.objective import TradingObjective, supervised_bars, trading_loss
+from dualhrq.models.supervision import Prediction, Supervision
 from dualhrq.patterns.retrieval import PatternRetriever
 
 
@@ -57,7 +63,8 @@ class HRMLitModule(L.LightningModule):
     """Trains a DualHRQ network (HRM or transformer) on one CV fold.
 
     ``budget`` is the model's declared parameter budget; ``supervision`` is
-    ``{segments, slots}``; ``act`` is :class:`ACTConfig`'s mapping; ``loss`` is
+    :class:`Supervision`'s mapping (segments, slots, dense, min_context); ``prediction`` is :class:`Prediction`'s
+    (stride); ``act`` is :class:`ACTConfig`'s mapping; ``loss`` is
     :class:`TradingObjective`'s; ``grad_clip`` the gradient-norm cap applied
     before every segment's step; ``scheduler`` a partial taking the optimiser and
     ``total_steps``; ``conditioning`` is the ``model/conditioning`` group, whose
@@ -75,25 +82,33 @@ class HRMLitModule(L.LightningModule):
         n_symbols: int,
         target_scale: float = 1.0,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        supervision: Mapping[str, int] | None = None,
+        supervision: Mapping[str, Any] | None = None,
         act: Mapping[str, Any] | None = None,
         grad_clip: float | None = None,
         conditioning: Mapping[str, Any] | None = None,
+        prediction: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         # plain containers: checkpoints are read back with weights_only=True, which refuses DictConfig
         loss, budget = _plain(loss), _plain(budget)
         supervision, act = _plain(supervision or {}), _plain(act or {"enabled": False})
+        prediction = _plain(prediction or {})
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "conditioning"])
-        self.segments, slots, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
-        self.carry_batch = CarryBatch(slots)
+        self.segments, self.act = training_schedule(getattr(net, "func", net), supervision, act, grad_clip)
+        conditioner = conditioning_group(conditioning).get("module")
+        self.supervision, self.prediction = dense_schedule(
+            getattr(net, "func", net), supervision, prediction,
+            None if conditioner is None else getattr(conditioner, "func", conditioner))
+        self.carry_batch = CarryBatch(self.supervision.slots)
         self.objective = TradingObjective.from_config(loss)
         self.sizes = {"n_features": n_features, "n_regime_features": n_regime_features, "n_symbols": n_symbols,
                       "target_scale": target_scale}
         extra = {"q_head": True} if self.act.enabled else {}
+        if self.supervision.dense:
+            extra["dense"] = True
         self.net = net(n_features=n_features, n_regime_features=n_regime_features, n_symbols=n_symbols,
-                       conditioner=conditioning_group(conditioning).get("module"), **extra)
+                       conditioner=conditioner, **extra)
         self.retriever: PatternRetriever | None = None
         self.budget = budget
         self.optimizer_factory = optimizer
@@ -117,10 +132,20 @@ class HRMLitModule(L.LightningModule):
         return PatternBatch(tokens=torch.from_numpy(tokens).to(query.device),
                             mask=torch.from_numpy(mask).to(query.device))
 
+    def regime_input(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The conditioner's input: the decision bar's regime [B, R], or every bar's [B, T, R] when dense."""
+        if not self.supervision.dense:
+            return batch["regime"]
+        if "regime_seq" not in batch:
+            raise KeyError("a densely supervised model needs every bar's regime inputs (batch item 'regime_seq'); "
+                           "cut its batches with sequence=True (TransformedSamples.dataset)")
+        return batch["regime_seq"]
+
     def forward(self, batch: Mapping[str, Tensor]) -> NetOutput:
         """The decision. Segments run until every sample has halted (ACT) or the segment cap;
-        each sample keeps the outputs of its halting segment, and ``steps`` says which."""
-        x, regime, symbol = batch["x"], batch["regime"], batch["symbol"]
+        each sample keeps the outputs of its halting segment, and ``steps`` says which. A dense model's
+        outputs at every bar come from that same segment (halting is per window)."""
+        x, regime, symbol = batch["x"], self.regime_input(batch), batch["symbol"]
         patterns = self.patterns(batch)
         if not self.net.recurrent:
             out = self.net(x, regime, symbol, patterns=patterns)
@@ -140,6 +165,9 @@ class HRMLitModule(L.LightningModule):
                 result.forecast = torch.where(keep, result.forecast, out.forecast)
                 if out.q is not None:
                     result.q = torch.where(keep, result.q, out.q)
+                if out.dense_signal is not None:
+                    result.dense_signal = torch.where(keep, result.dense_signal, out.dense_signal)
+                    result.dense_forecast = torch.where(keep[:, :, None], result.dense_forecast, out.dense_forecast)
                 result.stats = out.stats
             steps = torch.where(done, steps, float(step))
             if self.act.enabled:
@@ -152,7 +180,14 @@ class HRMLitModule(L.LightningModule):
         return result
 
     def loss_terms(self, out: NetOutput, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """The trading loss of ``out`` on ``batch`` (``target_z``, ``next_return``, ``symbol``, ``date``)."""
+        """The trading loss of ``out`` on ``batch`` (``target_z``, ``next_return``, ``symbol``, ``date``): at the
+        decision bar, or, for a dense output on a batch with per-bar labels (``supervised`` and the ``*_seq``
+        items of a dense training batch), at every supervised bar (``objective.supervised_bars``)."""
+        if out.dense_signal is not None and "supervised" in batch:
+            signal, forecast, bars = supervised_bars(out.dense_signal, out.dense_forecast, batch)
+            terms = trading_loss(signal, forecast, bars, self.objective, self.target_scale)
+            terms["supervised_bars"] = signal.new_tensor(float(len(signal)))
+            return terms
         return trading_loss(out.signal, out.forecast, batch, self.objective, self.target_scale)
 
     def regime_terms(self, out: NetOutput, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -169,7 +204,7 @@ class HRMLitModule(L.LightningModule):
         slots = self.carry_batch
         entered = slots.refill(batch, self.patterns)
         data, block, steps = slots.data(), slots.block(), slots.steps()
-        x, regime, symbol, target = data["x"], data["regime"], data["symbol"], data["target_z"]
+        x, regime, symbol, target = data["x"], self.regime_input(data), data["symbol"], data["target_z"]
         carry = slots.carry(lambda n: self.net.reset_carry(None, torch.ones(n, dtype=torch.bool), x.shape[1])) \
             if self.net.recurrent else None
         patterns = slots.patterns()
@@ -217,9 +252,13 @@ class HRMLitModule(L.LightningModule):
                       batch_size=len(batch["target_z"]), sync_dist=True)
 
     def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        """The decision of every sample: ``signal``, ``forecast`` (mean, log-variance) and ACT ``steps``."""
+        """The decision of every sample: ``signal``, ``forecast`` (mean, log-variance) and ACT ``steps``; a dense
+        model adds every bar's (``dense_signal``, ``dense_forecast``), which strided prediction reads."""
         out = self(batch)
-        return {"signal": out.signal, "forecast": out.forecast, "steps": out.steps}
+        result = {"signal": out.signal, "forecast": out.forecast, "steps": out.steps}
+        if out.dense_signal is not None:
+            result |= {"dense_signal": out.dense_signal, "dense_forecast": out.dense_forecast}
+        return result
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The carried slots go with the weights, so a resumed fit continues the same blocks."""
@@ -246,15 +285,11 @@ class HRMLitModule(L.LightningModule):
         return max(1, int(self.trainer.estimated_stepping_batches))
 
 
-def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mapping[str, Any],
-                      grad_clip: float | None) -> tuple[int, int, ACTConfig]:
-    """Validated (segments, slots, ACT config) for a net class; refuses what the net cannot do."""
+def training_schedule(net_cls: type, supervision: Mapping[str, Any], act: Mapping[str, Any],
+                      grad_clip: float | None) -> tuple[int, ACTConfig]:
+    """Validated (segments, ACT config) for a net class; refuses what the net cannot do."""
     act_cfg = ACTConfig.from_config(act)
-    if set(supervision) - {"segments", "slots"}:
-        raise ConfigError(f"supervision takes 'segments' and 'slots', got {sorted(supervision)}.",
-                          field="supervision")
-    segments = positive_int(supervision.get("segments", 1), "supervision.segments")
-    slots = positive_int(supervision.get("slots", 1), "supervision.slots")
+    segments = Supervision.from_config(supervision).segments
     if grad_clip is not None and not grad_clip > 0:
         raise invalid("grad_clip", grad_clip, "positive or null")
     if not getattr(net_cls, "recurrent", False) and (act_cfg.enabled or segments > 1):
@@ -265,16 +300,42 @@ def training_schedule(net_cls: type, supervision: Mapping[str, int], act: Mappin
         raise ConfigError(f"supervision.segments={segments} differs from act.halt_max_steps="
                           f"{act_cfg.halt_max_steps}: training would never reach (or would pass) the segment cap "
                           "that inference runs to. Fix: set both to the same number.", field="supervision.segments")
-    return segments, slots, act_cfg
+    return segments, act_cfg
 
 
-def check_model_config(model: DictConfig) -> None:
+def dense_schedule(net_cls: type, supervision: Mapping[str, Any], prediction: Mapping[str, Any],
+                   conditioner_cls: type | None) -> tuple[Supervision, Prediction]:
+    """Validated (supervision, prediction) settings; refuses dense supervision where a bar could see later
+    information or the net has no per-bar outputs, and a stride without dense training."""
+    sup, pred = Supervision.from_config(supervision), Prediction.from_config(prediction)
+    if sup.dense and not getattr(net_cls, "dense_capable", False):
+        raise ConfigError(f"supervision.dense=true needs a net with outputs and FiLM at every bar (the HRM, "
+                          f"DualHRQNet); {net_cls.__name__} decides on the last bar only. Fix: set "
+                          "model.supervision.dense=false, or use model=hrm_tiny / hrm_27m.", field="supervision.dense")
+    if sup.dense and conditioner_cls is not None and not getattr(conditioner_cls, "per_bar", False):
+        raise ConfigError(f"supervision.dense=true with {conditioner_cls.__name__}: its context is found once per "
+                          "decision (pattern retrieval at the decision bar), not point-in-time at every bar, so "
+                          "earlier bars would be conditioned on later information. Fix: use model/conditioning=regime "
+                          "(or none, puzzle_id), or set model.supervision.dense=false.", field="supervision.dense")
+    pred.check(sup)
+    return sup, pred
+
+
+def check_model_config(model: DictConfig, seq_len: int | None = None) -> None:
     """Pre-flight check of ``cfg.model`` with no data and no weights: the conditioning group, the training
-    schedule, the recursion, the level sizes and the norm, with the same messages the model itself would give."""
+    schedule, the recursion, the level sizes and the norm, with the same messages the model itself would give;
+    with ``seq_len`` (``data.seq_len``) also dense supervision's window and the prediction stride against it."""
     net_cls = get_class(model.net._target_)
+    group = conditioning_group(model.get("conditioning"))
     with located(model):
-        training_schedule(net_cls, _plain(model.get("supervision") or {}),
-                          _plain(model.get("act") or {"enabled": False}), model.get("grad_clip"))
+        supervision = _plain(model.get("supervision") or {})
+        training_schedule(net_cls, supervision, _plain(model.get("act") or {"enabled": False}), model.get("grad_clip"))
+        module = group.get("module")
+        sup, pred = dense_schedule(net_cls, supervision, _plain(model.get("prediction") or {}),
+                                   None if module is None else get_class(module._target_))
+        if seq_len is not None:
+            sup.bars(seq_len)
+            pred.check(sup, seq_len)
         if model.net.get("recursion") is not None:
             RecursionConfig.from_config(_plain(model.net.recursion))
         for level in ("h", "l", "trunk"):
@@ -284,7 +345,6 @@ def check_model_config(model: DictConfig) -> None:
         for name in ("h_cycles", "l_cycles", "cond_hidden", "head_hidden"):
             if name in model.net:
                 positive_int(model.net[name], f"net.{name}")
-        group = conditioning_group(model.get("conditioning"))
         check_value("conditioning.regime_loss_weight", group.get("regime_loss_weight", 0.0), NonNegative)
         TradingObjective.from_config(_plain(model.get("loss") or {}))
         if model.get("scheduler") is not None:

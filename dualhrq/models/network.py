@@ -30,6 +30,8 @@ class NetOutput:
     stats: SolverStats | None = None
     steps: Tensor | None = None  # [B] segments used per decision (set by the LightningModule)
     regime_logits: Tensor | None = None  # [B, R] from the regime classifier, for its auxiliary loss
+    dense_signal: Tensor | None = None  # [B, T] position at every bar of the window (dense supervision)
+    dense_forecast: Tensor | None = None  # [B, T, 2] forecast at every bar
 
 
 def check_norm(norm: str, field: str = "net.norm") -> str:
@@ -45,6 +47,7 @@ class ConditionedNet(nn.Module):
     """
 
     recurrent = False
+    dense_capable = False  # outputs at every bar (model.supervision.dense) with per-bar FiLM
 
     def _finish(self, *, n_features: int, n_regime_features: int, n_symbols: int,
                 conditioner: ConditionerFactory | None, cond_hidden: int, head_hidden: int, film_layers: int,
@@ -62,11 +65,16 @@ class ConditionedNet(nn.Module):
 
     def condition(self, regime: Tensor, symbol: Tensor,
                   patterns: PatternBatch | None) -> tuple[tuple[Tensor, Tensor] | None, Tensor | None]:
-        """FiLM (gamma, beta) and regime logits; (None, None) without a conditioner."""
+        """FiLM (gamma, beta) and regime logits; (None, None) without a conditioner. ``regime`` [B, R] is the
+        decision bar's (one FiLM for the window) or [B, T, R] every bar's (one FiLM per bar); the logits are the
+        decision bar's either way, for the auxiliary regime loss."""
         if self.conditioning is None:
             return None, None
         cond = self.conditioning.encode(regime, symbol, patterns)
-        return self.conditioning.film(cond.context), cond.regime_logits
+        logits = cond.regime_logits
+        if logits is not None and logits.ndim == 3:
+            logits = logits[:, -1]
+        return self.conditioning.film(cond.context), logits
 
     def backbone(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -92,6 +100,7 @@ class DualHRQNet(ConditionedNet):
     """
 
     recurrent = True  # carries state across deep-supervision segments
+    dense_capable = True
 
     def __init__(
         self,
@@ -110,8 +119,10 @@ class DualHRQNet(ConditionedNet):
         norm: str = "post",
         recursion: Mapping[str, Any] | None = None,
         q_head: bool = False,
+        dense: bool = False,
     ) -> None:
         super().__init__()
+        self.dense = dense
         h_size = LevelSize.from_config(h, "net.h")
         l_size = LevelSize.from_config(l, "net.l")
         check_sizes(rope_base, n_features=n_features, h_cycles=h_cycles, l_cycles=l_cycles, cond_hidden=cond_hidden,
@@ -135,14 +146,22 @@ class DualHRQNet(ConditionedNet):
                 patterns: PatternBatch | None = None) -> NetOutput:
         """One segment from ``carry`` (the initial state if None).
 
-        x [B, T, F] float32 (bars up to the decision bar), regime [B, R], symbol [B] long; ``patterns``
-        are the retrieved neighbours (``regime_rag``; None: regime-only, as when retrieval failed open).
+        x [B, T, F] float32 (bars up to the decision bar), regime [B, R] (or [B, T, R], each bar's, for
+        per-bar FiLM), symbol [B] long; ``patterns`` are the retrieved neighbours (``regime_rag``; None:
+        regime-only, as when retrieval failed open). Built ``dense``, the heads read every bar too: attention is
+        causal and FiLM per bar, so bar p's outputs depend on bars <= p only; the decision (and Q) is the last
+        bar's.
         """
         self.check_input(x)
         film, logits = self.condition(regime, symbol, patterns)
         carry, z_H, stats = self.hrm(x, film, carry)
-        signal, forecast, q = self.heads(z_H[:, -1])
-        return NetOutput(signal=signal, forecast=forecast, q=q, carry=carry, stats=stats, regime_logits=logits)
+        if not self.dense:
+            signal, forecast, q = self.heads(z_H[:, -1])
+            return NetOutput(signal=signal, forecast=forecast, q=q, carry=carry, stats=stats, regime_logits=logits)
+        signals, forecasts, q = self.heads(z_H)
+        return NetOutput(signal=signals[:, -1], forecast=forecasts[:, -1], q=None if q is None else q[:, -1],
+                         carry=carry, stats=stats, regime_logits=logits, dense_signal=signals,
+                         dense_forecast=forecasts)
 
     def backbone(self) -> dict[str, nn.Module]:
         return {"h_module": self.hrm.h_module, "l_module": self.hrm.l_module}

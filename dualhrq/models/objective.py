@@ -16,6 +16,15 @@ divided by ``risk_aversion``. With ``benchmark=buy_and_hold`` ``r`` is the
 active return, the portfolio's net return less that of always-long on the same
 dates and symbols, the primary baseline the gates judge against; a position
 then earns credit only for what it adds to holding.
+
+Under dense supervision (``model.supervision.dense``) a window decides at each
+of its supervised bars, so a batch's decisions are the (symbol, bar) pairs of
+all its windows' supervised bars (:func:`supervised_bars`). The training
+batches (``dualhrq.training.date_batches.DenseBlockSampler``) take only the
+windows whose supervised bars tile their symbol's bars, so every pair occurs
+once and each symbol's decisions are its consecutive bars: the replay above
+then prices them exactly as the backtest prices positions held on those dates,
+with costs on changes from one bar to the next across window boundaries too.
 """
 
 from __future__ import annotations
@@ -118,3 +127,16 @@ def trading_loss(signal: Tensor, forecast: Tensor, batch: Mapping[str, Tensor], 
     return {"loss": loss, "nll": nll, "utility": utility, "sharpe": sharpe.detach(),
             "position": signal.detach().mean(), "active_position": active_position.detach().mean(),
             "turnover": replay.trade.detach().mean()}
+
+
+def supervised_bars(signal: Tensor, forecast: Tensor,
+                    batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """A dense batch's supervised bars as decisions of their own: (position [N], forecast [N, 2], batch items).
+
+    ``signal`` [B, T] and ``forecast`` [B, T, 2] are every bar's outputs; ``batch`` holds ``supervised`` [B, T]
+    (bool), each bar's ``target_z_seq``, ``next_return_seq`` and ``date_seq`` [B, T], and the window's
+    ``symbol`` [B]."""
+    mask = batch["supervised"]
+    bars = {"target_z": batch["target_z_seq"][mask], "next_return": batch["next_return_seq"][mask],
+            "symbol": batch["symbol"][:, None].expand_as(mask)[mask], "date": batch["date_seq"][mask]}
+    return signal[mask], forecast[mask], bars

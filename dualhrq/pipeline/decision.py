@@ -14,6 +14,7 @@ config's ``_target_`` entries, as composing the config did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -27,7 +28,8 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from dualhrq.config import build, check_targets
+from dualhrq.config import build, check_targets, located
+from dualhrq.data.dense import strided_windows
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.errors import DataError
 from dualhrq.models.lit_module import HRMLitModule
@@ -78,18 +80,39 @@ class DecisionPipeline:
                              "steps": out.steps})
 
     def loader(self, samples: SampleSet, index: np.ndarray) -> DataLoader:
-        """The samples ``index`` as the network's batches, in order."""
-        ds = self.inputs.arrays(samples).dataset(index)
+        """The samples ``index`` as the network's batches, in order (with every bar's regime inputs for a
+        densely trained model, whose FiLM is per bar)."""
+        ds = self.inputs.arrays(samples).dataset(index, sequence=self.module.supervision.dense)
         return DataLoader(ds, batch_size=min(self.eval_batch_size, max(len(ds), 1)), shuffle=False)
 
-    def predict(self, samples: SampleSet, index: np.ndarray) -> Decisions:
-        """Decisions for the samples ``index`` (Lightning ``predict``: eval mode, inference mode, one device)."""
+    def predict(self, samples: SampleSet, index: np.ndarray, stride: int | None = None) -> Decisions:
+        """Decisions for the samples ``index`` (Lightning ``predict``: eval mode, inference mode, one device).
+
+        ``stride`` (default: the model's ``prediction.stride``) > 1 runs one window per ``stride`` consecutive
+        decisions of a symbol and reads each decision at its own bar of that window (``data.dense``): every
+        sample still gets exactly one decision, from bars up to its own, for about 1/stride of the windows.
+        ACT halts per window, so the decisions read from one window share its halting segment, which the
+        window's last bar chooses; ``model.act.eval_mode=max_steps`` (or no ACT) makes the depth of every
+        decision independent of later bars too."""
+        stride = self.module.prediction.stride if stride is None else stride
+        if stride == 1:
+            outs = self._run(samples, index)
+            signal, forecast, steps = (_cat(outs, k) for k in ("signal", "forecast", "steps"))
+            return Decisions(signal=signal, forecast_z=forecast, steps=steps)
+        with located("model"):
+            dataclasses.replace(self.module.prediction, stride=stride).check(self.module.supervision,
+                                                                              samples.seq_len)
+        plan = strided_windows(samples, index, stride)
+        outs = self._run(samples, plan.windows)
+        bar = samples.seq_len - 1 - plan.back
+        return Decisions(signal=_cat(outs, "dense_signal")[plan.slot, bar],
+                         forecast_z=_cat(outs, "dense_forecast")[plan.slot, bar],
+                         steps=_cat(outs, "steps")[plan.slot])
+
+    def _run(self, samples: SampleSet, index: np.ndarray) -> list[dict[str, torch.Tensor]]:
         trainer = L.Trainer(devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, precision=resolve_precision(self.precision))
-        outs = trainer.predict(self.module, dataloaders=self.loader(samples, index))
-        signal, forecast, steps = (torch.cat([o[k] for o in outs]).float().cpu().numpy()
-                                   for k in ("signal", "forecast", "steps"))
-        return Decisions(signal=signal, forecast_z=forecast, steps=steps)
+        return trainer.predict(self.module, dataloaders=self.loader(samples, index))
 
     # ---- persistence ------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -129,3 +152,7 @@ class DecisionPipeline:
             inputs = FittedInputs.from_arrays({k: arrays[k] for k in arrays.files}, meta["symbols"])
         return cls(inputs, module, meta["model"], meta["window"], meta["eval_batch_size"],
                    meta.get("precision", AUTO))
+
+
+def _cat(outs: list[dict[str, torch.Tensor]], key: str) -> np.ndarray:
+    return torch.cat([o[key] for o in outs]).float().cpu().numpy()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dualhrq.data.dense import row_sample
 from dualhrq.data.samples import SampleSet
 from dualhrq.data.scaling import Standardizer
 from dualhrq.errors import DataError
@@ -88,8 +89,10 @@ class FittedInputs:
         ids = self.symbol_ids(samples)
         row_symbol = ids[samples.row_symbol]
         extras: dict[str, np.ndarray] = {}
+        regime_rows = None
         if self.regime_inputs is not None:
-            extras["regime"] = np.nan_to_num(self.regime_inputs.transform(samples, row_symbol)[samples.end_row])
+            regime_rows = np.nan_to_num(self.regime_inputs.transform(samples, row_symbol))
+            extras["regime"] = regime_rows[samples.end_row]
         if self.queries is not None:
             extras["query"] = self.queries.transform(samples, row_symbol)
             extras["t"] = samples.t.astype("datetime64[us]").astype(np.int64)
@@ -99,7 +102,7 @@ class FittedInputs:
         return TransformedSamples(samples=samples, features=features,
                                   regime=self.regime.transform(samples.regime, row_symbol),
                                   target_scale=self.target_scale,
-                                  symbol_id=ids[samples.symbol_id], extras=extras)
+                                  symbol_id=ids[samples.symbol_id], extras=extras, regime_rows=regime_rows)
 
     def save_arrays(self) -> dict[str, np.ndarray]:
         out = {**self.features.arrays("features"), **self.regime.arrays("regime"),
@@ -130,7 +133,8 @@ class FittedInputs:
 
 @dataclass
 class TransformedSamples:
-    """Standardised feature and regime rows plus per-sample ``extras`` (conditioning inputs, labels)."""
+    """Standardised feature and regime rows plus per-sample ``extras`` (conditioning inputs, labels);
+    ``regime_rows`` are the conditioner's regime inputs at every row (None: the standardised ``regime``)."""
 
     samples: SampleSet
     features: np.ndarray
@@ -138,20 +142,38 @@ class TransformedSamples:
     target_scale: float
     symbol_id: np.ndarray  # [S] each sample's symbol id as fitted
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    regime_rows: np.ndarray | None = None
 
-    def dataset(self, index: np.ndarray, extras: Mapping[str, np.ndarray] | None = None) -> WindowDataset:
-        """The samples ``index`` as batch items; ``extras`` (e.g. training labels) are added to each."""
-        return WindowDataset(self, index, {**self.extras, **(extras or {})})
+    def dataset(self, index: np.ndarray, extras: Mapping[str, np.ndarray] | None = None, *, sequence: bool = False,
+                supervised: int = 0) -> WindowDataset:
+        """The samples ``index`` as batch items; ``extras`` (e.g. training labels) are added to each.
+        ``sequence`` adds every bar's regime inputs (``regime_seq``, for per-bar FiLM); ``supervised`` > 0 adds
+        the labels of the window's last ``supervised`` bars (dense supervision, see :class:`WindowDataset`)."""
+        return WindowDataset(self, index, {**self.extras, **(extras or {})}, sequence=sequence or supervised > 0,
+                             supervised=supervised)
 
 
 class WindowDataset(Dataset):
     """Windows of standardised features ending at each sample's decision bar, with the sample's conditioning
-    inputs; an extra named like a base item (``regime``) replaces it."""
+    inputs; an extra named like a base item (``regime``) replaces it.
 
-    def __init__(self, data: TransformedSamples, index: np.ndarray, extras: Mapping[str, np.ndarray]) -> None:
+    With ``supervised`` = K > 0 each item also holds, for every bar of the window, the label of the sample ending
+    there (``target_z_seq`` from the ``target_z`` extra when given, ``next_return_seq``, ``date_seq``) and
+    ``supervised``: the bar is one of the last K and is a labelled sample (``dualhrq.data.dense``)."""
+
+    def __init__(self, data: TransformedSamples, index: np.ndarray, extras: Mapping[str, np.ndarray],
+                 sequence: bool = False, supervised: int = 0) -> None:
         self.data = data
         self.index = index
         self.extras = dict(extras)
+        self.sequence = sequence
+        self.supervised = supervised
+        if supervised:
+            s = data.samples
+            self.row_sample = row_sample(s)
+            target_z = self.extras.get("target_z", s.target / data.target_scale)
+            self.bar_labels = (np.asarray(target_z, dtype=np.float32), s.next_return.astype(np.float32),
+                               s.t.astype("datetime64[us]").astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -160,7 +182,7 @@ class WindowDataset(Dataset):
         d, s = self.data, self.data.samples
         j = int(self.index[i])
         end = int(s.end_row[j])
-        return {
+        item = {
             "x": torch.from_numpy(d.features[end - s.seq_len + 1 : end + 1]),
             "regime": torch.from_numpy(d.regime[end]),
             "symbol": torch.tensor(d.symbol_id[j], dtype=torch.long),
@@ -169,3 +191,18 @@ class WindowDataset(Dataset):
             "date": torch.tensor(s.t[j].astype("datetime64[us]").astype(np.int64)),
             **{name: torch.as_tensor(values[j]) for name, values in self.extras.items()},
         }
+        if self.sequence:
+            rows = d.regime if d.regime_rows is None else d.regime_rows
+            item["regime_seq"] = torch.from_numpy(rows[end - s.seq_len + 1 : end + 1])
+        if self.supervised:
+            item |= self._bar_labels(end)
+        return item
+
+    def _bar_labels(self, end: int) -> dict[str, torch.Tensor]:
+        seq_len = self.data.samples.seq_len
+        bar = self.row_sample[end - seq_len + 1 : end + 1]
+        target_z, next_return, date = (values[np.maximum(bar, 0)] for values in self.bar_labels)
+        supervised = (bar >= 0) & (np.arange(seq_len) >= seq_len - self.supervised)
+        supervised &= np.isfinite(target_z) & np.isfinite(next_return)
+        return {"target_z_seq": torch.from_numpy(target_z), "next_return_seq": torch.from_numpy(next_return),
+                "date_seq": torch.from_numpy(date), "supervised": torch.from_numpy(supervised)}

@@ -20,10 +20,11 @@ import polars as pl
 from torch.utils.data import DataLoader
 
 from dualhrq.config import located
+from dualhrq.data.dense import bar_in_symbol
 from dualhrq.data.samples import SampleSet, build_samples
 from dualhrq.features.engine import Spec, compute_features, feature_names, input_lookback
 from dualhrq.pipeline.inputs import FittedInputs, WindowDataset
-from dualhrq.training.date_batches import DateBlockSampler
+from dualhrq.training.date_batches import DateBlockSampler, DenseBlockSampler
 from dualhrq.validation.folds import FoldIndex
 
 
@@ -113,20 +114,28 @@ class MarketDataModule(L.LightningDataModule):
         return self.samples
 
     def set_fold(self, fold: FoldIndex, inputs: FittedInputs, labels: Mapping[str, np.ndarray] | None = None,
-                 seed: int = 0, slots: int = 1) -> None:
+                 seed: int = 0, slots: int = 1, dense_bars: int = 0) -> None:
         """Point the loaders at one fold, its batches cut by the fold's fitted ``inputs``.
 
         ``labels`` are per-sample training targets fitted on this fold (the regime labels); every
         split's items carry them under their names. ``seed`` fixes the training batches of every epoch;
         a training batch holds one block of dates for each of the model's ``slots``.
+        ``dense_bars`` > 0 (dense supervision, ``Supervision.bars``): training items carry the labels of their
+        last ``dense_bars`` bars, batches are windows that tile the bars (:class:`DenseBlockSampler`), and every
+        split's items carry each bar's regime inputs (per-bar FiLM); validation still scores the last bar.
         """
-        data = inputs.arrays(self._require_samples())
+        samples = self._require_samples()
+        data = inputs.arrays(samples)
         self.fold = fold
         self.inputs = inputs
-        self._datasets = {split: data.dataset(idx, labels)
-                          for split, idx in (("train", fold.train), ("val", fold.val), ("test", fold.test))}
-        self.train_sampler = DateBlockSampler(self._require_samples().t[fold.train], self.batch_size, seed=seed,
-                                              slots=slots)
+        dense = dense_bars > 0
+        self._datasets = {"train": data.dataset(fold.train, labels, supervised=dense_bars),
+                          **{split: data.dataset(idx, labels, sequence=dense)
+                             for split, idx in (("val", fold.val), ("test", fold.test))}}
+        dates = samples.t[fold.train]
+        self.train_sampler = (DenseBlockSampler(dates, bar_in_symbol(samples, fold.train), dense_bars,
+                                                self.batch_size, seed=seed, slots=slots) if dense
+                              else DateBlockSampler(dates, self.batch_size, seed=seed, slots=slots))
 
     def train_dataloader(self) -> DataLoader:
         """Batches of about ``batch_size`` samples, each ``slots`` blocks of all the samples of a run of

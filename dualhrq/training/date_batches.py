@@ -92,6 +92,34 @@ class DateBlockSampler(Sampler[list[int]]):
             yield np.concatenate([self.order[self.bounds[f]:self.bounds[f + k]] for f in firsts]).tolist()
 
 
+class DenseBlockSampler(DateBlockSampler):
+    """Date blocks of dense windows whose supervised bars tile their symbols' bars.
+
+    A dense window supervises its last ``bars`` bars (``dualhrq.data.dense``). Of the training windows only
+    those ending on every ``bars``-th bar of their symbol (bar ``bars - 1``, ``2 * bars - 1``, ... counted from
+    the symbol's first bar) are used: one symbol's supervised ranges are then disjoint and adjacent, so a batch
+    of the windows ending on a run of consecutive dates holds each (symbol, bar) at most once and each symbol's
+    decisions on consecutive bars, a position path the objective replays as the backtest does (costs on every
+    change, the window boundaries included). Every training bar is supervised once per epoch, with a context
+    fixed by its place in that tiling; bars whose tiling window is not a training window (next to a purged or
+    held-out stretch) are not supervised. ``batch_size`` counts windows, as without dense supervision: a batch
+    costs the same and trains up to ``bars`` times as many decisions.
+    """
+
+    def __init__(self, dates: np.ndarray, bar: np.ndarray, bars: int, batch_size: int, seed: int = 0,
+                 shuffle: bool = True, slots: int = 1) -> None:
+        positive_int(bars, "bars")
+        self.positions = np.flatnonzero(np.asarray(bar) % bars == bars - 1)
+        if not len(self.positions):
+            raise ValueError(f"no training window ends on a multiple of {bars} bars into its symbol; "
+                             "the fold has too little training data for dense supervision")
+        super().__init__(np.asarray(dates)[self.positions], batch_size, seed=seed, shuffle=shuffle, slots=slots)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in super().__iter__():
+            yield self.positions[batch].tolist()
+
+
 def _process() -> tuple[int, int]:
     """(rank, world size) of this process; (0, 1) outside a distributed run."""
     if dist.is_available() and dist.is_initialized():

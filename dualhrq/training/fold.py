@@ -31,6 +31,7 @@ from dualhrq.models.lit_module import HRMLitModule
 from dualhrq.models.network import NetOutput
 from dualhrq.models.params import count_parameters
 from dualhrq.models.precision import resolve_precision
+from dualhrq.models.supervision import Supervision
 from dualhrq.patterns.retrieval import PatternRetriever
 from dualhrq.pipeline.decision import CHECKPOINT, DecisionPipeline
 from dualhrq.pipeline.inputs import FittedInputs
@@ -107,8 +108,10 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
     labels = cond.labels
     if samples is not data:  # a control's targets replace the data's in every split (test rows equal)
         labels = {**labels, "target_z": (samples.target / inputs.target_scale).astype(np.float32)}
-    slots = (cfg.model.get("supervision") or {}).get("slots", 1)
-    dm.set_fold(fold, inputs, labels=labels, seed=cfg.seed, slots=slots)
+    with located(cfg.model):
+        supervision = Supervision.from_config(cfg.model.get("supervision"))
+    dm.set_fold(fold, inputs, labels=labels, seed=cfg.seed, slots=supervision.slots,
+                dense_bars=supervision.bars(samples.seq_len))
     cond.metrics |= input_leakage(inputs, data, fold)
     L.seed_everything(cfg.seed, workers=True)
     model: HRMLitModule = build(cfg.model, n_features=dm.n_features, n_regime_features=dm.n_regime_features,

@@ -14,6 +14,7 @@ from dualhrq.config import build, check_arguments, located, positive_int
 from dualhrq.errors import ConfigError
 from dualhrq.models.lit_module import check_model_config
 from dualhrq.models.precision import resolve_precision
+from dualhrq.models.supervision import Supervision
 from dualhrq.tracking.job import RECORDED_CONFIG
 from dualhrq.tracking.mlflow_run import flatten_config
 from dualhrq.training.conditioning import ConditioningFit
@@ -29,7 +30,7 @@ RESUME_MAY_DIFFER = ("paths.root_dir",)
 def check_training_config(cfg: DictConfig) -> None:
     """The model and its conditioning, every trainer and callback argument's type, the step caps, the
     trainer's precision, the splitter, the label control, the backtest, the objective and the data sizes."""
-    check_model_config(cfg.model)
+    check_model_config(cfg.model, seq_len=cfg.data.seq_len)
     check_arguments(cfg.model)
     check_arguments(cfg.trainer, skip=("precision",))  # precision=auto is resolved by the job
     check_arguments(cfg.callbacks)
@@ -49,6 +50,12 @@ def check_training_config(cfg: DictConfig) -> None:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
     for key in ("seq_len", "horizon", "stride", "batch_size"):
         positive_int(cfg.data[key], f"data.{key}")
+    with located(cfg.model):
+        dense = Supervision.from_config(cfg.model.get("supervision")).dense
+    if dense and cfg.data.stride != 1:
+        raise ConfigError(f"data.stride={cfg.data.stride} keeps only every {cfg.data.stride}th bar as a decision, but "
+                          "model.supervision.dense=true trains a decision at every bar. Fix: set data.stride=1, or "
+                          "model.supervision.dense=false.")
 
 
 def prepare_output_dir(cfg: DictConfig) -> Path:

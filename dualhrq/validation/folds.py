@@ -36,7 +36,8 @@ def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
     """All folds of ``splitter`` with a purged validation tail cut from each training set.
 
     ``t0`` (each sample's oldest input bar, ``SampleSet.t0``) keeps training input windows clear of
-    test and validation bars.
+    test and validation bars; that also keeps clear the label of every bar a densely supervised window trains
+    on, which lies between its ``t0`` and ``t1`` (``dualhrq.data.dense``).
 
     Config errors name ``val_fraction`` and ``splitter.<field>``: the caller
     that read both (``validation`` in the training job) puts its path in front.

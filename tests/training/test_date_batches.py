@@ -1,11 +1,16 @@
 """Training batches are all the samples of runs of consecutive dates."""
 
+from datetime import datetime, timedelta
+
 import numpy as np
+import polars as pl
 import pytest
 
+from dualhrq.data.dense import bar_in_symbol
+from dualhrq.data.samples import build_samples
 from dualhrq.errors import ConfigError
 from dualhrq.training import date_batches
-from dualhrq.training.date_batches import DateBlockSampler
+from dualhrq.training.date_batches import DateBlockSampler, DenseBlockSampler
 
 
 def dates_of(n_dates: int = 40, symbols: int = 3, seed: int = 0) -> np.ndarray:
@@ -124,3 +129,35 @@ def test_few_dates_still_give_every_slot_its_own_block():
         assert len(set(dates[batch].tolist())) == 4
     with pytest.raises(ValueError, match="cannot fill supervision.slots=6"):
         DateBlockSampler(dates, batch_size=100, slots=6)
+
+
+def test_dense_batches_tile_each_symbols_bars_once_over_consecutive_dates():
+    rng = np.random.default_rng(0)
+    days = [datetime(2020, 1, 1) + timedelta(days=i) for i in range(120)]
+    frame = pl.concat([pl.DataFrame({"ts": days[k:], "symbol": name, "close": np.exp(rng.normal(size=120 - k)),
+                                     "f0": rng.normal(size=120 - k)}) for k, name in enumerate(["A", "B", "C"])])
+    s = build_samples(frame, ["f0"], ["f0"], seq_len=10, horizon=1)
+    train = np.flatnonzero(~np.isin(np.arange(len(s)), np.arange(150, 170)))  # a held-out stretch
+    bars = 6
+    sampler = DenseBlockSampler(s.t[train], bar_in_symbol(s, train), bars, batch_size=9, seed=1)
+    # the symbols start a day apart, so their tiling windows end on different dates: one window per date
+    assert sampler.dates_per_block == 9
+    covered: list[int] = []
+    used: list[int] = []
+    for batch in epoch(sampler, 0):
+        used += batch
+        windows = train[batch]
+        rows = (s.end_row[windows, None] - np.arange(bars)[None, :]).ravel()
+        assert len(np.unique(rows)) == len(rows)  # no bar twice in a batch
+        for sym in np.unique(s.symbol_id[windows]):
+            ends = np.sort(s.end_row[windows][s.symbol_id[windows] == sym])
+            # adjacent ranges (each symbol's decisions on consecutive bars) but where a window was held out
+            assert (np.diff(ends) % bars == 0).all()
+        covered += rows.tolist()
+    assert len(covered) == len(set(covered))  # every bar at most once an epoch
+    first_bar = np.searchsorted(s.row_symbol, s.symbol_id[train])
+    tiled = (s.end_row[train] - first_bar) % bars == bars - 1
+    assert set(used) <= set(np.flatnonzero(tiled))  # only tiling windows, and all but an epoch's ragged edges
+    assert len(used) >= tiled.sum() - 2 * sampler.dates_per_block
+    with pytest.raises(ValueError, match="too little training data"):
+        DenseBlockSampler(s.t[:2], np.array([0, 1]), bars, batch_size=4)

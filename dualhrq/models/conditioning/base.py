@@ -29,9 +29,12 @@ class Conditioning:
 
 
 class Conditioner(Protocol):
-    """What a network needs of a conditioner: a context from the decision's inputs, and FiLM from it."""
+    """What a network needs of a conditioner: a context from the decision's inputs, and FiLM from it.
+    ``per_bar``: ``encode`` also takes every bar's inputs ([B, T, R]) and gives a context per bar from that bar
+    alone (what dense supervision needs); conditioners without it are refused there."""
 
     film: nn.Module
+    per_bar: bool
 
     def encode(self, regime: Tensor, symbol: Tensor, patterns: PatternBatch | None = None) -> Conditioning: ...
 

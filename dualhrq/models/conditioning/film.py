@@ -8,7 +8,9 @@ from dualhrq.models.layers import Linear
 
 
 class FiLMGenerator(nn.Module):
-    """Map a context [B, C] to per-layer (gamma, beta), each [B, n_layers, d_model].
+    """Map a context [B, C] to per-layer (gamma, beta), each [B, n_layers, d_model]; a context per bar
+    [B, T, C] gives one (gamma, beta) per bar, [B, T, n_layers, d_model] (dense supervision: each bar is
+    modulated by its own regime, so no bar sees a later bar's regime through FiLM).
 
     The MLP predicts (delta, beta) with gamma = 1 + delta, and its last layer
     starts at zero, so an untrained conditioner is exactly the identity and
@@ -24,5 +26,5 @@ class FiLMGenerator(nn.Module):
         nn.init.zeros_(self.net[-1].weight)
 
     def forward(self, context: Tensor) -> tuple[Tensor, Tensor]:
-        delta, beta = self.net(context).view(-1, 2, self.n_layers, self.d_model).unbind(1)
+        delta, beta = self.net(context).unflatten(-1, (2, self.n_layers, self.d_model)).unbind(-3)
         return 1.0 + delta, beta

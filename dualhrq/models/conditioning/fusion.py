@@ -23,6 +23,8 @@ class RegimeRAGConditioner(nn.Module):
     can tell it apart from a real retrieval.
     """
 
+    per_bar = False  # retrieval is point-in-time at the decision bar only, so no dense supervision
+
     def __init__(self, *, n_regime_features: int, n_regimes: int, pattern_dim: int, scales: Sequence[int],
                  pool_queries: int, hidden: int, n_layers: int, d_model: int, n_symbols: int = 0) -> None:
         super().__init__()

@@ -19,6 +19,8 @@ class SymbolConditioner(nn.Module):
     gradient ever.
     """
 
+    per_bar = True  # the symbol is the same at every bar
+
     def __init__(self, *, n_symbols: int, hidden: int, n_layers: int, d_model: int, n_regime_features: int = 0) -> None:
         super().__init__()
         if n_symbols < 1:

@@ -33,6 +33,8 @@ class RegimeConditioner(nn.Module):
     symbols never seen in training.
     """
 
+    per_bar = True  # reads one bar's regime features: each bar of a window can be conditioned on its own
+
     def __init__(self, *, n_regime_features: int, n_regimes: int, hidden: int, n_layers: int, d_model: int,
                  n_symbols: int = 0) -> None:
         super().__init__()
