@@ -90,7 +90,7 @@ class TinyRun:
 
 
 def run_pinned(tmp: Path, variant: str, out: str = "out") -> TinyRun:
-    """The pinned job of ``variant`` run to its end, its store under ``tmp`` and its outputs in ``tmp/out``."""
+    """The pinned job of ``variant`` run to its end, its store under ``tmp`` and its outputs in ``tmp/<out>``."""
     cfg = compose_tiny(tmp, [*PINNED_SETTINGS, *VARIANTS[variant]], out=out)
     objective = train(cfg)
     (run,) = [r for r in runs_of(tmp, "pin") if r.data.tags["output_dir"] == str((tmp / out).resolve())]
