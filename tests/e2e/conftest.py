@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, open_dict
 
 from dualhrq.config import CONF_DIR
+from dualhrq.train import train
 
 REPO = CONF_DIR.parent
 
@@ -62,6 +65,51 @@ def runs_of(tmp: Path, experiment: str) -> list:
     client = MlflowClient(f"sqlite:///{tmp}/mlruns.db")
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else client.search_runs([exp.experiment_id])
+
+
+# The pinned two-fold runs (``pinned_metrics.json``): trials fixed so that runs do not count each other in their
+# DSR, retrieval given a time limit it cannot reach so that a loaded machine cannot make it fail open.
+PINNED_SETTINGS = ["validation.folds=[0,1]", "task_name=pin", "validation.stats.n_trials=1",
+                   "validation.stats.sr_variance=0"]
+VARIANTS = {
+    "regime": [],
+    "regime_rag": ["model/conditioning=regime_rag", "model.conditioning.retrieval.timeout_ms=1.0e7"],
+    "puzzle_id": ["model/conditioning=puzzle_id"],
+}
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished tiny job: the directory of its store, its config (outputs in ``cfg.paths.output_dir``),
+    objective and MLflow run."""
+
+    tmp: Path
+    cfg: DictConfig
+    objective: float
+    run: Run
+
+
+def run_pinned(tmp: Path, variant: str, out: str = "out") -> TinyRun:
+    """The pinned job of ``variant`` run to its end, its store under ``tmp`` and its outputs in ``tmp/<out>``."""
+    cfg = compose_tiny(tmp, [*PINNED_SETTINGS, *VARIANTS[variant]], out=out)
+    objective = train(cfg)
+    (run,) = [r for r in runs_of(tmp, "pin") if r.data.tags["output_dir"] == str((tmp / out).resolve())]
+    return TinyRun(tmp, cfg, objective, run)
+
+
+@pytest.fixture(scope="session")
+def pinned_run(tmp_path_factory) -> Callable[[str], TinyRun]:
+    """The pinned job of a variant, run once a session and shared by the tests that read it (pins, saved
+    pipelines, conditioning metrics, determinism); each variant has a store of its own. Readers keep the run
+    they are handed: the determinism test adds a second run of the job to the store, replays add runs of
+    their own experiment."""
+    done: dict[str, TinyRun] = {}
+
+    def get(variant: str) -> TinyRun:
+        if variant not in done:
+            done[variant] = run_pinned(tmp_path_factory.mktemp(f"pin_{variant}"), variant)
+        return done[variant]
+    return get
 
 
 @pytest.fixture

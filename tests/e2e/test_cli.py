@@ -83,7 +83,8 @@ def test_mlflow_run_of_the_project_logs_into_the_run_it_opens(tmp_path):
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlruns.db"
     mlflow = Path(sys.executable).with_name("mlflow")
     res = subprocess.run([str(mlflow), "run", str(tmp_path), "-e", "train", "--env-manager", "local",
-                          "--experiment-name", "project", "-P", "model=hrm_tiny", "-P", "max_steps=2"],
+                          "--experiment-name", "project", "-P", "model=hrm_tiny", "-P", "max_steps=2",
+                          "-P", "folds=[0]"],  # one fold of the bundled data: the test is about the run, not folds
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -92,4 +93,5 @@ def test_mlflow_run_of_the_project_logs_into_the_run_it_opens(tmp_path):
     (run,) = runs
     assert run.info.status == "FINISHED"
     assert run.data.tags["override.model/conditioning"] == "regime" and "oos/sharpe" in run.data.metrics
+    assert run.data.tags["override.validation.folds"] == "[0]" and "fold1-oos/sharpe" not in run.data.metrics
     assert run.data.params["model.conditioning.module._target_"] == "dualhrq.models.conditioning.RegimeConditioner"

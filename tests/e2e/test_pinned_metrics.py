@@ -3,7 +3,7 @@
 A refactor that changes a number (a fold's loss, a p-value, a gate) fails here. A change meant to
 move the numbers rewrites the file on purpose, and says why in its commit:
 ``python -m tests.e2e.test_pinned_metrics``. Retrieval gets a time limit it cannot reach, so a
-loaded machine cannot make it fail open.
+loaded machine cannot make it fail open. The runs are the session's shared ones (``pinned_run``).
 """
 
 from __future__ import annotations
@@ -14,29 +14,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dualhrq.train import train
-
-from .conftest import compose_tiny, runs_of
+from .conftest import VARIANTS, TinyRun, run_pinned
 
 PINNED = json.loads((Path(__file__).parent / "pinned_metrics.json").read_text())
-VARIANTS = {
-    "regime": [],
-    "regime_rag": ["model/conditioning=regime_rag", "model.conditioning.retrieval.timeout_ms=1.0e7"],
-    "puzzle_id": ["model/conditioning=puzzle_id"],
-}
 
 
-def _run(tmp_path: Path, variant: str) -> tuple[dict[str, float], pl.Series]:
-    train(compose_tiny(tmp_path, ["validation.folds=[0,1]", "task_name=pin", "validation.stats.n_trials=1",
-                                  "validation.stats.sr_variance=0", *VARIANTS[variant]]))
-    (run,) = runs_of(tmp_path, "pin")
-    return run.data.metrics, pl.read_parquet(tmp_path / "out" / "oos_predictions.parquet")["signal"]
+def _signal(run: TinyRun) -> pl.Series:
+    return pl.read_parquet(Path(run.cfg.paths.output_dir) / "oos_predictions.parquet")["signal"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_tiny_run_reproduces_its_pinned_metrics(tmp_path, variant):
-    logged, signal = _run(tmp_path, variant)
+def test_tiny_run_reproduces_its_pinned_metrics(pinned_run, variant):
+    run = pinned_run(variant)
+    logged, signal = run.run.data.metrics, _signal(run)
     expected = PINNED[variant]
     metrics = {k: v for k, v in logged.items() if k in expected["metrics"]}
     assert set(expected["metrics"]) == set(metrics), "pinned metrics are missing from the run"
@@ -52,7 +43,8 @@ if __name__ == "__main__":  # rewrite the pins from the job as it stands
     pins = {}
     for variant in sorted(VARIANTS):
         with tempfile.TemporaryDirectory() as tmp:
-            logged, signal = _run(Path(tmp), variant)
+            run = run_pinned(Path(tmp), variant)
+            logged, signal = run.run.data.metrics, _signal(run)
         steady = {k: v for k, v in sorted(logged.items()) if "seconds" not in k and "latency" not in k}  # not clocks
         pins[variant] = {"metrics": steady,
                          "signal_sum": float(signal.sum()), "signal_abs_sum": float(signal.abs().sum())}

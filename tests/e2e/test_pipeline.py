@@ -3,6 +3,8 @@ CLI replays them (``signals=pipeline``) to the same result as the recorded predi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -14,35 +16,32 @@ from dualhrq.config import CONF_DIR, build
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.evaluation.replay import replay
 from dualhrq.pipeline.decision import DecisionPipeline
-from dualhrq.train import train
 from dualhrq.training.fold import predict_from_pipelines
 
-from .conftest import compose_tiny, runs_of
 
-
-def _replay_cfg(tmp_path, out, overrides):
+def _replay_cfg(store, out, overrides):
+    """The replay CLI's config logging into the store under ``store``, with outputs in ``out``."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="replay", overrides=[
-            f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/mlruns.db",
-            f"logger.mlflow.artifact_location={tmp_path}/mlartifacts", "backtest=daily", "plots=false",
+            f"logger.mlflow.tracking_uri=sqlite:///{store}/mlruns.db",
+            f"logger.mlflow.artifact_location={store}/mlartifacts", "backtest=daily", "plots=false",
             "options.enabled=false", *overrides])
     with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / out)
-        cfg.paths.root_dir = str(tmp_path)
+        cfg.paths.output_dir = str(out)
+        cfg.paths.root_dir = str(out.parent)
     return cfg
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("conditioning", ["regime_rag", "puzzle_id"])
-def test_saved_pipelines_reproduce_the_jobs_out_of_sample_signals(tmp_path, conditioning):
-    # retrieval gets a time limit it cannot reach: a failed-open step would differ by design
-    train(compose_tiny(tmp_path, ["validation.folds=[0,1]", "task_name=pipe", f"model/conditioning={conditioning}",
-                                  "model.conditioning.retrieval.timeout_ms=1e7" if conditioning == "regime_rag"
-                                  else "seed=42"]))
-    (run,) = runs_of(tmp_path, "pipe")
+def test_saved_pipelines_reproduce_the_jobs_out_of_sample_signals(tmp_path, pinned_run, conditioning):
+    # the session's two-fold job of this conditioning (retrieval with a time limit it cannot reach: a
+    # failed-open step would differ by design); this test adds only its two replays to the job's store
+    shared = pinned_run(conditioning)
+    store, run = shared.tmp, shared.run
     run_id = run.info.run_id
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
-    job = pl.read_parquet(tmp_path / "out" / "oos_predictions.parquet")
+    client = MlflowClient(f"sqlite:///{store}/mlruns.db")
+    job = pl.read_parquet(Path(shared.cfg.paths.output_dir) / "oos_predictions.parquet")
     run_cfg = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", str(tmp_path)))
 
     def load(fold: int) -> DecisionPipeline:
@@ -68,8 +67,8 @@ def test_saved_pipelines_reproduce_the_jobs_out_of_sample_signals(tmp_path, cond
     with pytest.raises(DataError, match="DOW"):
         pipe.decide(features.filter(pl.col("symbol") == "NASDAQ").with_columns(symbol=pl.lit("DOW")))
 
-    recorded = replay(_replay_cfg(tmp_path, "recorded", [f"run_id={run_id}"]))
-    remade = replay(_replay_cfg(tmp_path, "remade", [f"run_id={run_id}", "signals=pipeline"]))
+    recorded = replay(_replay_cfg(store, tmp_path / "recorded", [f"run_id={run_id}"]))
+    remade = replay(_replay_cfg(store, tmp_path / "remade", [f"run_id={run_id}", "signals=pipeline"]))
     assert remade["bt/sharpe"] == recorded["bt/sharpe"]
     assert remade["bt/sharpe"] == pytest.approx(run.data.metrics["oos/sharpe"])
     replays = client.search_runs([client.get_experiment_by_name("backtest").experiment_id])
@@ -78,8 +77,8 @@ def test_saved_pipelines_reproduce_the_jobs_out_of_sample_signals(tmp_path, cond
 
 def test_pipeline_signals_need_a_run_and_a_known_source(tmp_path):
     with pytest.raises(ConfigError, match="signals=pipeline"):
-        replay(_replay_cfg(tmp_path, "a", [f"predictions={tmp_path / 'p.parquet'}", "signals=pipeline"]))
+        replay(_replay_cfg(tmp_path, tmp_path / "a", [f"predictions={tmp_path / 'p.parquet'}", "signals=pipeline"]))
     with pytest.raises(ConfigError, match="signals must be one of"):
-        replay(_replay_cfg(tmp_path, "b", ["run_id=abc", "signals=model"]))
+        replay(_replay_cfg(tmp_path, tmp_path / "b", ["run_id=abc", "signals=model"]))
     with pytest.raises(DataError, match="pipeline.json"):
         DecisionPipeline.load(tmp_path)

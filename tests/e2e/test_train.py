@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.train import train
 
-from .conftest import compose_tiny, runs_of, tiny_overrides
+from .conftest import compose_tiny, run_pinned, runs_of, tiny_overrides
 
 
 def test_job_logs_one_complete_mlflow_run(tmp_path, client_for):
@@ -51,19 +53,17 @@ def _walk(client, run_id: str, path: str | None = None):
             yield item.path
 
 
-def test_same_config_and_seed_give_identical_metrics(tmp_path):
-    # the trials behind the DSR are fixed: run b would otherwise count run a as part of its sweep
-    extra = ["validation.folds=[0,1]", "task_name=repro", "validation.stats.n_trials=1",
-             "validation.stats.sr_variance=0"]
-    a = train(compose_tiny(tmp_path, extra, out="a"))
-    b = train(compose_tiny(tmp_path, extra, out="b"))
-    assert a == b
-    first, second = (pl.read_parquet(tmp_path / d / "oos_predictions.parquet") for d in ("a", "b"))
+def test_same_config_and_seed_give_identical_metrics(pinned_run):
+    # the session's pinned regime job against the same job run again into its store: two folds, and the
+    # trials behind the DSR fixed (n_trials=1), as run b would otherwise count run a as part of its sweep
+    a = pinned_run("regime")
+    b = run_pinned(a.tmp, "regime", out="again")
+    assert a.objective == b.objective
+    first, second = (pl.read_parquet(Path(r.cfg.paths.output_dir) / "oos_predictions.parquet") for r in (a, b))
     np.testing.assert_array_equal(first["signal"].to_numpy(), second["signal"].to_numpy())
-    runs = runs_of(tmp_path, "repro")
-    assert len(runs) == 2
-    assert runs[0].data.metrics == runs[1].data.metrics | {
-        k: v for k, v in runs[0].data.metrics.items() if k.endswith("seconds")}
+    assert {r.info.run_id for r in runs_of(a.tmp, "pin")} == {a.run.info.run_id, b.run.info.run_id}
+    assert a.run.data.metrics == b.run.data.metrics | {
+        k: v for k, v in a.run.data.metrics.items() if k.endswith("seconds")}
 
 
 @pytest.mark.parametrize("extra", [

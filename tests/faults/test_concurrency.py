@@ -10,7 +10,8 @@ from .conftest import job_args, runs, start_job
 
 @pytest.mark.slow
 def test_jobs_started_together_all_finish(tmp_path):
-    args = job_args(tmp_path, "validation.folds=[0]", "trainer.max_steps=4")
+    # whole jobs, as small as they come: one fold of one batch, and no conditioning to fit and measure
+    args = job_args(tmp_path, "validation.folds=[0]", "trainer.max_steps=4", "model/conditioning=none")
     for started in (2, 4):  # a fresh store, then the same store again
         procs = [start_job(args, tmp_path, tmp_path / f"job{i}.log") for i in range(started - 2, started)]
         codes = [proc.wait(timeout=900) for proc in procs]

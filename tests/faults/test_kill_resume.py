@@ -16,11 +16,11 @@ def test_a_job_killed_three_times_ends_with_the_uninterrupted_metrics(tmp_path, 
     log = tmp_path / "job.log"
     ckpts = out / "folds" / "fold0" / "checkpoints"
 
-    # 1. mid-fold, once two checkpoints exist (step 16, inside the first epoch)
+    # 1. mid-fold, once two checkpoints exist (step 8 inside the first epoch, step 16 at its end)
     kill_when(start_job(args, tmp_path, log), ckpts / "last.ckpt.prev")
     (run,) = runs(tmp_path)
     assert run.info.status == "RUNNING"  # a SIGKILLed job cannot close its run ...
-    # ... and a full disk tears the newest checkpoint
+    # ... and a full disk tears the newest checkpoint: the job resumes inside the epoch
     (ckpts / "last.ckpt").write_bytes((ckpts / "last.ckpt.prev").read_bytes()[:100_000])
 
     # 2. at the fold boundary: fold 0 resumed from the older checkpoint and finished
