@@ -21,16 +21,25 @@ dates, fixed tree seeds): the same data give the same bits whatever the run's se
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from dualhrq.errors import DataError
 
 MI_LIMIT_BITS = 0.1  # the design's gate
 _UNIFORM_SHARE = 0.01
+_THREADPOOLS: list[ThreadpoolController] = []  # found once: inspecting the loaded libraries costs ~10 ms a time
+
+
+def _one_thread() -> AbstractContextManager[object]:
+    """Limit BLAS/OpenMP to one thread: small fits on busy cores lose more to thread contention than they gain."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1)
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def _fitted_proba(x: np.ndarray, y: np.ndarray, n_classes: int) -> Callable[[np.
     seen = np.unique(y)
     model = None
     if len(seen) > 1:
-        with threadpool_limits(1):  # small fits: OpenMP threads contending for busy cores cost more than they save
+        with _one_thread():
             model = HistGradientBoostingClassifier(
                 max_iter=100, learning_rate=0.1, max_bins=63, max_leaf_nodes=15, min_samples_leaf=40,
                 l2_regularization=1.0, early_stopping=True, validation_fraction=0.2, n_iter_no_change=10,
@@ -130,7 +139,7 @@ def _fitted_proba(x: np.ndarray, y: np.ndarray, n_classes: int) -> Callable[[np.
         if model is None:
             p[:, seen[0]] = 1.0
         else:
-            with threadpool_limits(1):
+            with _one_thread():
                 p[:, model.classes_] = model.predict_proba(z)
         return (1 - _UNIFORM_SHARE) * p + _UNIFORM_SHARE / n_classes
     return predict
