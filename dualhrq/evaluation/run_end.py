@@ -26,7 +26,12 @@ from dualhrq.primitives.tables import format_table
 from dualhrq.report.run import write_run_report
 from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.tracking.sweep import TRIAL_TAG, sweep_trials
-from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT, add_baseline_signals, baseline_names
+from dualhrq.validation.baselines import (
+    PREDICTIONS_ARTIFACT,
+    add_baseline_signals,
+    baseline_names,
+    external_returns,
+)
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import (
     TRIAL_SHARPE,
@@ -118,7 +123,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     backtest = build(cfg.backtest)
 
     signals = add_baseline_signals(predictions, baselines, bars, tracker.client)
-    returns = path_returns(signals, splitter, t, folds, backtest)
+    returns = path_returns(signals, splitter, t, folds, backtest, external=external_returns(baselines))
     returns.write_parquet(output_dir / RETURNS_ARTIFACT)
     tracker.log_artifact(output_dir / RETURNS_ARTIFACT)
     tracker.log_metrics({TRIAL_SHARPE: path_average_sharpe(returns, settings.periods_per_year)})
