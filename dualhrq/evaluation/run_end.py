@@ -30,6 +30,7 @@ from dualhrq.validation.baselines import (
     PREDICTIONS_ARTIFACT,
     add_baseline_signals,
     baseline_names,
+    external_loaders,
     external_returns,
 )
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
@@ -73,7 +74,9 @@ class RunOutcome:
 def check_evaluation_config(cfg: DictConfig) -> None:
     """Refuse bad gates (malformed, contradictory, or on a metric no part of the job logs), baselines,
     statistics or report settings before any data is read."""
-    baseline_names(OmegaConf.to_container(cfg.validation.baselines, resolve=True))
+    baselines = OmegaConf.to_container(cfg.validation.baselines, resolve=True)
+    baseline_names(baselines)
+    external_loaders(baselines)
     gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True), known=run_metrics(cfg).known)
     stats_settings(cfg)
     trials_from_config(cfg.validation.stats)

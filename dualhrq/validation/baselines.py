@@ -24,7 +24,7 @@ bar t's close, like the model's, so the one backtest replays all of them:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,7 +53,7 @@ XS_MOMENTUM = "xs_momentum"
 PREDICTIONS_ARTIFACT = "oos_predictions.parquet"
 
 __all__ = ["BUY_AND_HOLD", "MOMENTUM", "XS_MOMENTUM", "Baselines", "add_baseline_signals", "baseline_names",
-           "cross_sectional_momentum_signal", "external_returns", "momentum_signal", "run_signal"]
+           "cross_sectional_momentum_signal", "external_loaders", "external_returns", "momentum_signal", "run_signal"]
 
 
 @dataclass(frozen=True)
@@ -145,23 +145,38 @@ def cross_sectional_momentum_signal(bars: pl.DataFrame, rule: CrossSectionalMome
     return ranked.select("ts", "symbol", signal=signal)
 
 
+def external_loaders(cfg: Mapping[str, Any], where: str = "validation.baselines") -> dict[str, Callable[[], Any]]:
+    """The loader of each external baseline configured by ``cfg`` (read at config path ``where``), built but
+    not called: a bad ``_target_`` stops the job before any data is read."""
+    out = {}
+    for name, node in (parse(Baselines, cfg, where).external or {}).items():
+        field = f"{where}.external.{name}"
+        try:
+            loader = build(node)
+        except Exception as err:  # noqa: BLE001 - hydra's import and argument errors, reported under the field
+            raise ConfigError(f"{field}: cannot build its loader ({err}). Fix: point _target_ at a function "
+                              "returning daily closes (ts, close), with _partial_: true", field=field) from None
+        if not callable(loader):
+            raise ConfigError(f"{field}: builds a {type(loader).__name__}, not a loader. Fix: add _partial_: true",
+                              field=field)
+        out[str(name)] = loader
+    return out
+
+
 def external_returns(cfg: Mapping[str, Any], where: str = "validation.baselines") -> dict[str, pl.DataFrame]:
     """``[ts, next_return]`` of each external baseline configured by ``cfg`` (read at config path ``where``):
     ``close[t+1] / close[t] - 1`` between the series' own consecutive dates, like a held position's
     return over (t, t+1] in the backtest; the series' last date has none."""
-    baselines = parse(Baselines, cfg, where)
     out = {}
-    for name, node in (baselines.external or {}).items():
+    for name, loader in external_loaders(cfg, where).items():
         field = f"{where}.external.{name}"
-        with located(field):
-            loader = build(node)
-        closes = loader() if callable(loader) else loader
+        closes = loader()
         if not isinstance(closes, pl.DataFrame) or not {"ts", "close"} <= set(closes.columns):
             raise DataError(f"{field}: the loader must return a polars frame with columns ts, close")
         closes = closes.select(pl.col("ts").cast(pl.Datetime("us")), pl.col("close").cast(pl.Float64)).sort("ts")
         if not closes["close"].is_finite().all() or (closes["close"] <= 0).any() or closes["ts"].is_duplicated().any():
             raise DataError(f"{field}: closes must be finite, positive and one per date. Fix: clean the series")
-        out[str(name)] = closes.select("ts", next_return=pl.col("close").shift(-1) / pl.col("close") - 1.0)
+        out[name] = closes.select("ts", next_return=pl.col("close").shift(-1) / pl.col("close") - 1.0)
     return out
 
 

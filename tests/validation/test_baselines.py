@@ -142,9 +142,9 @@ def test_an_external_baseline_must_be_a_loader_under_a_new_name(external, messag
 def test_an_external_loader_must_give_positive_daily_closes():
     from dualhrq.validation.baselines import external_returns
 
-    bad = {"_target_": "polars.DataFrame", "data": {"ts": [DAYS[0], DAYS[1]], "close": [1.0, -1.0]}}
+    bad = {"_target_": "polars.DataFrame", "_partial_": True, "data": {"ts": [DAYS[0], DAYS[1]], "close": [1.0, -1.0]}}
     with pytest.raises(DataError, match=r"^validation\.baselines\.external\.idx: closes must be finite, positive"):
         external_returns({"primary": "buy_and_hold", "external": {"idx": bad}})
-    wrong = {"_target_": "polars.DataFrame", "data": {"ts": [DAYS[0]], "price": [1.0]}}
+    wrong = {"_target_": "polars.DataFrame", "_partial_": True, "data": {"ts": [DAYS[0]], "price": [1.0]}}
     with pytest.raises(DataError, match=r"external\.idx: the loader must return a polars frame with columns ts, close"):
         external_returns({"primary": "buy_and_hold", "external": {"idx": wrong}})
