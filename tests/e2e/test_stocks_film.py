@@ -43,6 +43,9 @@ def test_stocks_film_runs_end_to_end_with_the_index_on_the_same_paths(tmp_path):
     days = pl.Series(raw.index.to_numpy()).cast(pl.Datetime("us"))
     steps = np.diff(np.searchsorted(days.to_numpy(), index["ts"].to_numpy()))
     assert set(steps.tolist()) == {20}
+    # the cross-section decides together: all 20 stocks on every decision date
+    preds = pl.read_parquet(tmp_path / "out" / "oos_predictions.parquet")
+    assert preds.group_by("ts").len()["len"].unique().to_list() == [20]
     summary = (tmp_path / "out" / "summary.txt").read_text()
     assert "index" in summary and "xs_momentum" in summary
     # the regime context says (almost) nothing about which of the 20 stocks it is
