@@ -71,8 +71,10 @@ def build_samples(
 ) -> SampleSet:
     """Samples from a ``compute_features`` frame (``ts, symbol, close`` + features).
 
-    ``stride`` keeps every stride-th eligible decision bar of each symbol,
-    counting from its first one. ``lookback`` is how many bars before a row
+    ``stride`` keeps the decision bars at every stride-th decision time of the
+    panel (the times at which any symbol has an eligible bar, from the first),
+    so all symbols decide at the same times; a symbol that starts late or
+    resumes after a gap joins on that grid. ``lookback`` is how many bars before a row
     its features read (``features.engine.input_lookback``); it sets ``t0``.
     ``labelled=False`` keeps decision bars whose
     label lies beyond the data too (the latest bars, to decide on): their
@@ -95,10 +97,9 @@ def build_samples(
     regime = frame.select(regime_cols).to_numpy().astype(np.float32)
     usable = np.isfinite(features).all(axis=1) & np.isfinite(regime).all(axis=1)
     ends = _decision_rows(symbol_id, usable, seq_len, horizon if labelled else 0)
-    rank = np.arange(len(ends)) - np.searchsorted(symbol_id[ends], symbol_id[ends])
-    ends = ends[rank % stride == 0]
-
     ts = frame["ts"].cast(pl.Datetime("us")).to_numpy()
+    if stride > 1:  # one grid of decision times for the whole panel, so that a cross-section decides together
+        ends = ends[np.isin(ts[ends], np.unique(ts[ends])[::stride])]
     close = frame["close"].to_numpy()
     ends = ends[np.lexsort((symbol_id[ends], ts[ends]))]
     label, nxt = _later_row(symbol_id, ends, horizon), _later_row(symbol_id, ends, 1)

@@ -83,17 +83,39 @@ def load_sp500_stocks(
 
     The closes are dividend- and split-adjusted and rounded to 3 decimals, so
     the early, low-priced years of some names (AAPL at $0.26 in 1990) move in
-    steps of about 0.4%. ``symbols`` picks a subset (all 20 by default).
+    steps of about 0.4%. ``symbols`` picks a subset (all 20 by default). The 20
+    are today's survivors, chosen after the fact: a study on them carries
+    survivorship bias, which nothing here corrects.
     """
-    chosen = list(STOCK_SYMBOLS if symbols is None else symbols)
-    unknown = [s for s in chosen if s not in STOCK_SYMBOLS]
-    if not chosen or unknown:
-        raise DataError(f"data.source.symbols: {unknown or chosen} not in the bundled stock panel; available: "
-                        f"{list(STOCK_SYMBOLS)}. Fix: choose from these.")
-    prices = _skfolio_data("load_sp500_dataset")
-    bars = pl.concat(pl.DataFrame({"ts": prices.index.to_numpy(), "symbol": name, "close": prices[name].to_numpy()})
-                     for name in chosen)
-    return _between(validate_bars(bars, source="bundled skfolio S&P 500 stocks", close_only=True), start, end)
+    chosen = _chosen(symbols, STOCK_SYMBOLS, "the bundled stock panel")
+    source = "bundled skfolio S&P 500 stocks"
+    return _within_years(_close_panel(_skfolio_data("load_sp500_dataset"), chosen, source), start, end, source)
+
+
+FACTOR_ETFS: tuple[str, ...] = ("MTUM", "QUAL", "SIZE", "USMV", "VLUE")
+MARKET_FACTOR = "SP500"
+
+
+def load_factor_etfs(
+    symbols: Sequence[str] | None = None,
+    start: str | date | None = None,
+    end: str | date | None = None,
+    market: bool = True,
+) -> pl.DataFrame:
+    """Close-only daily bars of five iShares MSCI USA factor ETFs, 2014-01-02..2022-12-28 (``skfolio``'s
+    ``load_factors_dataset``): momentum (MTUM), quality (QUAL), size (SIZE), minimum volatility (USMV) and
+    value (VLUE); with ``market``, the S&P 500 index as the market factor (symbol ``SP500``) over its
+    whole span, 1990-01-02..2022-12-28, so its history starts 24 years before the styles'.
+
+    Factor returns for a risk model of the stock panel; adjusted closes, the same calendar as the stocks.
+    """
+    chosen = _chosen(symbols, FACTOR_ETFS, "the bundled factor ETFs")
+    source = "bundled skfolio factor ETFs" + (" and market factor" if market else "")
+    bars = _close_panel(_skfolio_data("load_factors_dataset"), chosen, source)
+    if market:
+        index = load_sp500_index().select("ts", symbol=pl.lit(MARKET_FACTOR), close="close")
+        bars = validate_bars(pl.concat([bars, index]), source=source, close_only=True)
+    return _within_years(bars, start, end, source)
 
 
 def load_sp500_index() -> pl.DataFrame:
@@ -106,6 +128,38 @@ def load_sp500_index() -> pl.DataFrame:
 @functools.cache
 def _skfolio_data(loader: str) -> pd.DataFrame:
     return getattr(importlib.import_module("skfolio.datasets"), loader)()
+
+
+def _chosen(symbols: Sequence[str] | None, available: tuple[str, ...], what: str) -> list[str]:
+    """``symbols`` (all of ``available`` when None), refused with the valid names when one is not there."""
+    chosen = list(available if symbols is None else symbols)
+    unknown = [s for s in chosen if s not in available]
+    if not chosen or unknown:
+        raise DataError(f"data.source.symbols: {unknown or chosen} not in {what}; available: {list(available)}. "
+                        "Fix: choose from these.")
+    return chosen
+
+
+def _close_panel(prices: pd.DataFrame, chosen: list[str], source: str) -> pl.DataFrame:
+    """Close-only bars of the ``chosen`` columns of a wide price frame. A column's missing days before its
+    first close (a late listing) are dropped, not filled; a missing day after it is refused by the schema
+    check."""
+    ts = prices.index.to_numpy()
+    bars = pl.concat(pl.DataFrame({"ts": ts, "symbol": name, "close": prices[name].to_numpy()}) for name in chosen)
+    bars = bars.filter(pl.col("close").is_not_nan().cum_sum().over("symbol") > 0)
+    return validate_bars(bars, source=source, close_only=True)
+
+
+def _within_years(bars: pl.DataFrame, start: str | date | None, end: str | date | None,
+                  source: str) -> pl.DataFrame:
+    """``bars`` from ``start`` through ``end``, which must lie in the calendar years the bars cover."""
+    first, last = bars["ts"].min(), bars["ts"].max()
+    for field, value in (("start", start), ("end", end)):
+        day = _day(value, field)
+        if day is not None and not first.year <= day.year <= last.year:
+            raise ConfigError(f"{field}={day.date()} lies outside the {source}, {first.date()}..{last.date()}. "
+                              f"Fix: choose a date in {first.year}..{last.year}.", field=field)
+    return _between(bars, start, end)
 
 
 def load_synthetic(n_symbols: int = 6, start: str | date = "2024-01-02", n_days: int = 30,

@@ -26,7 +26,13 @@ from dualhrq.primitives.tables import format_table
 from dualhrq.report.run import write_run_report
 from dualhrq.tracking.mlflow_run import RunTracker
 from dualhrq.tracking.sweep import TRIAL_TAG, sweep_trials
-from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT, add_baseline_signals, baseline_names
+from dualhrq.validation.baselines import (
+    PREDICTIONS_ARTIFACT,
+    add_baseline_signals,
+    baseline_names,
+    external_loaders,
+    external_returns,
+)
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import (
     TRIAL_SHARPE,
@@ -68,7 +74,9 @@ class RunOutcome:
 def check_evaluation_config(cfg: DictConfig) -> None:
     """Refuse bad gates (malformed, contradictory, or on a metric no part of the job logs), baselines,
     statistics or report settings before any data is read."""
-    baseline_names(OmegaConf.to_container(cfg.validation.baselines, resolve=True))
+    baselines = OmegaConf.to_container(cfg.validation.baselines, resolve=True)
+    baseline_names(baselines)
+    external_loaders(baselines)
     gates_from_config(OmegaConf.to_container(cfg.validation.gates, resolve=True), known=run_metrics(cfg).known)
     stats_settings(cfg)
     trials_from_config(cfg.validation.stats)
@@ -118,7 +126,7 @@ def finish_training_run(cfg: DictConfig, tracker: RunTracker, *, predictions: pl
     backtest = build(cfg.backtest)
 
     signals = add_baseline_signals(predictions, baselines, bars, tracker.client)
-    returns = path_returns(signals, splitter, t, folds, backtest)
+    returns = path_returns(signals, splitter, t, folds, backtest, external=external_returns(baselines))
     returns.write_parquet(output_dir / RETURNS_ARTIFACT)
     tracker.log_artifact(output_dir / RETURNS_ARTIFACT)
     tracker.log_metrics({TRIAL_SHARPE: path_average_sharpe(returns, settings.periods_per_year)})

@@ -17,7 +17,7 @@ from typing import Annotated
 import polars as pl
 
 from dualhrq.config import PositiveInt, at_least, check_fields, invalid
-from dualhrq.data.schema import validate_bars
+from dualhrq.data.schema import CLOSE_ONLY_SCHEMA, validate_bars
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features import market as mkt
 from dualhrq.features import microstructure as micro
@@ -217,7 +217,13 @@ def compute_features(
     if market is not None and not (isinstance(spec, CloseFeatureSpec) and spec.market):
         raise ConfigError("market: an index series is read by close-only features with market=true only. "
                           "Fix: set market=null.", field="market")
+    if not isinstance(spec, CloseFeatureSpec) and set(bars.columns) == set(CLOSE_ONLY_SCHEMA):
+        raise ConfigError(f"features: {type(spec).__name__} computes {_needs_full_bars(spec)}, which read more "
+                          "than the close (open, high, low, volume); "
+                          "these bars are close-only (ts, symbol, close). Fix: set data.features._target_ to "
+                          "dualhrq.features.engine.CloseFeatureSpec.", field="features")
     if isinstance(spec, CloseFeatureSpec):
+        _check_close_only_extra(spec)
         for name, given in (("vix", vix), ("options", options)):
             if given is not None:
                 raise ConfigError(f"{name}: close-only features do not read it. Fix: set {name}=null.", field=name)
@@ -245,6 +251,25 @@ def compute_features(
         )
     names, _ = feature_names(spec)
     return query.select("ts", "symbol", "close", *names).collect()
+
+
+def _needs_full_bars(spec: FeatureSpec | IntradayFeatureSpec) -> list[str]:
+    """The features of ``spec`` that read more than the close (open, high, low, volume, quotes)."""
+    closes = CloseFeatureSpec(short=spec.short, medium=spec.medium, long=spec.long, cross_section=False,
+                              market=False)
+    have = {*feature_names(closes)[0], "vix_log", "vix_available", *spec.extra, *spec.extra_regime}
+    return [n for n in feature_names(spec)[0] if n not in have]
+
+
+def _check_close_only_extra(spec: CloseFeatureSpec) -> None:
+    """Refuse a feature of the user's own that reads a column close-only bars do not have."""
+    for kind in ("extra", "extra_regime"):
+        for name, expr in getattr(spec, kind).items():
+            lacking = sorted(set(expr.meta.root_names()) - {*CLOSE_ONLY_SCHEMA, "mkt_return"})
+            if lacking:
+                raise ConfigError(f"features.{kind}.{name} reads {lacking}, which close-only bars (ts, symbol, "
+                                  "close) do not have. Fix: build it from the close, or use full bars.",
+                                  field=f"features.{kind}.{name}")
 
 
 def _relative(spec: Spec, regime_exprs: dict[str, pl.Expr]) -> dict[str, pl.Expr]:

@@ -15,12 +15,16 @@ bar t's close, like the model's, so the one backtest replays all of them:
   enough history; for panels of several stocks;
 - runs: another MLflow run's out-of-sample signals (the ``conditioning=none``
   run, say), matched fold by fold, so its paths are the same combinations of
-  the same test blocks.
+  the same test blocks;
+- external: a return series from outside the panel (the S&P 500 index for a
+  panel of its stocks): not a signal but the series itself, held long, so
+  :func:`external_returns` gives its close-to-next-close return per date and
+  the paths take it on their own dates (:mod:`dualhrq.validation.oos`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +37,7 @@ from dualhrq.config import (
     NonNegativeInt,
     PositiveInt,
     between,
+    build,
     check_fields,
     invalid,
     located,
@@ -48,7 +53,7 @@ XS_MOMENTUM = "xs_momentum"
 PREDICTIONS_ARTIFACT = "oos_predictions.parquet"
 
 __all__ = ["BUY_AND_HOLD", "MOMENTUM", "XS_MOMENTUM", "Baselines", "add_baseline_signals", "baseline_names",
-           "cross_sectional_momentum_signal", "momentum_signal", "run_signal"]
+           "cross_sectional_momentum_signal", "external_loaders", "external_returns", "momentum_signal", "run_signal"]
 
 
 @dataclass(frozen=True)
@@ -79,25 +84,34 @@ class CrossSectionalMomentum:
 @dataclass(frozen=True)
 class Baselines:
     """The configured baselines (``validation.baselines`` of the training job): the primary one, momentum
-    (None: left out) and other runs' signals by name (MLflow run ids)."""
+    (None: left out), other runs' signals by name (MLflow run ids) and external return series by name
+    (each a config node building a loader of daily closes ``ts, close``)."""
 
     primary: str
     momentum: Momentum | None = None
     xs_momentum: CrossSectionalMomentum | None = None
     runs: Mapping[str, Any] | None = None
+    external: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
+        builtin = (BUY_AND_HOLD, MOMENTUM, XS_MOMENTUM)
         for name, run_id in (self.runs or {}).items():
-            if name in (BUY_AND_HOLD, MOMENTUM, XS_MOMENTUM) or not isinstance(run_id, str) or not run_id:
+            if name in builtin or not isinstance(run_id, str) or not run_id:
                 raise ConfigError(f"runs.{name}: give a new baseline name and an MLflow run id (a string), "
                                   f"got {run_id!r}", field=f"runs.{name}")
+        for name, node in (self.external or {}).items():
+            if name in (*builtin, *(self.runs or {})) or not isinstance(node, Mapping) or "_target_" not in node:
+                raise ConfigError(f"external.{name}: give a new baseline name and a config node whose _target_ "
+                                  f"loads daily closes (ts, close), e.g. dualhrq.data.sources.load_sp500_index "
+                                  f"with _partial_: true; got {node!r}", field=f"external.{name}")
         if self.primary not in self.names():
             raise invalid("primary", self.primary, f"a configured baseline, one of {self.names()}")
 
     def names(self) -> list[str]:
         return [BUY_AND_HOLD, *([MOMENTUM] if self.momentum is not None else []),
-                *([XS_MOMENTUM] if self.xs_momentum is not None else []), *map(str, self.runs or {})]
+                *([XS_MOMENTUM] if self.xs_momentum is not None else []), *map(str, self.runs or {}),
+                *map(str, self.external or {})]
 
 
 def momentum_signal(bars: pl.DataFrame, lookback: int) -> pl.DataFrame:
@@ -129,6 +143,41 @@ def cross_sectional_momentum_signal(bars: pl.DataFrame, rule: CrossSectionalMome
     top, bottom = pl.col("_rank") >= 1 - rule.fraction - 1e-12, pl.col("_rank") <= rule.fraction + 1e-12
     signal = pl.when(held & top).then(1.0).when(held & bottom).then(-1.0).otherwise(0.0)
     return ranked.select("ts", "symbol", signal=signal)
+
+
+def external_loaders(cfg: Mapping[str, Any], where: str = "validation.baselines") -> dict[str, Callable[[], Any]]:
+    """The loader of each external baseline configured by ``cfg`` (read at config path ``where``), built but
+    not called: a bad ``_target_`` stops the job before any data is read."""
+    out = {}
+    for name, node in (parse(Baselines, cfg, where).external or {}).items():
+        field = f"{where}.external.{name}"
+        try:
+            loader = build(node)
+        except Exception as err:  # noqa: BLE001 - hydra's import and argument errors, reported under the field
+            raise ConfigError(f"{field}: cannot build its loader ({err}). Fix: point _target_ at a function "
+                              "returning daily closes (ts, close), with _partial_: true", field=field) from None
+        if not callable(loader):
+            raise ConfigError(f"{field}: builds a {type(loader).__name__}, not a loader. Fix: add _partial_: true",
+                              field=field)
+        out[str(name)] = loader
+    return out
+
+
+def external_returns(cfg: Mapping[str, Any], where: str = "validation.baselines") -> dict[str, pl.DataFrame]:
+    """``[ts, next_return]`` of each external baseline configured by ``cfg`` (read at config path ``where``):
+    ``close[t+1] / close[t] - 1`` between the series' own consecutive dates, like a held position's
+    return over (t, t+1] in the backtest; the series' last date has none."""
+    out = {}
+    for name, loader in external_loaders(cfg, where).items():
+        field = f"{where}.external.{name}"
+        closes = loader()
+        if not isinstance(closes, pl.DataFrame) or not {"ts", "close"} <= set(closes.columns):
+            raise DataError(f"{field}: the loader must return a polars frame with columns ts, close")
+        closes = closes.select(pl.col("ts").cast(pl.Datetime("us")), pl.col("close").cast(pl.Float64)).sort("ts")
+        if not closes["close"].is_finite().all() or (closes["close"] <= 0).any() or closes["ts"].is_duplicated().any():
+            raise DataError(f"{field}: closes must be finite, positive and one per date. Fix: clean the series")
+        out[name] = closes.select("ts", next_return=pl.col("close").shift(-1) / pl.col("close") - 1.0)
+    return out
 
 
 def run_signal(client: MlflowClient, run_id: str, field: str) -> pl.DataFrame:

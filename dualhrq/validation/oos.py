@@ -4,17 +4,19 @@ With all folds present the predictions are reassembled into the splitter's
 ``n_paths`` backtest paths (AFML 12.4), each a full out-of-sample history.
 With a subset of folds (``validation.folds``), the available test blocks form
 one partial path. The model and every baseline are replayed on each path;
-:mod:`dualhrq.validation.evidence` turns the returns into statistics.
+an external baseline (an index) is not replayed but read on the path's
+dates. :mod:`dualhrq.validation.evidence` turns the returns into statistics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
+from dualhrq.errors import DataError
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
 from dualhrq.validation.evidence import RUN_METRICS
 
@@ -67,11 +69,15 @@ def fold_rows(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, fol
 
 
 def path_returns(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, t: np.ndarray,
-                 folds: Sequence[int], backtest: Backtester) -> pl.DataFrame:
-    """Net returns per date of the model and of every ``baseline:<name>`` signal column, on each CPCV path.
+                 folds: Sequence[int], backtest: Backtester,
+                 external: Mapping[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """Net returns per date of the model and of every ``baseline:<name>`` signal column, on each CPCV path,
+    and of every ``external`` series (name -> ``[ts, next_return]``) on the same path's dates.
 
     Long format ``[ts, path, strategy, net]`` with ``strategy`` = ``model`` or
     the baseline's name: what the statistics consume, whichever backtest made it.
+    An external series is a benchmark held throughout, not a strategy traded
+    on the panel: its return over (t, t+1] enters as is, without costs.
     """
     strategies = {"model": "signal"} | {c.removeprefix("baseline:"): c for c in predictions.columns
                                          if c.startswith("baseline:")}
@@ -81,4 +87,19 @@ def path_returns(predictions: pl.DataFrame, splitter: CombinatorialPurgedKFold, 
             result = backtest.run(path.with_columns(signal=pl.col(column)))
             frames.append(result.returns.select("ts", pl.lit(p).alias("path"), pl.lit(name).alias("strategy"),
                                                 "net"))
+        dates = path.select(pl.col("ts").unique().sort())
+        for name, series in (external or {}).items():
+            frames.append(_on_dates(dates, series, name).select("ts", pl.lit(p).alias("path"),
+                                                                 pl.lit(name).alias("strategy"), "net"))
     return pl.concat(frames)
+
+
+def _on_dates(dates: pl.DataFrame, series: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``[ts, net]``: the external series' ``next_return`` on each of ``dates``; refused where it has none."""
+    joined = dates.join(series.select(pl.col("ts").cast(dates["ts"].dtype), "next_return"), on="ts", how="left")
+    gaps = joined.filter(pl.col("next_return").is_null() | pl.col("next_return").is_nan())
+    if gaps.height:
+        raise DataError(f"baseline {name!r} has no return for {gaps.height} of the {dates.height} out-of-sample "
+                        f"dates (first {gaps['ts'][0]}); its series must cover every decision date and the next. "
+                        f"Fix: give a series over the data's dates (validation.baselines.external.{name})")
+    return joined.select("ts", net=pl.col("next_return"))

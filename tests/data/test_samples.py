@@ -101,12 +101,13 @@ def test_arrays_have_the_documented_types(frame: pl.DataFrame) -> None:
     assert (s.feature_names, s.regime_names, s.seq_len, s.horizon) == (["f0", "r0"], ["r0"], 3, 1)
 
 
-def test_stride_keeps_every_kth_decision_bar_per_symbol(frame: pl.DataFrame) -> None:
-    every = build(frame)
+def test_stride_keeps_every_kth_decision_time_of_the_panel_for_every_symbol(frame: pl.DataFrame) -> None:
+    # seq_len 3: AAA decides at its bars 4-6 and 10-12 (days 4-6, 10-12 after Jan 1), BBB at its bars 5-9 (days
+    # 6-10); the panel's decision days 4..12, every second one from the first: 4, 6, 8, 10, 12
     strided = build(frame, stride=2)
-    for sym in (0, 1):
-        rows = np.sort(every.end_row[every.symbol_id == sym])
-        np.testing.assert_array_equal(np.sort(strided.end_row[strided.symbol_id == sym]), rows[::2])
+    days = (strided.t - np.datetime64("2020-01-01")).astype("timedelta64[D]").astype(int)
+    assert sorted(days[strided.symbol_id == 0]) == [4, 6, 10, 12]
+    assert sorted(days[strided.symbol_id == 1]) == [6, 8, 10]  # BBB's bars 5, 7, 9: on the same grid as AAA
 
 
 def test_largest_seq_len_in_the_error_is_the_largest_that_works(frame: pl.DataFrame) -> None:

@@ -188,3 +188,68 @@ def test_a_csv_value_that_is_not_a_number_is_named_with_its_row(bars: pl.DataFra
                rf"that is not one is '12,5' in row 5 \(symbol='{row['symbol']}', ts={row['ts']}; line 6 of a CSV")
     with pytest.raises(DataError, match=message):
         load_parquet(tmp_path / "bars.csv")
+
+
+def test_a_stock_outside_the_panel_is_refused_with_the_twenty_valid_names() -> None:
+    from dualhrq.data.sources import load_sp500_stocks
+
+    listed = r"\['AAPL', 'AMD', 'BAC', 'BBY', 'CVX', 'GE', 'HD', 'JNJ', 'JPM', 'KO', 'LLY', 'MRK', 'MSFT', " \
+             r"'PEP', 'PFE', 'PG', 'RRC', 'UNH', 'WMT', 'XOM'\]"
+    with pytest.raises(DataError, match=rf"^data.source.symbols: \['NVDA'\] not in the bundled stock panel; "
+                                        rf"available: {listed}\. Fix: choose from these\.$"):
+        load_sp500_stocks(["AAPL", "NVDA"])
+
+
+@pytest.mark.parametrize("start, end, field, day", [
+    ("1989-12-29", None, "start", "1989-12-29"),  # the last trading day before the panel's first
+    (None, "2023-01-03", "end", "2023-01-03"),
+    ("1985-01-01", "1986-01-01", "start", "1985-01-01"),
+])
+def test_a_date_range_outside_1990_2022_is_refused(start: str | None, end: str | None, field: str, day: str) -> None:
+    from dualhrq.data.sources import load_sp500_stocks
+
+    message = (rf"^{field}={day} lies outside the bundled skfolio S&P 500 stocks, 1990-01-02\.\.2022-12-28\. "
+               r"Fix: choose a date in 1990\.\.2022\.$")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_sp500_stocks(["KO"], start=start, end=end)
+    assert err.value.field == field
+    # the years' edges themselves are accepted: holidays before the first and after the last trading day
+    edge = load_sp500_stocks(["KO"], start="1990-01-01", end="2022-12-31")
+    assert edge.height == 8313
+
+
+def test_factor_etfs_are_skfolios_closes_with_the_index_as_market_factor_over_its_whole_span() -> None:
+    from skfolio.datasets import load_factors_dataset, load_sp500_index
+
+    from dualhrq.data.schema import CLOSE_ONLY_SCHEMA
+    from dualhrq.data.sources import FACTOR_ETFS, MARKET_FACTOR, load_factor_etfs
+
+    raw, index = load_factors_dataset(), load_sp500_index()
+    bars = load_factor_etfs()
+    assert bars.schema == pl.Schema(CLOSE_ONLY_SCHEMA)
+    assert sorted(FACTOR_ETFS) == sorted(raw.columns) == ["MTUM", "QUAL", "SIZE", "USMV", "VLUE"]
+    spans = {s: (f["ts"].min(), f["ts"].max(), f.height) for (s,), f in bars.group_by("symbol")}
+    assert spans[MARKET_FACTOR] == (datetime(1990, 1, 2), datetime(2022, 12, 28), 8313)
+    for name in FACTOR_ETFS:
+        kept = raw[name].dropna()
+        assert spans[name] == (kept.index[0].to_pydatetime(), datetime(2022, 12, 28), kept.size)
+        assert kept.index[0].year == 2014
+        got = bars.filter(pl.col("symbol") == name)
+        np.testing.assert_array_equal(got["close"].to_numpy(), kept.to_numpy())
+        np.testing.assert_array_equal(got["ts"].to_numpy(), kept.index.to_numpy())
+    # no NaN introduced: every row a close the data set has, the market's those of the index
+    assert bars["close"].is_nan().sum() == 0 and bars["close"].null_count() == 0
+    assert bars.height == int(raw.notna().sum().sum()) + index.shape[0]
+    np.testing.assert_array_equal(bars.filter(pl.col("symbol") == MARKET_FACTOR)["close"].to_numpy(),
+                                  index["SP500"].to_numpy())
+    styles = load_factor_etfs(["USMV", "VLUE"], start="2015-01-01", end="2015-12-31", market=False)
+    assert styles["symbol"].unique().sort().to_list() == ["USMV", "VLUE"]
+    assert styles["ts"].dt.year().unique().to_list() == [2015]
+    with pytest.raises(DataError, match=r"data.source.symbols: \['SPY'\] not in the bundled factor ETFs; "
+                                        r"available: \['MTUM', 'QUAL', 'SIZE', 'USMV', 'VLUE'\]"):
+        load_factor_etfs(["SPY"])
+    with pytest.raises(ConfigError, match=r"^start=2013-06-03 lies outside the bundled skfolio factor ETFs, "
+                                          r"2014-01-02\.\.2022-12-28"):
+        load_factor_etfs(start="2013-06-03", market=False)
+    assert load_factor_etfs(["MTUM"], start="2013-06-03", end="2013-12-31")["symbol"].unique().to_list() == [
+        MARKET_FACTOR]  # before the styles, only the market factor has closes

@@ -198,6 +198,10 @@ def test_strict_failure_is_its_own_exception():
     ("+validation.gates.spa.above=1", "validation.gates.spa"),
     ("validation.baselines.primary=nope", "validation.baselines.primary"),
     ("validation.baselines.momentum.lookback=0", "validation.baselines.momentum.lookback"),
+    ("+validation.baselines.external.idx={_target_:nowhere.load_index,_partial_:true}",
+     "validation.baselines.external.idx: cannot build its loader"),
+    ("+validation.baselines.external.idx={_target_:dualhrq.data.sources.load_sp500_index}",
+     "validation.baselines.external.idx: builds a DataFrame, not a loader"),
     ("validation.report.rolling_window=0", "validation.report.rolling_window"),
     ("validation.strict=maybe", "validation.strict"),
 ])

@@ -120,3 +120,18 @@ def test_close_only_features_refuse_full_bars_missing_index_and_vix():
     names = feature_names(without_market)[0]
     assert "beta_30" not in names and not any(n.startswith("mkt_") for n in names)
     assert compute_features(bars, without_market).columns == ["ts", "symbol", "close", *names]
+
+
+def test_range_and_volume_features_on_close_only_bars_are_refused_naming_them():
+    bars, _ = _panel()
+    with pytest.raises(ConfigError, match=r"^features: FeatureSpec computes \[.*'close_location', 'atr_10', 'gap', "
+                                          r"'body'.*'amihud_10_30'\], which read more than the close") as err:
+        compute_features(bars, FeatureSpec(short=3, medium=10, long=30, use_vix=False))
+    assert "'log_return'" not in str(err.value) and "'volume_z_10'" in str(err.value)
+    assert err.value.field == "features"
+    own = CloseFeatureSpec(short=3, medium=10, long=30, market=False,
+                           extra={"turnover": pl.col("volume") * pl.col("close")})
+    with pytest.raises(ConfigError, match=r"^features\.extra\.turnover reads \['volume'\], which close-only bars"):
+        compute_features(bars, own)
+    ok = CloseFeatureSpec(short=3, medium=10, long=30, market=False, extra={"log_close": pl.col("close").log()})
+    assert "log_close" in compute_features(bars, ok).columns

@@ -109,3 +109,42 @@ def test_cross_sectional_momentum_holds_nothing_with_one_ranked_symbol_and_refus
         CrossSectionalMomentum(fraction=0.6)
     names = baseline_names({"primary": "xs_momentum", "xs_momentum": {"lookback": 252, "skip": 21}})
     assert names == ["buy_and_hold", "xs_momentum"]
+
+
+INDEX = {"_target_": "dualhrq.data.sources.load_sp500_index", "_partial_": True}
+
+
+def test_an_external_baseline_is_the_series_own_next_day_return():
+    from skfolio.datasets import load_sp500_index
+
+    from dualhrq.validation.baselines import external_returns
+
+    cfg = {"primary": "index", "external": {"index": INDEX}}
+    assert baseline_names(cfg) == ["buy_and_hold", "index"]
+    (name, got), = external_returns(cfg).items()
+    raw = load_sp500_index()["SP500"]
+    expected = (raw.shift(-1) / raw - 1).to_numpy()  # the return held over (t, t+1], t+1 the next trading day
+    assert name == "index" and got["ts"].to_list() == list(raw.index.to_pydatetime())
+    assert got["next_return"].to_numpy()[:-1] == pytest.approx(expected[:-1], rel=1e-12)
+    assert got["next_return"][-1] is None  # the last day's return is unknown
+    assert external_returns({"primary": "buy_and_hold"}) == {}
+
+
+@pytest.mark.parametrize("external, message", [
+    ({"buy_and_hold": INDEX}, r"external\.buy_and_hold: give a new baseline name"),
+    ({"index": "load_sp500_index"}, r"external\.index: give a new baseline name and a config node whose _target_"),
+])
+def test_an_external_baseline_must_be_a_loader_under_a_new_name(external, message):
+    with pytest.raises(ConfigError, match=rf"^validation\.baselines\.{message}"):
+        baseline_names({"primary": "buy_and_hold", "external": external})
+
+
+def test_an_external_loader_must_give_positive_daily_closes():
+    from dualhrq.validation.baselines import external_returns
+
+    bad = {"_target_": "polars.DataFrame", "_partial_": True, "data": {"ts": [DAYS[0], DAYS[1]], "close": [1.0, -1.0]}}
+    with pytest.raises(DataError, match=r"^validation\.baselines\.external\.idx: closes must be finite, positive"):
+        external_returns({"primary": "buy_and_hold", "external": {"idx": bad}})
+    wrong = {"_target_": "polars.DataFrame", "_partial_": True, "data": {"ts": [DAYS[0]], "price": [1.0]}}
+    with pytest.raises(DataError, match=r"external\.idx: the loader must return a polars frame with columns ts, close"):
+        external_returns({"primary": "buy_and_hold", "external": {"idx": wrong}})
