@@ -22,6 +22,9 @@ neighbours are retrieved once, through the fail-open retriever that
 Inference is :meth:`forward`, reached through Lightning's ``predict_step``:
 the one decision loop of the job, the replay and serving.
 
+Under mixed precision each segment's forwards, and each decision's segments,
+cast the weights to the low precision once (``precision.weight_cast_cache``).
+
 Gradients are clipped in ``on_before_optimizer_step``, which Lightning calls
 after unscaling them under any precision (fp16's gradient scaler included).
 """
@@ -46,6 +49,7 @@ from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.hrm import LevelSize
 from dualhrq.models.network import NetOutput, check_norm
 from dualhrq.models.objective import TradingObjective, trading_loss
+from dualhrq.models.precision import weight_cast_cache
 from dualhrq.patterns.retrieval import PatternRetriever
 
 
@@ -115,6 +119,10 @@ class HRMLitModule(L.LightningModule):
     def forward(self, batch: Mapping[str, Tensor]) -> NetOutput:
         """The decision. Segments run until every sample has halted (ACT) or the segment cap;
         each sample keeps the outputs of its halting segment, and ``steps`` says which."""
+        with weight_cast_cache():  # under autocast, every segment reuses one low-precision copy of the weights
+            return self._decide(batch)
+
+    def _decide(self, batch: Mapping[str, Tensor]) -> NetOutput:
         x, regime, symbol = batch["x"], batch["regime"], batch["symbol"]
         patterns = self.patterns(batch)
         if not self.net.recurrent:
@@ -168,25 +176,26 @@ class HRMLitModule(L.LightningModule):
         carry, halt_steps = None, []
         patterns = self.patterns(batch)
         for _ in range(self.segments):
-            if self.net.recurrent:
-                carry = self.net.reset_carry(carry, halted, x.shape[1])
-            steps = torch.where(halted, 0, steps) + 1
-            out = self.net(x, regime, symbol, carry, patterns=patterns)
-            terms = self.loss_terms(out, batch)
-            terms.update(self.regime_terms(out, batch))
-            loss = terms["loss"]
-            if "regime_ce" in terms:
-                loss = loss + self.objective.regime_weight * terms["regime_ce"]
-            if self.act.enabled:
-                halted, is_last = halt(out.q, steps, self.act, training=True)
-                with torch.no_grad():
-                    next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
-                correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
-                terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
-                terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
-                loss = loss + self.act.loss_weight * terms["q_loss"]
-            else:
-                halted = steps >= self.segments
+            with weight_cast_cache():  # the segment's forwards share one cast of each weight; its step changes them
+                if self.net.recurrent:
+                    carry = self.net.reset_carry(carry, halted, x.shape[1])
+                steps = torch.where(halted, 0, steps) + 1
+                out = self.net(x, regime, symbol, carry, patterns=patterns)
+                terms = self.loss_terms(out, batch)
+                terms.update(self.regime_terms(out, batch))
+                loss = terms["loss"]
+                if "regime_ce" in terms:
+                    loss = loss + self.objective.regime_weight * terms["regime_ce"]
+                if self.act.enabled:
+                    halted, is_last = halt(out.q, steps, self.act, training=True)
+                    with torch.no_grad():
+                        next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
+                    correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
+                    terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
+                    terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
+                    loss = loss + self.act.loss_weight * terms["q_loss"]
+                else:
+                    halted = steps >= self.segments
             halt_steps.append(steps[halted])
             optimizer.zero_grad()
             self.manual_backward(loss)
