@@ -6,12 +6,13 @@
 A training step is one deep-supervision segment: forward, loss, backward and
 AdamW step, with the one-step gradient for the HRM. With ACT on, the HRM's
 segment also runs the no-grad next-segment forward that bootstraps the Q
-target, reported separately as ``act_samples_per_s``. Prediction is a no-grad
+target, reported separately as ``train_act``. Prediction is a no-grad
 forward of one segment. FLOPs are counted by ``torch.utils.flop_counter`` on
 one step, so GFLOP/s is work done over time taken; ``gemm_fraction`` divides it
 by the square GEMM's rate (n=2048) in the same precision, measured first: the
 most this machine's matrix kernels deliver. Prints one JSON line; the ratios
-are bf16 over fp32 and the first model over the second, measured in the same process.
+are bf16 over fp32 (samples/s) and the first model over the second (samples/s,
+FLOPs per sample and GFLOP/s, per precision), measured in the same process.
 """
 
 from __future__ import annotations
@@ -105,8 +106,7 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
 
     result: dict[str, object] = {"params": sum(p.numel() for p in net.parameters()), "train": rates(step)}
     if module.act.enabled:
-        result["act_samples_per_s"] = round(args.steps * args.batch
-                                            / timed(lambda: step(True), args.steps, args.warmup, device), 2)
+        result["train_act"] = rates(lambda: step(True))
     net.eval()
     with torch.inference_mode():
         result["predict"] = rates(predict)
@@ -140,9 +140,9 @@ def main() -> None:
                                          for kind in ("train", "predict")} for name in args.models}
     if len(args.models) == 2:
         first, second = args.models
-        line["first_over_second_train"] = {p: round(results[p][first]["train"]["samples_per_s"]
-                                                    / results[p][second]["train"]["samples_per_s"], 3)
-                                           for p in args.precisions}
+        line["first_over_second_train"] = {
+            p: {key: round(results[p][first]["train"][key] / results[p][second]["train"][key], 3)
+                for key in ("samples_per_s", "gflop_per_sample", "gflop_per_s")} for p in args.precisions}
     print(json.dumps(line))
 
 
