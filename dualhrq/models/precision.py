@@ -6,7 +6,8 @@ AMX), since that is where bf16 is faster than fp32, and fp32 everywhere else,
 where emulated bf16 would be slower and no more useful. Under ``bf16-mixed``
 only the matrix products run in bf16: the parameters, optimiser state and
 checkpoints stay fp32, and the model computes its norms, rotary embedding,
-heads' outputs and losses in fp32 (``layers.py``, ``heads.py``).
+attention scores (on the CPU), heads' outputs and losses in fp32
+(``layers.py``, ``heads.py``).
 
 Lightning enters autocast around each ``training_step`` with its cast cache off,
 since the cache would keep bf16 copies of weights that an optimiser step has
