@@ -9,8 +9,8 @@ segment also runs the no-grad next-segment forward that bootstraps the Q
 target, reported separately as ``train_act``. Prediction is a no-grad
 forward of one segment. FLOPs are counted by ``torch.utils.flop_counter`` on
 one step, so GFLOP/s is work done over time taken; ``gemm_fraction`` divides it
-by the square GEMM's rate (n=2048) in the same precision, measured first: the
-most this machine's matrix kernels deliver. Prints one JSON line; the ratios
+by the square GEMM's rate (n=2048) in the same precision, measured just before
+each timing: the most this machine's matrix kernels deliver. Prints one JSON line; the ratios
 are bf16 over fp32 (samples/s) and the first model over the second (samples/s,
 FLOPs per sample and GFLOP/s, per precision), measured in the same process.
 """
@@ -68,8 +68,7 @@ def gemm_limit(precision: str, device: torch.device, n: int = 2048, reps: int = 
     return 2 * n**3 * reps / seconds / 1e9
 
 
-def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device,
-            limit: float) -> dict[str, float]:
+def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     torch.manual_seed(0)
     module = build(compose_train([f"model={name}"]).model, n_features=N_FEATURES, n_regime_features=N_REGIME,
                    n_symbols=N_SYMBOLS)
@@ -98,11 +97,12 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
 
     def rates(fn: Callable[[], None]) -> dict[str, float]:
         work = flops(fn)
+        limit = gemm_limit(precision, device)  # next to the timing: on a shared machine the load drifts
         seconds = timed(fn, args.steps, args.warmup, device)
         gflops = work * args.steps / seconds / 1e9
         return {"samples_per_s": round(args.steps * args.batch / seconds, 2),
-                "gflop_per_sample": round(work / args.batch / 1e9, 3),
-                "gflop_per_s": round(gflops, 1), "gemm_fraction": round(gflops / limit, 3)}
+                "gflop_per_sample": round(work / args.batch / 1e9, 3), "gflop_per_s": round(gflops, 1),
+                "gemm_gflop_per_s": round(limit, 1), "gemm_fraction": round(gflops / limit, 3)}
 
     result: dict[str, object] = {"params": sum(p.numel() for p in net.parameters()), "train": rates(step)}
     if module.act.enabled:
@@ -127,12 +127,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    limits = {p: round(gemm_limit(p, device), 1) for p in args.precisions}
-    results = {p: {name: measure(name, p, args, device, limits[p]) for name in args.models} for p in args.precisions}
+    results = {p: {name: measure(name, p, args, device) for name in args.models} for p in args.precisions}
     line: dict[str, object] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "batch": args.batch, "seq_len": args.seq_len,
-        "gemm_gflop_per_s": limits, "results": results,
+        "results": results,
     }
     if {"fp32", "bf16"} <= set(args.precisions):
         line["bf16_over_fp32"] = {name: {kind: round(results["bf16"][name][kind]["samples_per_s"]
