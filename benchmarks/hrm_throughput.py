@@ -6,12 +6,13 @@
 A training step is one deep-supervision segment: forward, loss, backward and
 AdamW step, with the one-step gradient for the HRM. With ACT on, the HRM's
 segment also runs the no-grad next-segment forward that bootstraps the Q
-target, reported separately as ``act_samples_per_s``. Prediction is a no-grad
+target, reported separately as ``train_act``. Prediction is a no-grad
 forward of one segment. FLOPs are counted by ``torch.utils.flop_counter`` on
 one step, so GFLOP/s is work done over time taken; ``gemm_fraction`` divides it
-by the square GEMM's rate (n=2048) in the same precision, measured first: the
-most this machine's matrix kernels deliver. Prints one JSON line; the ratios
-are bf16 over fp32 and the first model over the second, measured in the same process.
+by the square GEMM's rate (n=2048) in the same precision, measured just before
+each timing: the most this machine's matrix kernels deliver. Prints one JSON line; the ratios
+are bf16 over fp32 (samples/s) and the first model over the second (samples/s,
+FLOPs per sample and GFLOP/s, per precision), measured in the same process.
 """
 
 from __future__ import annotations
@@ -67,8 +68,7 @@ def gemm_limit(precision: str, device: torch.device, n: int = 2048, reps: int = 
     return 2 * n**3 * reps / seconds / 1e9
 
 
-def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device,
-            limit: float) -> dict[str, float]:
+def measure(name: str, precision: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     torch.manual_seed(0)
     module = build(compose_train([f"model={name}"]).model, n_features=N_FEATURES, n_regime_features=N_REGIME,
                    n_symbols=N_SYMBOLS)
@@ -97,16 +97,16 @@ def measure(name: str, precision: str, args: argparse.Namespace, device: torch.d
 
     def rates(fn: Callable[[], None]) -> dict[str, float]:
         work = flops(fn)
+        limit = gemm_limit(precision, device)  # next to the timing: on a shared machine the load drifts
         seconds = timed(fn, args.steps, args.warmup, device)
         gflops = work * args.steps / seconds / 1e9
         return {"samples_per_s": round(args.steps * args.batch / seconds, 2),
-                "gflop_per_sample": round(work / args.batch / 1e9, 3),
-                "gflop_per_s": round(gflops, 1), "gemm_fraction": round(gflops / limit, 3)}
+                "gflop_per_sample": round(work / args.batch / 1e9, 3), "gflop_per_s": round(gflops, 1),
+                "gemm_gflop_per_s": round(limit, 1), "gemm_fraction": round(gflops / limit, 3)}
 
     result: dict[str, object] = {"params": sum(p.numel() for p in net.parameters()), "train": rates(step)}
     if module.act.enabled:
-        result["act_samples_per_s"] = round(args.steps * args.batch
-                                            / timed(lambda: step(True), args.steps, args.warmup, device), 2)
+        result["train_act"] = rates(lambda: step(True))
     net.eval()
     with torch.inference_mode():
         result["predict"] = rates(predict)
@@ -127,12 +127,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    limits = {p: round(gemm_limit(p, device), 1) for p in args.precisions}
-    results = {p: {name: measure(name, p, args, device, limits[p]) for name in args.models} for p in args.precisions}
+    results = {p: {name: measure(name, p, args, device) for name in args.models} for p in args.precisions}
     line: dict[str, object] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "batch": args.batch, "seq_len": args.seq_len,
-        "gemm_gflop_per_s": limits, "results": results,
+        "results": results,
     }
     if {"fp32", "bf16"} <= set(args.precisions):
         line["bf16_over_fp32"] = {name: {kind: round(results["bf16"][name][kind]["samples_per_s"]
@@ -140,9 +139,9 @@ def main() -> None:
                                          for kind in ("train", "predict")} for name in args.models}
     if len(args.models) == 2:
         first, second = args.models
-        line["first_over_second_train"] = {p: round(results[p][first]["train"]["samples_per_s"]
-                                                    / results[p][second]["train"]["samples_per_s"], 3)
-                                           for p in args.precisions}
+        line["first_over_second_train"] = {
+            p: {key: round(results[p][first]["train"][key] / results[p][second]["train"][key], 3)
+                for key in ("samples_per_s", "gflop_per_sample", "gflop_per_s")} for p in args.precisions}
     print(json.dumps(line))
 
 

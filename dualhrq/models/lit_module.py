@@ -30,6 +30,9 @@ loss at every supervised bar (``dualhrq.models.supervision``); the regime input 
 (``regime_seq``), so FiLM is causal per bar. The ACT Q head still judges the window's last bar: halting is
 per window.
 
+Under mixed precision each segment's forwards, and each decision's segments,
+cast the weights to the low precision once (``precision.weight_cast_cache``).
+
 Gradients are clipped in ``on_before_optimizer_step``, which Lightning calls
 after unscaling them under any precision (fp16's gradient scaler included).
 """
@@ -55,6 +58,7 @@ from dualhrq.models.deq import RecursionConfig
 from dualhrq.models.hrm import LevelSize
 from dualhrq.models.network import NetOutput, check_norm
 from dualhrq.models.objective import TradingObjective, supervised_bars, trading_loss
+from dualhrq.models.precision import weight_cast_cache
 from dualhrq.models.supervision import Prediction, Supervision
 from dualhrq.patterns.retrieval import PatternRetriever
 
@@ -145,6 +149,10 @@ class HRMLitModule(L.LightningModule):
         """The decision. Segments run until every sample has halted (ACT) or the segment cap;
         each sample keeps the outputs of its halting segment, and ``steps`` says which. A dense model's
         outputs at every bar come from that same segment (halting is per window)."""
+        with weight_cast_cache():  # under autocast, every segment reuses one low-precision copy of the weights
+            return self._decide(batch)
+
+    def _decide(self, batch: Mapping[str, Tensor]) -> NetOutput:
         x, regime, symbol = batch["x"], self.regime_input(batch), batch["symbol"]
         patterns = self.patterns(batch)
         if not self.net.recurrent:
@@ -208,22 +216,24 @@ class HRMLitModule(L.LightningModule):
         carry = slots.carry(lambda n: self.net.reset_carry(None, torch.ones(n, dtype=torch.bool), x.shape[1])) \
             if self.net.recurrent else None
         patterns = slots.patterns()
-        out = self.net(x, regime, symbol, carry, patterns=patterns)
-        terms = self.loss_terms(out, data)
-        terms.update(self.regime_terms(out, data))
-        loss = terms["loss"]
-        if "regime_ce" in terms:
-            loss = loss + self.objective.regime_weight * terms["regime_ce"]
-        if self.act.enabled:
-            done = halt_blocks(out.q, block, steps, self.act)
-            with torch.no_grad():
-                next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
-            correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
-            terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, (steps >= self.act.halt_max_steps)[block]))
-            terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
-            loss = loss + self.act.loss_weight * terms["q_loss"]
-        else:
-            done = steps >= self.segments
+        with weight_cast_cache():  # the segment's forwards share one cast of each weight; its step changes them
+            out = self.net(x, regime, symbol, carry, patterns=patterns)
+            terms = self.loss_terms(out, data)
+            terms.update(self.regime_terms(out, data))
+            loss = terms["loss"]
+            if "regime_ce" in terms:
+                loss = loss + self.objective.regime_weight * terms["regime_ce"]
+            if self.act.enabled:
+                done = halt_blocks(out.q, block, steps, self.act)
+                with torch.no_grad():
+                    next_q = self.net(x, regime, symbol, out.carry, patterns=patterns).q
+                correct = is_correct(out.signal.detach(), out.forecast[:, 0].detach(), target, self.act)
+                is_last = (steps >= self.act.halt_max_steps)[block]
+                terms["q_loss"] = q_loss(out.q, correct, continue_target(next_q, is_last))
+                terms["q_accuracy"] = ((out.q[:, 0] > 0) == (correct > 0.5)).float().mean()
+                loss = loss + self.act.loss_weight * terms["q_loss"]
+            else:
+                done = steps >= self.segments
         optimizer.zero_grad()
         self.manual_backward(loss)
         optimizer.step()

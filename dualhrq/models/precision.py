@@ -6,11 +6,21 @@ AMX), since that is where bf16 is faster than fp32, and fp32 everywhere else,
 where emulated bf16 would be slower and no more useful. Under ``bf16-mixed``
 only the matrix products run in bf16: the parameters, optimiser state and
 checkpoints stay fp32, and the model computes its norms, rotary embedding,
-heads' outputs and losses in fp32 (``layers.py``, ``heads.py``).
+attention scores (on the CPU), heads' outputs and losses in fp32
+(``layers.py``, ``heads.py``).
+
+Lightning enters autocast around each ``training_step`` with its cast cache off,
+since the cache would keep bf16 copies of weights that an optimiser step has
+since changed. Then every layer call casts its fp32 weight afresh, and an HRM
+segment calls each level several times (H_cycles x L_cycles updates, twice
+with the ACT target's forward). :func:`weight_cast_cache` turns the cache on
+for a span in which the weights do not change, and empties it at the end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -54,3 +64,24 @@ def resolve_precision(requested: str, accelerator: str = "auto", *, cuda_bf16: b
     else:
         native = bool(set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
     return "bf16-mixed" if native else "32-true"
+
+
+@contextmanager
+def weight_cast_cache() -> Iterator[None]:
+    """Inside an autocast region, cast each fp32 weight to the autocast dtype once for the span of the block.
+
+    The weights must not change inside the block (no optimiser step): cached copies would go stale. The cache is
+    emptied on the way out. Outside autocast this does nothing. Numbers are those of uncached autocast, except
+    that a weight used with gradient more than once sums its gradients in the low precision before the one cast
+    back to fp32 (autocast's own default behaviour).
+    """
+    if not any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda")):
+        yield
+        return
+    previous = torch.is_autocast_cache_enabled()
+    torch.set_autocast_cache_enabled(True)
+    try:
+        yield
+    finally:
+        torch.set_autocast_cache_enabled(previous)
+        torch.clear_autocast_cache()

@@ -1,5 +1,6 @@
 """Deep supervision (one optimiser step per segment), carry reset on halt and ACT inference."""
 
+import contextlib
 from functools import partial
 
 import lightning.pytorch as pl
@@ -245,3 +246,29 @@ def test_gradients_are_clipped_after_fp16_unscaling(tmp_path, monkeypatch):
     trainer.fit(module, train_dataloaders=loader())
     assert len(norms) == 2 and min(scales) > 1
     np.testing.assert_allclose(norms, 1e-3, rtol=1e-3)
+
+
+def _bf16_fit(monkeypatch, cache) -> list[torch.Tensor]:
+    monkeypatch.setattr(lit_module, "weight_cast_cache", cache)
+    module = make_module(segments=3, act={"enabled": True, "halt_max_steps": 3})
+    trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, precision="bf16-mixed",
+                         deterministic=True)
+    trainer.fit(module, train_dataloaders=loader())
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_bf16_weight_casts_shared_within_a_segment_never_outlive_its_optimiser_step(tmp_path, monkeypatch):
+    """Two batches of three segments under bf16-mixed, with one cast of each weight per segment and with
+    Lightning's own per-call casts: the same bf16 copies enter the same products, so every parameter ends
+    identical. A cast kept past an optimiser step would feed later segments the old weights and differ."""
+    monkeypatch.chdir(tmp_path)
+    cached = _bf16_fit(monkeypatch, lit_module.weight_cast_cache)
+    plain = _bf16_fit(monkeypatch, contextlib.nullcontext)
+    assert all(torch.equal(a, b) for a, b in zip(cached, plain, strict=True))
+
+    def stale():  # the cache left on across the steps: what the test must tell apart
+        torch.set_autocast_cache_enabled(True)
+        return contextlib.nullcontext()
+
+    assert not all(torch.equal(a, b) for a, b in zip(_bf16_fit(monkeypatch, stale), plain, strict=True))
