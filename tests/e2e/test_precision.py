@@ -29,11 +29,11 @@ def test_bf16_and_fp32_training_agree(tmp_path):
     loss32, signal32, m32, tags32 = _run(tmp_path, "32-true")
     loss16, signal16, m16, tags16 = _run(tmp_path, "bf16-mixed")
     assert (tags32["precision"], tags16["precision"]) == ("32-true", "bf16-mixed")
-    assert len(loss32) == len(loss16) == 40  # one logged loss per batch of 4 segments
+    assert len(loss32) == len(loss16) == 160  # one logged loss per optimiser step (one step a batch)
     # the runs drift apart step by step (Adam turns bf16 rounding into full-size updates), so compare the
-    # curves' 10-batch moving means: measured 0.05 and 0.09 apart at most over two seeds, losses spanning 0.6
+    # curves' 10-step moving means: measured 0.042 apart at most (seed 1), losses spanning 0.97
     window = np.ones(10) / 10
     assert np.abs(np.convolve(loss32, window, "valid") - np.convolve(loss16, window, "valid")).max() < 0.15
-    assert np.corrcoef(signal32, signal16)[0, 1] > 0.7  # measured 0.80 and 0.88
+    assert np.corrcoef(signal32, signal16)[0, 1] > 0.7  # measured 0.945 (seed 1)
     bound = m32["data/planted_sharpe_bound"]
     assert min(m32["oos/sharpe"], m16["oos/sharpe"]) > 0.25 * bound  # both find the planted signal

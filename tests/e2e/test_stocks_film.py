@@ -14,8 +14,9 @@ from dualhrq.train import train
 
 from .conftest import assert_catalogue_matches, compose_tiny, runs_of
 
+# the tiny fit's 3 steps (tiny_overrides) validate after its last batch, as the study's 48 do
 TINY = ["+experiment=stocks_film", "model=hrm_tiny", "validation.folds=[4]", "data.source.start=2018-01-01",
-        "data.source.end=2022-12-28"]
+        "data.source.end=2022-12-28", "trainer.val_check_interval=3"]
 
 
 @pytest.mark.slow
