@@ -190,7 +190,9 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     fitted = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
     trainer = fitted.trainer
     pipeline_dir = fold_dir / "pipeline" / f"fold{fold.fold}"
-    shutil.rmtree(pipeline_dir, ignore_errors=True)  # left by a job killed while saving it
+    if trainer.is_global_zero:  # one process clears it: another one's rmtree could remove the file being saved
+        shutil.rmtree(pipeline_dir, ignore_errors=True)  # left by a job killed while saving it
+    trainer.strategy.barrier("pipeline directory cleared")
     trainer.save_checkpoint(pipeline_dir / CHECKPOINT, weights_only=True)  # collective under DDP
     if not trainer.is_global_zero:
         return None
