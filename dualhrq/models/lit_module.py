@@ -213,8 +213,7 @@ class HRMLitModule(L.LightningModule):
         entered = slots.refill(batch, self.patterns)
         data, block, steps = slots.data(), slots.block(), slots.steps()
         x, regime, symbol, target = data["x"], self.regime_input(data), data["symbol"], data["target_z"]
-        carry = slots.carry(lambda n: self.net.reset_carry(None, torch.ones(n, dtype=torch.bool), x.shape[1])) \
-            if self.net.recurrent else None
+        carry = slots.carry(lambda n: self.net.initial_carry(n, x.shape[1])) if self.net.recurrent else None
         patterns = slots.patterns()
         with weight_cast_cache():  # the segment's forwards share one cast of each weight; its step changes them
             out = self.net(x, regime, symbol, carry, patterns=patterns)

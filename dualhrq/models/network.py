@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import torch
 from torch import Tensor, nn
 
 from dualhrq.config import check_value, invalid, one_of, positive_int
@@ -134,13 +133,9 @@ class DualHRQNet(ConditionedNet):
                      conditioner=conditioner, cond_hidden=cond_hidden, head_hidden=head_hidden,
                      film_layers=l_size.layers, film_dim=l_size.dim, heads_dim=h_size.dim, q_head=q_head)
 
-    def reset_carry(self, carry: HRMCarry | None, reset: Tensor, seq_len: int) -> HRMCarry:
-        """``carry`` with the samples flagged in ``reset`` [B] back at the initial state."""
-        init = self.hrm.initial_carry(len(reset), seq_len)
-        if carry is None:
-            return init
-        m = reset.view(-1, 1, 1)
-        return HRMCarry(z_H=torch.where(m, init.z_H, carry.z_H), z_L=torch.where(m, init.z_L, carry.z_L))
+    def initial_carry(self, batch: int, seq_len: int) -> HRMCarry:
+        """The starting state of ``batch`` fresh samples (a deep-supervision slot that takes new samples)."""
+        return self.hrm.initial_carry(batch, seq_len)
 
     def forward(self, x: Tensor, regime: Tensor, symbol: Tensor, carry: HRMCarry | None = None,
                 patterns: PatternBatch | None = None) -> NetOutput:
