@@ -30,7 +30,9 @@ P&L, and the opening costs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated
 
 import numpy as np
@@ -148,6 +150,42 @@ class OptionsBook:
         forward: ``a, b, rho, m, sigma, forward``), where known, marks
         unlisted strikes exactly instead of by interpolation.
         """
+        rows = [row for _, row, _, _ in self._replay(chain, surface) if row is not None]
+        if len(rows) < 2:
+            raise DataError("option chain: Book A needs at least two days of quotes.")
+        return pl.concat(rows).sort("date", "symbol")
+
+    def holdings(self, chain: pl.DataFrame, surface: pl.DataFrame | None = None,
+                 day: date | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
+        """The legs held at the close of ``day`` (the chain's last day by default) with their marks, and the
+        underlying hedge (shares per symbol), as :meth:`run` holds them.
+
+        Before the last day that is the book after the day's rebalance; on the
+        last day, which :meth:`run` does not trade, last night's book at the
+        day's marks. Legs: ``symbol, expiry, strike, right, contracts``
+        (signed), the marks ``underlying, tau, rate, iv, price, delta, gamma,
+        vega, theta`` and, with a ``surface``, the raw SVI slice of the leg's
+        expiry on that day ``a, b, rho, m, sigma`` (what
+        :func:`dualhrq.risk.stress.option_stress` revalues).
+        """
+        held = None
+        for today, _, legs, hedge in self._replay(chain, surface):
+            held = (today, legs, hedge)
+            if today == day:
+                break
+        if day is not None and held[0] != day:
+            dates = chain["date"]
+            raise DataError(f"day={day} is not a date of the option chain, which covers {dates.min()}.."
+                            f"{dates.max()}. Fix: choose a date it quotes.")
+        today, legs, hedge = held
+        if surface is not None:
+            svi = surface.filter(pl.col("date") == today).select("symbol", "expiry", "a", "b", "rho", "m", "sigma")
+            legs = legs.join(svi, on=["symbol", "expiry"], how="left")
+        return legs.sort(KEY), {s: float(h) for s, h in hedge.iter_rows()}
+
+    def _replay(self, chain: pl.DataFrame, surface: pl.DataFrame | None) -> Iterator[tuple]:
+        """The book day by day: ``(date, the day's P&L row or None, legs held at the close with their marks,
+        hedge)``."""
         missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
         if missing:
             raise DataError(f"option chain lacks columns {missing}; Book A needs {list(CHAIN_COLUMNS)}.")
@@ -156,11 +194,11 @@ class OptionsBook:
         book = pl.DataFrame(schema={**{k: chain.schema[k] for k in KEY}, "contracts": pl.Float64})
         hedge = pl.DataFrame(schema={"symbol": pl.String, "hedge": pl.Float64})
         prev = None
-        rows = []
         days = chain["date"].unique().sort().to_list()
         for d, today in enumerate(days):
             quotes = chain.filter(pl.col("date") == today)
             marked = self._mark(book, quotes, today, surface)
+            held = marked
             row = self._attribute(prev, marked, today) if prev is not None and book.height else None
             costs = pl.DataFrame(schema={"symbol": pl.String, "costs": pl.Float64})
             if d < len(days) - 1:
@@ -176,17 +214,15 @@ class OptionsBook:
                          .select("symbol", costs=pl.col("traded") * self.commission_per_contract
                                  + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot")
                                  * self.hedge_cost_bps * 1e-4))
-                book, hedge = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge")
+                book, hedge, held = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge"), legs
                 prev = {"legs": legs, "hedge": hedge}
                 if row is None:  # the opening day: no P&L yet, the book as opened and what opening it cost
                     row = self._attribute(prev, legs, today)
             if row is not None:  # a rebalance's costs are booked on the day it trades
-                rows.append(row.drop("costs").join(costs, on="symbol", how="left")
-                            .with_columns(pl.col("costs").fill_null(0.0))
-                            .with_columns(net=pl.col("total") - pl.col("costs")).select(row.columns))
-        if len(rows) < 2:
-            raise DataError("option chain: Book A needs at least two days of quotes.")
-        return pl.concat(rows).sort("date", "symbol")
+                row = (row.drop("costs").join(costs, on="symbol", how="left")
+                       .with_columns(pl.col("costs").fill_null(0.0))
+                       .with_columns(net=pl.col("total") - pl.col("costs")).select(row.columns))
+            yield today, row, held, hedge
 
     def _attribute(self, prev: dict, marked: pl.DataFrame, today) -> pl.DataFrame:
         """Last night's book through today's marks: total P&L and its Greek terms, per symbol."""
