@@ -190,7 +190,8 @@ def daily_factors(start: str | date | None = None, end: str | date | None = None
     if hi:
         frame = frame.filter(pl.col("ts") < hi + timedelta(days=1))
     if frame.height == 0:
-        raise invalid("start", str(lo), "a range overlapping 1990-01-03..2022-12-28", "widen the range.")
+        raise DataError(f"start={start} / end={end} select no days; the factors cover 1990-01-03..2022-12-28. "
+                        "Fix: choose a range that overlaps them.")
     return frame
 
 

@@ -76,9 +76,10 @@ class Scenario:
                           "a one-day event runs from the close of the day before to the close of the day.")
 
 
-# Start and end are the S&P 500 closes that bracket each sell-off, read off the bundled index
-# (load_sp500_index): each start is a peak close (or the close before the shock) and each end the trough close,
-# except flash_crash, one session.
+# Dates checked against the S&P 500 closes of the bundled index (load_sp500_index), which each description quotes:
+# dotcom, volmageddon, covid and rates_2022 run from the peak close to the trough close; gfc from the last close
+# before September 2008 to the trough; us_downgrade and china_deval from the close before the slide to a close
+# within 0.2% of its low; flash_crash is the one session.
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("dotcom", date(2000, 3, 24), date(2002, 10, 9),
              "Dot-com bust: S&P 500 from its 24 March 2000 peak close (1527.46) to its 9 October 2002 trough "

@@ -118,3 +118,43 @@ def test_on_the_synthetic_chain_the_book_stays_hedged_and_the_residual_small():
     assert (out["vega"].abs() * 0.01 <= OptionsBook().vega_limit + 1e-6).all()
     share = out["residual"].abs() / out.select(pl.col("^(delta|gamma|vega|theta)_pnl$").abs()).sum_horizontal()
     assert share.median() < 0.10  # jump days (the market's crashes) carry the rest
+
+
+def test_holdings_are_the_legs_and_hedge_run_carries_into_the_next_day():
+    quotes = chain({"AAA": _path(n=8), "BBB": _path(n=8, seed=1, s0=40.0)})
+    book = OptionsBook(side="short", min_tau_days=20, roll_tau_days=5)
+    out = book.run(quotes)
+    days = sorted(quotes["date"].unique().to_list())
+    for today, tomorrow in zip(days[:-1], days[1:], strict=True):
+        legs, hedge = book.holdings(quotes, day=today)
+        row = out.filter(pl.col("date") == tomorrow).sort("symbol")  # the P&L row of the book held overnight
+        assert [hedge[s] for s in row["symbol"]] == row["hedge"].to_list()
+        per_symbol = legs.group_by("symbol").agg(pl.col("contracts").abs().max()).sort("symbol")
+        assert per_symbol["contracts"].to_list() == row["contracts"].to_list() and (legs["contracts"] < 0).all()
+        marks = legs.join(quotes.filter(pl.col("date") == today), on=["symbol", "expiry", "strike", "right"])
+        assert marks.height == legs.height and marks["price"].to_list() == marks["price_right"].to_list()
+    last, hedge = book.holdings(quotes)  # the last day trades nothing: last night's book at the day's marks
+    assert last.select("symbol", "strike", "contracts").equals(
+        book.holdings(quotes, day=days[-2])[0].select("symbol", "strike", "contracts"))
+    marks = last.join(quotes.filter(pl.col("date") == days[-1]), on=["symbol", "expiry", "strike", "right"])
+    assert marks.height == 4 and marks["price"].to_list() == marks["price_right"].to_list()
+    assert hedge == book.holdings(quotes, day=days[-2])[1]
+    with pytest.raises(DataError, match=r"day=2023-01-02 is not a date of the option chain, which covers 2024-01-02"):
+        book.holdings(quotes, day=date(2023, 1, 2))
+
+
+def test_holdings_carry_the_svi_slice_and_revalue_as_a_delta_neutral_book():
+    from dualhrq.risk.stress import option_stress
+
+    quotes = chain({"AAA": _path(n=4)})
+    svi = (quotes.select("date", "symbol", "expiry").unique()
+           .with_columns(a=pl.lit(0.004), b=pl.lit(0.02), rho=pl.lit(-0.5), m=pl.lit(0.0), sigma=pl.lit(0.1)))
+    book = OptionsBook(min_tau_days=20, roll_tau_days=5)
+    legs, hedge = book.holdings(quotes, svi, day=date(2024, 1, 3))
+    assert legs.select("a", "rho").unique().rows() == [(0.004, -0.5)]
+    still = option_stress(legs.drop("a", "b", "rho", "m", "sigma"), 0.0, 1.0, hedge=hedge).row(0, named=True)
+    assert still["full_pnl"] == 0.0
+    assert still["value"] == pytest.approx((legs["contracts"] * legs["price"]).sum() * 100, rel=1e-12)
+    # hedged to the nearest share: a 0.1% move earns the net delta's P&L, at most half a share's, plus gamma's
+    nudge = option_stress(legs, 0.001, 1.0, hedge=hedge).row(0, named=True)
+    assert abs(nudge["delta_pnl"]) <= 0.5 * 0.001 * nudge["spot"] + 1e-9

@@ -104,6 +104,8 @@ def test_daily_factors_follow_their_sources_and_are_null_outside_their_spans():
         daily_factors("2019-13-01")
     with pytest.raises(ConfigError, match="start must be on or before end"):
         daily_factors("2019-01-02", "2018-01-02")
+    with pytest.raises(DataError, match="select no days"):
+        daily_factors("2023-02-01")
 
 
 def french_months():
