@@ -137,13 +137,17 @@ def _aligned_frames(returns: pl.DataFrame, factors: pl.DataFrame,
     usable = joined.drop_nulls()
     if usable.height < min_obs:
         counts = {n: joined[n].count() for n in names}
-        limiting = min(counts, key=counts.get)
-        known = factors.filter(pl.col(limiting).is_not_null() & pl.col(limiting).is_not_nan())["ts"]
-        span = f"{_day(known.min())}..{_day(known.max())}" if known.len() else "no days"
+        # every factor too short on its own, else the one that cuts the common days most
+        limiting = [n for n in names if counts[n] < min_obs] or [min(counts, key=counts.get)]
+        spans = []
+        for name in limiting:
+            known = factors.filter(pl.col(name).is_not_null() & pl.col(name).is_not_nan())["ts"]
+            span = f"{_day(known.min())}..{_day(known.max())}" if known.len() else "no days"
+            spans.append(f"factor '{name}' covers {span}")
         raise DataError(
             f"only {usable.height} days where the returns and all factors exist, fewer than min_obs={min_obs}: "
-            f"factor '{limiting}' covers {span} (returns cover {_day(series['ts'].min())}.."
-            f"{_day(series['ts'].max())}). Fix: drop '{limiting}' or choose returns inside its span.")
+            f"{', '.join(spans)}; the returns cover {_day(series['ts'].min())}..{_day(series['ts'].max())}. "
+            f"Fix: drop {', '.join(repr(n) for n in limiting)} or choose returns inside the span.")
     return usable["__y"].to_numpy(), usable.select(names).to_numpy(), names
 
 
