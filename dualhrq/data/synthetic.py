@@ -409,17 +409,26 @@ def svi_surface(
     ``a = theta (1 - rho^2) / 2, b = theta phi / 2, m = -rho / phi,
     sigma = sqrt(1 - rho^2) / phi`` (their Lemma 3.2).
 
+    On daily bars (one bar per session, close-only data such as the bundled
+    indices) the day's realized variance is the squared close-to-close log
+    return, annualised and smoothed over a 20-day span instead of 5, so the
+    same surface can be laid over a real underlying.
+
     Columns: ``date, symbol, expiry, tau, underlying, rate, forward, a, b, rho, m, sigma``.
     """
     positive_int(n_expiries, "n_expiries")
+    frame = bars.lazy()
+    intraday = frame.group_by("symbol", pl.col("ts").dt.date()).len().select(pl.col("len").max()).collect().item() > 1
+    price = (pl.col("bid") + pl.col("ask")) / 2 if intraday else pl.col("close")
+    within = ("symbol", pl.col("ts").dt.date()) if intraday else ("symbol",)
     daily = (
-        bars.lazy()
-        .select("ts", "symbol", "close", mid=(pl.col("bid") + pl.col("ask")) / 2)
-        .with_columns(r=pl.col("mid").log().diff().over("symbol", pl.col("ts").dt.date()))
+        frame.sort("symbol", "ts")
+        .select("ts", "symbol", "close", mid=price)
+        .with_columns(r=pl.col("mid").log().diff().over(*within))
         .group_by("symbol", date=pl.col("ts").dt.date())
         .agg(underlying=pl.col("close").last(), rv=(pl.col("r") ** 2).sum() * 252)
         .sort("symbol", "date")
-        .with_columns(v0=(1.1**2) * pl.col("rv").ewm_mean(span=5).over("symbol"))
+        .with_columns(v0=(1.1**2) * pl.col("rv").ewm_mean(span=5 if intraday else 20).over("symbol"))
         .collect()
     )
     rows = []

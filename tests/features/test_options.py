@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -162,3 +162,21 @@ def test_bad_chains_are_refused() -> None:
         surface_features(pl.DataFrame({"date": [1]}))
     with pytest.raises(DataError, match="positive"):
         fit_svi(np.linspace(-1, 1, 6), np.array([0.1, 0.1, -0.1, 0.1, 0.1, 0.1]))
+
+
+def test_the_surface_over_daily_closes_follows_close_to_close_realized_variance() -> None:
+    """On one bar per session the surface's ATM variance starts from the squared daily returns (span-20 EWM)."""
+    days = [d for i in range(40) if (d := date(2020, 1, 6) + timedelta(days=i)).weekday() < 5]
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
+    bars = pl.DataFrame({"ts": [datetime.combine(d, datetime.min.time()) for d in days], "symbol": "IDX", "close": close})
+    surface = svi_surface(bars, seed=1, n_expiries=2).sort("date", "tau")
+    r = np.diff(np.log(close))
+    x = np.r_[0.0, r**2 * 252]  # the first session has no return: it counts as zero variance
+    weights = (1 - 2 / 21) ** np.arange(len(x))[::-1]
+    v0 = 1.21 * np.array([np.sum(weights[-i - 1:] * x[: i + 1]) / np.sum(weights[-i - 1:]) for i in range(len(x))])
+    last = surface.filter(pl.col("date") == days[-1]).row(0, named=True)
+    theta = last["a"] + last["b"] * (last["rho"] * -last["m"] + math.sqrt(last["m"] ** 2 + last["sigma"] ** 2))
+    kappa, v_long, tau = 4.0, 0.30**2, last["tau"]
+    expected = v_long * tau + (v0[-1] - v_long) * (1 - math.exp(-kappa * tau)) / kappa
+    assert theta == pytest.approx(expected, rel=1e-9)
