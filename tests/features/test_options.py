@@ -169,7 +169,8 @@ def test_the_surface_over_daily_closes_follows_close_to_close_realized_variance(
     days = [d for i in range(40) if (d := date(2020, 1, 6) + timedelta(days=i)).weekday() < 5]
     rng = np.random.default_rng(3)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
-    bars = pl.DataFrame({"ts": [datetime.combine(d, datetime.min.time()) for d in days], "symbol": "IDX", "close": close})
+    ts = [datetime.combine(d, datetime.min.time()) for d in days]
+    bars = pl.DataFrame({"ts": ts, "symbol": "IDX", "close": close})
     surface = svi_surface(bars, seed=1, n_expiries=2).sort("date", "tau")
     r = np.diff(np.log(close))
     x = np.r_[0.0, r**2 * 252]  # the first session has no return: it counts as zero variance
