@@ -2,29 +2,30 @@
 
 Both are reported as positive loss fractions of capital: ``var`` is the loss
 exceeded with probability ``1 - level`` over ``horizon`` days, ``cvar`` the
-mean loss beyond it (Acerbi & Tasche 2002). ``returns`` are daily simple
-returns, oldest first.
+mean loss beyond it (Acerbi & Tasche 2002, "On the coherence of expected
+shortfall"). ``returns`` are daily simple returns, oldest first.
 
 * ``historical``: the empirical quantile of the returns (:data:`QUANTILE`) and
-  the mean of those at or below it; for ``horizon > 1`` of the overlapping ``horizon``-day
-  compounded returns, which share days, so their tail count overstates the
-  independent evidence by about ``horizon`` times.
+  the mean of those at or below it; for ``horizon > 1`` those of the
+  overlapping ``horizon``-day compounded returns, which share days, so their
+  tail count overstates the independent evidence about ``horizon`` times.
 * ``normal``: mean ``mu`` and standard deviation ``sigma`` (ddof=1) scaled to
   ``mu h`` and ``sigma sqrt(h)``; ``VaR = -(mu + sigma z_{1-a})``,
   ``CVaR = -(mu - sigma phi(z_a) / (1 - a))``.
 * ``student_t``: location, scale and degrees of freedom ``nu`` by maximum
   likelihood (``scipy.stats.t.fit``), with the closed-form shortfall of a
   standard t, ``E[T | T <= q] = -(nu + q^2) / (nu - 1) pdf(q) / (1 - a)``
-  (McNeil, Frey & Embrechts 2015, ex. 2.20; infinite for ``nu <= 1``). The
-  ``horizon``-day scale is ``scale sqrt(h)``: a sum of t variables is not t,
-  so this is an approximation, exact only in the normal limit.
+  (McNeil, Frey & Embrechts, "Quantitative Risk Management", 2015; infinite
+  for ``nu <= 1``). The ``horizon``-day scale is ``scale sqrt(h)``: a sum of t
+  variables is not t, so this is an approximation, exact only in the normal
+  limit.
 * ``fhs``: filtered historical simulation (Barone-Adesi, Giannopoulos & Vosper
-  1999). A constant-mean GARCH(1,1) fitted by ``arch`` gives standardised
-  residuals ``z`` and the next day's volatility ``sigma_{T+1}``; the 1-day
-  figures are the exact tail of ``mu + sigma_{T+1} z`` over all residuals, the
-  ``h``-day ones the tail of ``n_sims`` compounded paths that bootstrap the
-  residuals through the fitted variance recursion (``arch``'s bootstrap
-  forecast, seeded).
+  1999, "VaR without correlations for portfolios of derivative securities").
+  A constant-mean GARCH(1,1) fitted by ``arch`` gives standardised residuals
+  ``z`` and the next day's volatility ``sigma_{T+1}``; the 1-day figures are
+  the exact tail of ``mu + sigma_{T+1} z`` over all residuals, the ``h``-day
+  ones the tail of ``n_sims`` compounded paths that bootstrap the residuals
+  through the fitted variance recursion (``arch``'s bootstrap forecast, seeded).
 
 :func:`rolling_var` gives the point-in-time 1-day forecasts that
 :mod:`dualhrq.risk.var_backtest` tests.
@@ -47,16 +48,16 @@ from scipy import stats
 from dualhrq.config import NonNegativeInt, PositiveInt, between, check_value, invalid, one_of
 from dualhrq.errors import DataError
 
-__all__ = ["METHODS", "RiskEstimate", "risk_table", "rolling_var", "var_cvar"]
+__all__ = ["METHODS", "MIN_OBSERVATIONS", "QUANTILE", "RiskEstimate", "risk_table", "rolling_var", "var_cvar"]
 
 METHODS = ("historical", "normal", "student_t", "fhs")
 # fewest observations a fit is worth making on; the historical and fhs tails also need at least one
 # observation beyond the quantile (see _min_observations)
 MIN_OBSERVATIONS = {"historical": 30, "normal": 30, "student_t": 30, "fhs": 250}
 
-# Hyndman & Fan (1996) type 6: the order statistic at position (1 - level)(n + 1), interpolated, whose expected
-# coverage is exactly 1 - level for iid draws; numpy's default (type 7) under-covers from a short window
-# (1.2% of days instead of 1% at level 0.99 from 500 observations)
+# Hyndman & Fan (1996, "Sample quantiles in statistical packages") type 6: the order statistic at position
+# (1 - level)(n + 1), interpolated, whose expected coverage is exactly 1 - level for iid draws; numpy's default
+# (type 7) under-covers from a short window (1.2% of days instead of 1% at level 0.99 from 500 observations)
 QUANTILE = "weibull"
 Level = Annotated[float, between(0, 1, lo_open=True, hi_open=True)]
 Method = Annotated[str, one_of(METHODS)]

@@ -2,8 +2,9 @@
 
 An exceedance is a day whose loss ``-r_t`` is greater than that day's VaR
 forecast. At a correct ``level`` they are independent Bernoulli draws with
-probability ``p = 1 - level``; Kupiec (1995) tests the rate, Christoffersen
-(1998) tests the independence (exceedances that bunch up, as under a VaR blind
+probability ``p = 1 - level``; Kupiec (1995, "Techniques for verifying the
+accuracy of risk measurement models") tests the rate, Christoffersen (1998,
+"Evaluating interval forecasts") tests the independence (exceedances that bunch up, as under a VaR blind
 to volatility clustering, fail it) and both together. The likelihoods use
 ``xlogy`` so that no exceedance, only exceedances, or an empty transition row
 give finite statistics.
