@@ -45,7 +45,7 @@ from arch.univariate.base import ARCHModelResult
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
-from dualhrq.config import NonNegativeInt, PositiveInt, between, check_value, invalid, one_of
+from dualhrq.config import PositiveInt, between, check_value, invalid, one_of
 from dualhrq.errors import DataError
 
 __all__ = ["METHODS", "MIN_OBSERVATIONS", "QUANTILE", "RiskEstimate", "risk_table", "rolling_var", "var_cvar"]
@@ -93,12 +93,12 @@ def risk_table(returns: np.ndarray, levels: Sequence[float] = (0.95, 0.99), hori
             raise invalid(f"{name}s", values, f"a non-empty sequence of {name}s")
         for value in values:
             check_value(name, value, kind)
-    check_value("seed", seed, NonNegativeInt)
+    check_value("seed", seed, Annotated[int, between(0, 2**32 - 1)])  # numpy's RandomState, which arch takes
     check_value("n_sims", n_sims, PositiveInt)
     r = _checked_returns(returns)
     for method in methods:
         for level in levels:
-            _check_length(r, method, level, max(horizons))
+            _check_sample(r, method, level, max(horizons))
     rows = []
     for method in methods:
         estimates = _ESTIMATORS[method](r, levels, horizons, seed, n_sims)
@@ -129,6 +129,11 @@ def rolling_var(returns: np.ndarray, level: float, method: str, window: int = 25
     if r.size <= window:
         raise DataError(f"returns has {r.size} observations, which leaves no day to forecast after a window of "
                         f"{window}. Fix: pass more than {window} returns or a shorter window.")
+    refits = range(window, r.size, refit_every)
+    flat = [k for k in refits if method in ("student_t", "fhs") and np.ptp(r[k - window:k]) == 0]
+    if flat:
+        raise DataError(f"returns are constant over the {window} days before day {flat[0]}; method {method!r} "
+                        "has no scale to fit there. Fix: drop the stale prices or use 'historical' or 'normal'.")
     out = np.full(r.size, np.nan)
     if method == "historical":
         out[window:] = -np.quantile(sliding_window_view(r[:-1], window), 1 - level, axis=1, method=QUANTILE)
@@ -136,10 +141,10 @@ def rolling_var(returns: np.ndarray, level: float, method: str, window: int = 25
         windows = sliding_window_view(r[:-1], window)
         out[window:] = _normal_tail(windows.mean(axis=1), windows.std(axis=1, ddof=1), level)[0]
     elif method == "student_t":
-        for k in range(window, r.size, refit_every):
+        for k in refits:
             out[k:k + refit_every] = _t_tail(*stats.t.fit(r[k - window:k]), level)[0]
     else:
-        for k in range(window, r.size, refit_every):
+        for k in refits:
             end = min(k + refit_every, r.size)
             fit = _GarchFit.of(r[k - window:k])
             sigma2 = fit.filter(r[k - 1:end - 1], fit.sigma2[-1])
@@ -268,9 +273,12 @@ def _min_observations(method: str, level: float, horizon: int = 1) -> int:
     return max(MIN_OBSERVATIONS[method], tail)
 
 
-def _check_length(r: np.ndarray, method: str, level: float, horizon: int) -> None:
+def _check_sample(r: np.ndarray, method: str, level: float, horizon: int) -> None:
     needed = _min_observations(method, level, horizon)
     if r.size < needed:
         raise DataError(f"returns has {r.size} observations; method {method!r} at level {level} and horizon "
                         f"{horizon} needs at least {needed}. Fix: pass a longer history, a lower level or "
                         "another method.")
+    if method in ("student_t", "fhs") and np.ptp(r) == 0:
+        raise DataError(f"returns are constant ({float(r[0])!r}); method {method!r} has no scale to fit. Fix: use "
+                        "'historical' or 'normal', whose VaR of a constant series is minus that constant.")

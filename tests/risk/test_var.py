@@ -186,6 +186,11 @@ def test_bad_returns_are_refused_before_any_fit():
         var_cvar(np.zeros((200, 2)))
     with pytest.raises(DataError, match=r"^returns must be simple returns >= -1"):
         var_cvar(np.r_[-1.5, np.zeros(200)])
+    with pytest.raises(DataError, match=r"^returns are constant \(0.0\); method 'student_t' has no scale"):
+        var_cvar(np.zeros(300), method="student_t")
+    assert var_cvar(np.full(300, 0.001), method="normal").var == pytest.approx(-0.001)
+    with pytest.raises(ConfigError, match=r"^seed must be an integer in \[0, 4294967295\]"):
+        var_cvar(np.zeros(300), seed=-1)
     with pytest.raises(ConfigError, match=r"^levels must be a non-empty sequence"):
         risk_table(np.zeros(200), levels=())
 
@@ -200,3 +205,6 @@ def test_bad_rolling_settings_name_their_field():
         rolling_var(r, 0.99, "normal", refit_every=0)
     with pytest.raises(DataError, match=r"^returns has 300 observations, which leaves no day"):
         rolling_var(r, 0.99, "normal", window=300)
+    stale = np.r_[np.random.default_rng(0).normal(0, 0.01, 250), np.zeros(300)]
+    with pytest.raises(DataError, match=r"^returns are constant over the 250 days before day 510; method 'fhs'"):
+        rolling_var(stale, 0.99, "fhs", refit_every=20)
