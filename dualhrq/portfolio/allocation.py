@@ -11,14 +11,17 @@ aimed at.
 Risk budgeting (Roncalli, "Introduction to Risk Parity and Budgeting", 2013)
 finds the weights whose contributions ``w_i (S w)_i / w'Sw`` to the portfolio
 variance equal the budget ``b``; a uniform budget gives equal risk
-contribution (Maillard, Roncalli and Teiletche 2010). The solve is skfolio's
-``RiskBudgeting`` (variance risk measure), chosen over riskfolio-lib's
-``rp_optimization``, which poses the same log-barrier problem through cvxpy:
-skfolio is a scikit-learn estimator with a maintained release cadence and is
-already a dependency of the project, riskfolio-lib would be a second
-optimisation stack for the same answer. Its interior-point solver stops near
-1e-5 of the budget, so the solution is polished by Newton steps on the convex
-formulation of Spinu ("An algorithm for computing risk parity weights", 2013),
+contribution (Maillard, Roncalli and Teiletche 2010).
+
+The solve is skfolio's ``RiskBudgeting`` (variance risk measure) rather than
+riskfolio-lib's ``rp_optimization``, which poses the same log-barrier problem
+through cvxpy. skfolio is a maintained scikit-learn estimator (``fit`` on
+returns, ``weights_``) and already a dependency of the project, so a second
+optimisation stack would add nothing but weight.
+
+skfolio's interior-point solver stops near 1e-5 of the budget, so its answer
+is polished by Newton steps on the convex formulation of Spinu ("An
+algorithm for computing risk parity weights", 2013),
 ``min x'Sx / 2 - b' log x`` over ``x > 0``, whose minimiser rescaled to sum 1
 has contributions exactly ``b``; the polish stops at 1e-12.
 """
@@ -33,6 +36,7 @@ from typing import Annotated, Protocol, runtime_checkable
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from skfolio import RiskMeasure
+from skfolio.exceptions import SkfolioError
 from skfolio.moments import EmpiricalCovariance
 from skfolio.optimization import RiskBudgeting as SkfolioRiskBudgeting
 from skfolio.prior import EmpiricalPrior
@@ -172,9 +176,15 @@ class RiskBudgeting:
         w = np.zeros(k)
         held = b > 0
         sub = covariance[np.ix_(held, held)]
-        _variances(sub)
+        _variances(sub)  # a column without variance has no risk budgeting solution
         rows = _checked_history(history)[-self.window:, held]
-        w[held] = _spinu_polish(sub, b[held], _skfolio_weights(rows, b[held]))
+        try:
+            w[held] = _spinu_polish(sub, b[held], _skfolio_weights(rows, b[held]))
+        except (SkfolioError, np.linalg.LinAlgError) as err:
+            raise DataError(f"risk budgeting has no solution on a covariance of {rows.shape[0]} rows and "
+                            f"{rows.shape[1]} columns ({type(err).__name__}: {err}); some mix of the columns has "
+                            "(nearly) no variance. Fix: use a window well above the number of columns, or drop a "
+                            "column that duplicates or offsets others.") from None
         return w
 
     def covariance(self, history: np.ndarray) -> np.ndarray:
@@ -195,7 +205,9 @@ def _spinu_polish(covariance: np.ndarray, budget: np.ndarray, start: np.ndarray)
 
     At the minimiser ``x_i (S x)_i = b_i`` and ``x'Sx = sum(b) = 1``. ``S`` is
     scaled to unit mean variance first (the weights do not change with it).
-    A step is halved until ``x`` stays positive and ``f`` does not rise.
+    A step is halved until ``x`` stays positive and ``f`` does not rise. A
+    ``LinAlgError`` says there is no minimiser: a positive mix of the columns
+    without variance lets ``f`` fall for ever.
     """
     s = covariance / np.mean(np.diag(covariance))
     x = np.clip(np.asarray(start, dtype=float), 1e-12, None)
@@ -214,9 +226,8 @@ def _spinu_polish(covariance: np.ndarray, budget: np.ndarray, start: np.ndarray)
         while t > 1e-12 and (np.any(x - t * step <= 0) or f(x - t * step) > fx + 1e-15 * abs(fx)):
             t /= 2
         x = x - t * step
-    raise DataError(f"risk budgeting did not converge within {_POLISH_STEPS} Newton steps (largest contribution "
-                    f"error {np.max(np.abs(x * (s @ x) - budget)):.2e}); the covariance is near singular. "
-                    "Fix: lengthen the window or drop a near-duplicate book.")
+    raise np.linalg.LinAlgError(f"no convergence within {_POLISH_STEPS} Newton steps (largest contribution error "
+                                f"{np.max(np.abs(x * (s @ x) - budget)):.2e})")
 
 
 def _variances(covariance: np.ndarray) -> np.ndarray:

@@ -145,6 +145,10 @@ def test_bad_history():
         RiskBudgeting(window=20).weights(flat)
     with pytest.raises(DataError, match=r"columns \[1\] have zero variance"):
         InverseVolatility(window=20).weights(flat)
+    offset = x.copy()
+    offset[:, 1] = -offset[:, 0]  # books 0 and 1 held together carry no risk: no budgeting solution
+    with pytest.raises(DataError, match="risk budgeting has no solution on a covariance of 20 rows and 3 columns"):
+        RiskBudgeting(window=20).weights(offset)
     gap = x.copy()
     gap[3, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
