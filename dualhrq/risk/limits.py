@@ -17,7 +17,9 @@ decision trims it) passes, so the checks never stand in the way of
 de-risking. A value equal to its bound passes (bounds are compared with a
 relative tolerance of 1e-12 for the rounding of the weight sums). A target
 that stays refused is a new decision again at the next bar and is checked
-(and, if refused, recorded) again.
+again (room may have been freed); the refusals of one requested target at
+consecutive bars are one rejection, recorded at its first bar with the
+number of bars it was held back.
 
 ``GreekLimits`` bound the options book's net dollar Greeks the same way
 (Book A's conventions: delta and gamma per 1% move of the underlying, vega
@@ -41,7 +43,8 @@ Limit = Annotated[float, FINITE, POSITIVE]
 LIMITS = ("max_position", "max_adv_share", "max_gross", "max_net", "max_strategy_gross", "max_concentration")
 GREEK_LIMITS = ("max_delta", "max_vega", "max_gamma")
 RTOL = 1e-12
-REJECTIONS = {"bar": pl.Int64, "symbol": pl.Int64, "limit": pl.String, "value": pl.Float64, "bound": pl.Float64}
+REJECTIONS = {"bar": pl.Int64, "symbol": pl.Int64, "limit": pl.String, "value": pl.Float64, "bound": pl.Float64,
+              "bars": pl.Int64}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class PreTradeResult:
 
     ``rejections`` holds one row per rejected decision: ``bar`` and ``symbol`` (indices into the target),
     ``limit`` (the first one breached, in the order of ``LIMITS``), ``value`` (the measure the decision
-    would have left; ``inf`` for an order on a symbol without volume history) and ``bound``.
+    would have left; ``inf`` for an order on a symbol without volume history), ``bound`` and ``bars`` (the
+    consecutive bars the same requested target was refused, from ``bar`` on).
     """
 
     target: np.ndarray
@@ -68,12 +72,12 @@ class PreTradeResult:
         return {name: int(found.get(name, 0)) for name in LIMITS}
 
     def frame(self, ts: np.ndarray, symbols: tuple[str, ...] | list[str]) -> pl.DataFrame:
-        """The rejections with the grid's bar times and symbol names: ts, symbol, limit, value, bound."""
+        """The rejections with the grid's bar times and symbol names: ts, symbol, limit, value, bound, bars."""
         r = self.rejections
         return pl.DataFrame({
             "ts": pl.Series(np.asarray(ts)[r["bar"].to_numpy()], dtype=pl.Datetime("us")),
             "symbol": pl.Series(np.asarray(symbols, dtype=object)[r["symbol"].to_numpy()], dtype=pl.String),
-            "limit": r["limit"], "value": r["value"], "bound": r["bound"],
+            "limit": r["limit"], "value": r["value"], "bound": r["bound"], "bars": r["bars"],
         })
 
 
@@ -86,10 +90,11 @@ def _last_seen(values: np.ndarray) -> np.ndarray:
 
 
 def average_daily_volume(day: np.ndarray, volume: np.ndarray, sessions: int) -> np.ndarray:
-    """(T, N) mean daily volume over the previous ``sessions`` sessions in which the symbol traded a bar.
+    """(T, N) average daily volume: the mean of a symbol's daily volumes over the ``sessions`` sessions before
+    the bar's own, leaving out sessions in which it had no bar.
 
     Point in time: a bar's value uses whole sessions before its own only. NaN
-    where the symbol has no such session (the first session of the data).
+    where the symbol had no bar in those sessions (always in the first session).
     """
     _, d = np.unique(day, return_inverse=True)
     n_days = int(d.max()) + 1 if d.size else 0
@@ -161,7 +166,8 @@ class PreTradeLimits:
         adv = average_daily_volume(day, volume, self.adv_days) if "max_adv_share" in bounds else None
         out = target.copy()
         held = np.zeros(N)  # the targets in force
-        rows: list[tuple[int, int, str, float, float]] = []
+        rows: list[list] = []
+        refused: dict[int, int] = {}  # symbol -> its row, while its request stays refused bar after bar
         for t in range(T):
             new = np.flatnonzero(np.isfinite(target[t]) & (target[t] != held))
             if not new.size:
@@ -177,9 +183,14 @@ class PreTradeLimits:
                 breach = self._breach(bounds, w, j, w_new, order, adv[t, j] if adv is not None else np.nan)
                 if breach is None:
                     held[j], w[j] = target[t, j], w_new
+                    continue
+                out[t, j] = held[j]
+                row = refused.get(j)
+                if row is not None and rows[row][0] + rows[row][5] == t and target[t - 1, j] == target[t, j]:
+                    rows[row][5] += 1
                 else:
-                    out[t, j] = held[j]
-                    rows.append((t, int(j), *breach))
+                    refused[j] = len(rows)
+                    rows.append([t, int(j), *breach, 1])
         return PreTradeResult(target=out, rejections=pl.DataFrame(rows, schema=REJECTIONS, orient="row"))
 
     def _breach(self, bounds: dict[str, float], w: np.ndarray, j: int, w_new: float, order: float,

@@ -182,3 +182,33 @@ def test_a_guard_serves_one_replay_in_order():
 def test_bad_settings_are_refused_with_one_message(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         KillSwitch(**kwargs)
+
+
+def test_a_guard_that_never_halts_leaves_every_array_of_the_replay_as_without_one():
+    """The eventful market of the engine's tests, random targets, transient impact, cancelled remainders: a
+    kill switch without limits is asked after every bar and never halts, and nothing else changes."""
+    from dualhrq.data.synthetic import MarketParams, generate_bars
+    from dualhrq.market.engine import Execution
+
+    grid = build_grid(generate_bars(n_symbols=4, start="2024-01-02", n_days=2, seed=1,
+                                    params=MarketParams(crash_rate=0.3, spike_rate=0.6)))
+    rng = np.random.default_rng(0)
+    target = np.round(rng.normal(0, 300, grid.shape)) * (rng.random(grid.shape) < 0.3)
+    target[rng.random(grid.shape) < 0.5] = np.nan
+    costs = CostModel(slippage="exp_decay", impact_coef=0.5, decay_s=120.0)
+    plain = replay(grid, target, costs, Execution(remainder="cancel"))
+    asked = []
+
+    class Watched:
+        inner = KillSwitch(daily_loss=None, drawdown=None, alert_levels=(0.5,), capital=CAPITAL).guard(grid.day)
+
+        def update(self, step: int, pnl: float, flat: bool) -> bool:
+            asked.append(step)
+            return self.inner.update(step, pnl, flat)
+
+    guarded = replay(grid, target, costs, Execution(remainder="cancel"), guard=Watched())
+    assert asked == list(range(grid.shape[0])) and not guarded.halted.any()
+    for name in ("order", "fill", "marketable", "passive", "short_fill", "price", "limit_price", "quote_shift",
+                 "reason", "position", "spread_cost", "impact_cost", "commission", "borrow", "equity"):
+        np.testing.assert_array_equal(getattr(guarded, name), getattr(plain, name), err_msg=name)
+    assert (plain.fill != 0).any() and (plain.passive != 0).any()
