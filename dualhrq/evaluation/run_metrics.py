@@ -18,15 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.data.planted import PlantedMarket
 from dualhrq.market.engine import REASONS
-from dualhrq.portfolio.strict_sim import StrictSimBacktest
+from dualhrq.portfolio.strict_sim import RISK_COUNTS, StrictSimBacktest
 from dualhrq.training.conditioning import ConditioningFit
 from dualhrq.validation.baselines import baseline_names
 from dualhrq.validation.evidence import baseline_metrics
 from dualhrq.validation.oos import OBJECTIVES, SIM_PREFIX
 
-# the strict simulator's replay details: book figures and the rule engine's daily counts, summed over folds
+# the strict simulator's replay details: book figures, the rule engine's daily counts and the pre-trade and
+# kill-switch counts, summed over folds
 SIM = frozenset(SIM_PREFIX + k for k in ("sortino", "hit_rate", "total_return", "fills", "rejections",
-                                         "violations", *(f"rejected_{r}" for r in REASONS.values())))
+                                         "violations", *(f"rejected_{r}" for r in REASONS.values()), *RISK_COUNTS))
 # what the CPCV purge left out after a test block, logged by every job
 SPLIT = frozenset({"validation/embargo_days_effective"})
 # a planted market's closed-form Sharpe bound (data=synthetic_planted)

@@ -29,6 +29,15 @@ bar's closing quote):
    the symbol trades again only on its next decision); with ``cancel`` an
    order refused by a rule is cancelled the same way.
 
+A ``guard`` (a kill switch, ``dualhrq.risk.killswitch``) is told the
+replay's total P&L and whether the book is flat after every step; when it
+answers that trading is halted, from the next step on every symbol's target
+is 0 and decisions are ignored until it lifts the halt. The book is
+flattened through the same order path (checks, spread, impact, cap), so a
+short is bought back under Rule 201 and nothing trades in an LULD pause;
+resting short-sale limits are cancelled. The first finite target after the
+halt lifts is a new decision. ``Replay.halted`` marks the halted steps.
+
 Positions are marked at the undisplaced mid (the last one seen when a quote
 is missing). Short positions held at a day's close pay borrow for the
 calendar days until the next session. Every step updates all symbols as
@@ -41,7 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import numpy as np
 import polars as pl
@@ -67,6 +76,14 @@ class Execution:
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+
+class TradingGuard(Protocol):
+    """What the replay asks after each step: is trading halted from the next step on?"""
+
+    def update(self, step: int, pnl: float, flat: bool) -> bool:
+        """``pnl``: the replay's total P&L (all symbols, net of costs) after ``step``; ``flat``: no position."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,7 @@ class Replay:
     commission: np.ndarray
     borrow: np.ndarray  # charged at each day's last step
     equity: np.ndarray  # cash + marked positions, per symbol
+    halted: np.ndarray  # (T,) bool: trading halted by the guard at the step (the book is flattened)
 
     def traded_value(self) -> np.ndarray:
         return (np.abs(self.marketable) * np.nan_to_num(self.price)
@@ -116,6 +134,7 @@ class Replay:
             "gross_exposure": np.abs(value).sum(axis=1), "net_exposure": value.sum(axis=1),
             "traded_value": self.traded_value().sum(axis=1),
             "fills": (self.fill != 0).sum(axis=1), "rejections": (self.reason != OK).sum(axis=1),
+            "halted": self.halted,
         })
 
     def events(self) -> pl.DataFrame:
@@ -167,8 +186,10 @@ def _in_band(price: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndar
         return (np.isnan(lower) | (price >= lower)) & (np.isnan(upper) | (price <= upper))
 
 
-def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Execution | None = None) -> Replay:
-    """Trade towards ``target`` shares ((T, N), NaN = no new decision) under the rules, vectorised over symbols."""
+def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Execution | None = None,
+           guard: TradingGuard | None = None) -> Replay:
+    """Trade towards ``target`` shares ((T, N), NaN = no new decision) under the rules, vectorised over symbols;
+    ``guard`` may halt trading and flatten the book (see the module docstring)."""
     ex = execution if execution is not None else Execution()
     T, N = grid.shape
     rec = {k: np.zeros((T, N)) for k in ("order", "fill", "marketable", "passive", "short_fill", "position",
@@ -176,6 +197,7 @@ def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Ex
                                          "quote_shift")}
     price_rec, limit_rec = np.full((T, N), np.nan), np.full((T, N), np.nan)
     reason = np.zeros((T, N), dtype=np.int8)
+    halted, halt = np.zeros(T, dtype=bool), False
     ssr = ssr_restricted(grid)
     machine = LULDMachine(grid)
     sigma = bar_volatility(grid.close, costs.vol_window)
@@ -199,6 +221,9 @@ def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Ex
         raw_mid = to_dollars(0.5 * (bid_u[t] + ask_u[t]))
         quoted = np.isfinite(mid) & (volume[t] > 0)
         room = np.where(quoted, np.floor(ex.participation * np.nan_to_num(volume[t])), 0.0)  # whole shares
+        if halt:  # flatten: resting short sales cancelled, every goal 0, decisions ignored until the halt lifts
+            halted[t] = True
+            goal, rest_qty, decided = np.zeros(N), np.zeros(N), np.full(N, np.nan)
 
         # a resting short-sale limit meets the bar's trades
         with np.errstate(invalid="ignore"):
@@ -211,7 +236,7 @@ def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Ex
         pos = pos - sold
 
         # the decision and its working order
-        new = np.isfinite(target[t]) & (target[t] != decided)
+        new = np.isfinite(target[t]) & (target[t] != decided) & ~halted[t]
         decided = np.where(new, target[t], decided)
         goal = np.where(new, target[t], goal)
         rest_qty = np.where(new, 0.0, rest_qty)
@@ -262,6 +287,8 @@ def replay(grid: MarketGrid, target: np.ndarray, costs: CostModel, execution: Ex
         rec["spread_cost"][t], rec["impact_cost"][t], rec["commission"][t] = spread, paid - spread, fee
         rec["equity"][t] = cash + pos * mark[t]
         price_rec[t], limit_rec[t] = to_dollars(price), np.where(sold > 0, to_dollars(rest_px), np.nan)
+        if guard is not None:
+            halt = bool(guard.update(t, float(rec["equity"][t].sum()), not pos.any()))
     rules = RuleState(ssr=ssr, luld=machine.state)
     return Replay(grid=grid, rules=rules, costs=costs, execution=ex, target=target, price=price_rec,
-                  limit_price=limit_rec, reason=reason, **rec)
+                  limit_price=limit_rec, reason=reason, halted=halted, **rec)

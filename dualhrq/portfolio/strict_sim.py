@@ -9,7 +9,11 @@ with quotes). Book B sizes them, the engine trades them under the rules and
 the participation cap (``execution``), the independent audit re-checks
 every fill, and the result carries daily returns (net of every cost, as
 fractions of ``capital``), the per-step records, the daily violation report
-and the book's metrics. The replay starts two sessions before the first
+and the book's metrics. With ``limits`` every new decision of the book is
+checked before it reaches the engine (a rejected one leaves the previous
+target in force); with ``kill_switch`` the replay halts and flattens the
+book when the day's loss or the drawdown reaches its limit. The result
+then also carries the rejections, the trips and the drawdown alerts. The replay starts two sessions before the first
 decision: the first gives the second its previous close, so a Rule 201
 restriction triggered the day before the first decision is in force on it.
 """
@@ -24,7 +28,7 @@ from typing import Annotated, Any
 import numpy as np
 import polars as pl
 
-from dualhrq.config import FINITE, POSITIVE, check_value
+from dualhrq.config import FINITE, POSITIVE, check_value, invalid
 from dualhrq.errors import DataError
 from dualhrq.market.audit import daily_report
 from dualhrq.market.backtest import BacktestResult
@@ -34,9 +38,15 @@ from dualhrq.market.engine import replay as trade
 from dualhrq.market.grid import build_grid
 from dualhrq.portfolio.book_b import EquityBook
 from dualhrq.portfolio.metrics import book_metrics
+from dualhrq.risk.killswitch import KillSwitch, KillSwitchGuard, alerts_frame, trips_frame
+from dualhrq.risk.limits import LIMITS, PreTradeLimits, PreTradeResult
 
 Market = pl.DataFrame | pl.LazyFrame | Callable[[], pl.DataFrame | pl.LazyFrame]
 _LOADED: dict[str, pl.LazyFrame] = {}
+# the risk counts ``describe`` adds to the daily report's: rejected decisions (all, per limit), kill-switch trips,
+# the most bars a trip took to a flat book, drawdown alerts
+RISK_COUNTS = ("pretrade_rejections", *(f"pretrade_{name}" for name in LIMITS), "killswitch_trips",
+               "killswitch_bars_to_flat", "killswitch_alerts")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,9 @@ class StrictSimResult(BacktestResult):
     replay: Replay = field(repr=False, default=None)  # type: ignore[assignment]
     report: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]
     metrics: dict[str, float] = field(default_factory=dict)
+    rejections: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]  # ts, symbol, limit, ...
+    trips: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]  # ts, limit, loss, flat_ts, ...
+    alerts: pl.DataFrame = field(repr=False, default=None)  # type: ignore[assignment]  # ts, level
 
     def details(self) -> dict[str, float]:
         """Sortino, hit rate, total return and the rule counts (fills, rejections by reason, violations)."""
@@ -58,8 +71,14 @@ class StrictSimBacktest:
 
     def __init__(self, market: Market, book: EquityBook | None = None, costs: CostModel | None = None,
                  capital: float = 1_000_000.0, periods_per_year: int = 252,
-                 execution: Execution | None = None) -> None:
+                 execution: Execution | None = None, limits: PreTradeLimits | None = None,
+                 kill_switch: KillSwitch | None = None) -> None:
         check_value("capital", capital, Annotated[float, FINITE, POSITIVE])
+        if kill_switch is not None and kill_switch.capital != capital:
+            raise invalid("kill_switch.capital", kill_switch.capital, f"the backtest's capital ({capital})",
+                          "set it to the same value (the config's ${..capital})")
+        self.limits = limits
+        self.kill_switch = kill_switch
         self.market = market
         self.book = book if book is not None else EquityBook()
         self.costs = costs if costs is not None else CostModel()
@@ -108,12 +127,18 @@ class StrictSimBacktest:
         start = prior[-2:][0] if prior.len() else first  # two sessions: the day before gets its previous close
         grid = build_grid(bars.filter(pl.col("ts").dt.date() >= start), source="strict_sim market")
         target = self.book.targets(predictions, grid, self.capital)
-        rec = trade(grid, target, self.costs, self.execution)
-        return self._result(rec, first)
+        checked = None
+        if self.limits is not None:
+            checked = self.limits.check(target, grid.mid, grid.day, grid.volume, self.capital)
+            target = checked.target
+        guard = self.kill_switch.guard(grid.day) if self.kill_switch is not None else None
+        rec = trade(grid, target, self.costs, self.execution, guard=guard)
+        return self._result(rec, first, checked, guard)
 
     run = replay
 
-    def _result(self, rec: Replay, first) -> StrictSimResult:
+    def _result(self, rec: Replay, first, checked: PreTradeResult | None,
+                guard: KillSwitchGuard | None) -> StrictSimResult:
         grid = rec.grid
         steps = rec.per_step()
         active_day = np.zeros(len(grid.days), dtype=bool)
@@ -131,10 +156,13 @@ class StrictSimBacktest:
         net = returns["net"].to_numpy()
         turnover = float(daily["traded_value"].mean() / self.capital) if daily.height else 0.0
         metrics = book_metrics(net, turnover, self.periods_per_year) if net.size else {}
+        checked = checked if checked is not None else PreTradeResult.unchecked(rec.target)
         return StrictSimResult(returns=returns, sharpe=metrics.get("sharpe", float("nan")),
                                max_drawdown=metrics.get("max_drawdown", float("nan")), turnover=turnover,
                                replay=rec, report=daily_report(rec).filter(pl.col("date") >= first),
-                               metrics=metrics)
+                               metrics=metrics, rejections=checked.frame(grid.bar_ts, grid.symbols),
+                               trips=trips_frame(guard.trips if guard else [], grid.bar_ts),
+                               alerts=alerts_frame(guard.alerts if guard else [], grid.bar_ts))
 
 
 def adversarial_signals(bars: pl.DataFrame) -> pl.DataFrame:
@@ -149,6 +177,15 @@ def adversarial_signals(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def describe(result: StrictSimResult) -> dict[str, Any]:
-    """Counts of the daily report for logs: fills, rejections (by reason) and violations."""
+    """Counts for logs: the daily report's (fills, rejections by reason, violations) and the risk checks'
+    (``RISK_COUNTS``; a trip whose book never got flat while halted counts the bars to the end of its halt)."""
     report = result.report
-    return {c: int(report[c].sum()) for c in report.columns if c != "date"}
+    counts = {c: int(report[c].sum()) for c in report.columns if c != "date"}
+    counts["pretrade_rejections"] = result.rejections.height
+    counts |= {f"pretrade_{name}": int((result.rejections["limit"] == name).sum()) for name in LIMITS}
+    counts["killswitch_trips"] = result.trips.height
+    to_flat = result.trips.select(pl.coalesce("bars_to_flat", "halted_bars"))
+    counts["killswitch_bars_to_flat"] = int(to_flat.max().item() or 0)
+    counts["killswitch_alerts"] = result.alerts.height
+    return counts
+
