@@ -125,6 +125,16 @@ def load_sp500_index() -> pl.DataFrame:
         pl.col("ts").cast(pl.Datetime("us")), pl.col("close").cast(pl.Float64))
 
 
+def load_history_closes() -> pl.DataFrame:
+    """Every bundled daily close (``ts, symbol, close``) under one roof, the history stress scenarios replay:
+    the S&P 500 index (``SP500``, 1990-2022), the NASDAQ composite (``NASDAQ``, 1999-2018) and the 20 stocks
+    (1990-2022)."""
+    index = load_sp500_index().select("ts", symbol=pl.lit("SP500"), close="close")
+    nasdaq = load_bundled(["NASDAQ"]).select("ts", "symbol", "close")
+    stocks = load_sp500_stocks().select("ts", "symbol", "close")
+    return pl.concat([index, nasdaq.with_columns(pl.col("ts").cast(pl.Datetime("us"))), stocks]).sort("symbol", "ts")
+
+
 @functools.cache
 def _skfolio_data(loader: str) -> pd.DataFrame:
     return getattr(importlib.import_module("skfolio.datasets"), loader)()

@@ -17,10 +17,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dualhrq.config import build, load_recorded, located
 from dualhrq.errors import ConfigError, DataError
+from dualhrq.evaluation.books import check_portfolio, market_bars, options_book, replayed_books
+from dualhrq.evaluation.portfolio import run_portfolio
 from dualhrq.market.audit import summary_line, violations
 from dualhrq.market.grid import validate_quotes
 from dualhrq.pipeline.decision import DecisionPipeline
-from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.metrics import book_metrics
 from dualhrq.portfolio.plots import save_plots
 from dualhrq.portfolio.strict_sim import StrictSimBacktest, StrictSimResult, adversarial_signals, describe
@@ -98,39 +99,6 @@ def pipeline_predictions(cfg: DictConfig, trained: DictConfig, workdir: Path) ->
     return predict_from_pipelines(trained, load)
 
 
-def options_book(cfg: DictConfig, sim: StrictSimBacktest, predictions: pl.DataFrame
-                 ) -> tuple[pl.DataFrame, dict[str, float], list[str]]:
-    """Book A on the option chain of the replayed symbols and days: attribution, metrics, summary lines."""
-    symbols = predictions["symbol"].unique().sort().to_list()
-    first, last = predictions["ts"].min().date(), predictions["ts"].max().date()
-    surface = None
-    if cfg.options.chain_path is not None:
-        chain = pl.read_parquet(cfg.options.chain_path).filter(
-            pl.col("symbol").is_in(symbols) & pl.col("date").is_between(first, last))
-    else:
-        bars = sim.market_bars(symbols, first, last)
-        with located(cfg.options.chain):
-            chain = build(cfg.options.chain)(bars)
-        with located(cfg.options.surface):
-            surface = build(cfg.options.surface)(bars) if cfg.options.surface is not None else None
-    book: OptionsBook = build(cfg.options.book)
-    out = book.run(chain, surface)
-    daily = out.group_by("date").agg(pl.col("net").sum()).sort("date")
-    net = daily["net"].to_numpy() / book.capital
-    terms = out.select(pl.col("^(delta|gamma|vega|theta)_pnl$").abs()).sum_horizontal()
-    metrics = {f"book_a/{k}": v for k, v in book_metrics(net, 0.0, sim.periods_per_year).items() if k != "turnover"}
-    metrics.update({f"book_a/{k}_pnl": float(out[f"{k}_pnl"].sum()) for k in ("delta", "gamma", "vega", "theta")})
-    metrics["book_a/residual_pnl"] = float(out["residual"].sum())
-    metrics["book_a/residual_share"] = float(out["residual"].abs().sum() / terms.sum())
-    metrics["book_a/max_abs_net_delta"] = float(out["net_delta"].abs().max())
-    lines = [f"Book A ({book.side} {book.structure}s, {out['symbol'].n_unique()} symbols, {daily.height} days): "
-             f"P&L {out['net'].sum():,.0f} = delta {metrics['book_a/delta_pnl']:,.0f} + gamma "
-             f"{metrics['book_a/gamma_pnl']:,.0f} + vega {metrics['book_a/vega_pnl']:,.0f} + theta "
-             f"{metrics['book_a/theta_pnl']:,.0f} + residual {metrics['book_a/residual_pnl']:,.0f} - costs "
-             f"{out['costs'].sum():,.0f}; |residual| is {metrics['book_a/residual_share']:.1%} of |attributed|."]
-    return out, metrics, lines
-
-
 def replay(cfg: DictConfig) -> dict[str, float]:
     """Replay, log and print; returns the run's metrics."""
     output_dir = Path(cfg.paths.output_dir)
@@ -150,6 +118,12 @@ def replay(cfg: DictConfig) -> dict[str, float]:
             cfg.data = trained.data  # the market the model was trained on
         log.info("replaying on the training run's data: %s", cfg.data.get("name"))
     sim = build(cfg.backtest)
+    strict = isinstance(sim, StrictSimBacktest)
+    portfolio = cfg.get("portfolio")
+    if portfolio is not None:
+        if cfg.adversarial:
+            raise ConfigError("adversarial=true replays the rule-testing signal, not a strategy: drop portfolio=.")
+        check_portfolio(cfg, strict, predictions["ts"].dt.date().n_unique())
     result = sim.run(predictions)
     tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
     try:
@@ -179,13 +153,27 @@ def replay(cfg: DictConfig) -> dict[str, float]:
                 for path in save_plots(result.returns, result.replay.per_step(), sim.capital,
                                        output_dir / "plots", "Book B (strict sim)"):
                     tracker.log_artifact(path, "plots")
-        if cfg.options.enabled and isinstance(result, StrictSimResult) and not cfg.adversarial:
-            book_a, book_a_metrics, book_a_lines = options_book(cfg, sim, predictions)
-            metrics.update(book_a_metrics)
-            lines += book_a_lines
+        wants_a = portfolio is not None and "book_a" in portfolio.books
+        options = None
+        if cfg.options.enabled and not cfg.adversarial and (strict or wants_a):
+            bars = market_bars(cfg, sim, predictions)
+            options = options_book(cfg, bars, predictions, sim.periods_per_year)
+            metrics.update(options.metrics)
+            lines += options.lines
             path = output_dir / "book_a_attribution.parquet"
-            book_a.write_parquet(path)
+            options.attribution.write_parquet(path)
             tracker.log_artifact(path, "book_a")
+        if portfolio is not None:
+            books = replayed_books(cfg, sim, result, predictions, options, metrics)
+            out = run_portfolio(portfolio, cfg.risk, books, output_dir / "portfolio")
+            metrics.update(out.metrics)
+            tracker.set_tags(out.tags)
+            lines += ["", *out.lines]
+            for name, frame in out.files.items():
+                path = output_dir / "portfolio" / name
+                frame.write_csv(path) if name.endswith(".csv") else frame.write_parquet(path)
+                tracker.log_artifact(path, "portfolio")
+            tracker.log_artifact(out.report, "portfolio")
         tracker.log_metrics(metrics)
         counts = {f"bt/{k}" for k in describe(result)} if isinstance(result, StrictSimResult) else set()
         table = format_table([{"metric": k, "value": int(v) if k in counts else v} for k, v in metrics.items()],

@@ -122,7 +122,7 @@ class Integrator:
         or the budgets depend on it."""
         ts, names, r = _books(books)
         known = self._regimes(ts, regime)
-        self._check_sizes(len(names))
+        self.check_sizes(len(names))
         period = _periods(ts, self.rebalance.calendar)
         n_days, k = r.shape
         held = np.empty((n_days, k))
@@ -150,7 +150,7 @@ class Integrator:
             w = w * (1.0 + r[t]) / growth
         return self._result(ts, names, r, held, cost, events)
 
-    def _check_sizes(self, k: int) -> None:
+    def check_sizes(self, k: int) -> None:
         """Budgets and fixed weights have one entry per book."""
         if isinstance(self.allocator, FixedWeights):
             check_simplex(self.allocator.target, "allocator.weights", k)

@@ -160,6 +160,26 @@ def historical_stress(positions: Mapping[str, float], prices: pl.DataFrame,
     return pl.DataFrame(rows)
 
 
+def scenario_moves(prices: pl.DataFrame, scenario: str | Scenario, vol_window: int = 20) -> tuple[float, float]:
+    """One series' move over a scenario: its return from the first close to the last, and the ratio of its
+    realized volatility over the ``vol_window`` daily returns to the scenario's end against the same count to
+    its start. The ratio is the volatility shock a scenario applies to options where no implied volatility
+    history covers it (the bundled VIX starts in 2014). ``prices``: one symbol's ``ts, close``."""
+    check_value("vol_window", vol_window, Annotated[int, at_least(2)])
+    sc = scenario_of(scenario)
+    closes = prices.sort("ts").select("ts", "close").with_columns(r=pl.col("close").pct_change())
+    start, end = _midnight(sc.start) + timedelta(days=1), _midnight(sc.end) + timedelta(days=1)
+    before, through = closes.filter(pl.col("ts") < start), closes.filter(pl.col("ts") < end)
+    if before.height <= vol_window or through.height == before.height or through["ts"][-1] < _midnight(sc.end):
+        raise DataError(f"scenario '{sc.name}' ({sc.start}..{sc.end}) needs {vol_window} closes before its start "
+                        f"and closes through its end; the prices cover {closes['ts'][0].date()}.."
+                        f"{closes['ts'][-1].date()}. Fix: supply a longer history or leave '{sc.name}' out.")
+    move = float(through["close"][-1] / before["close"][-1] - 1.0)
+    vol_before = float(before["r"].tail(vol_window).std())
+    vol_after = float(through["r"].tail(vol_window).std())
+    return move, vol_after / vol_before
+
+
 def _positions(positions: Mapping[str, float]) -> dict[str, float]:
     """``positions`` as a dict of finite exposures, not all zero."""
     if not isinstance(positions, Mapping) or not positions:
@@ -169,6 +189,11 @@ def _positions(positions: Mapping[str, float]) -> dict[str, float]:
     if not any(positions.values()):
         raise invalid("positions", dict(positions), "a mapping with at least one non-zero exposure")
     return {str(s): float(v) for s, v in positions.items()}
+
+
+def scenario_of(scenario: str | Scenario) -> Scenario:
+    """The catalogue's scenario of that name (a ``Scenario`` passes as it is)."""
+    return _scenarios([scenario])[0]
 
 
 def _scenarios(scenarios: Sequence[str | Scenario] | None) -> list[Scenario]:

@@ -52,7 +52,7 @@ __all__ = ["METHODS", "MIN_OBSERVATIONS", "QUANTILE", "RiskEstimate", "risk_tabl
 
 METHODS = ("historical", "normal", "student_t", "fhs")
 # fewest observations a fit is worth making on; the historical and fhs tails also need at least one
-# observation beyond the quantile (see _min_observations)
+# observation beyond the quantile (see min_observations)
 MIN_OBSERVATIONS = {"historical": 30, "normal": 30, "student_t": 30, "fhs": 250}
 
 # Hyndman & Fan (1996, "Sample quantiles in statistical packages") type 6: the order statistic at position
@@ -121,7 +121,7 @@ def rolling_var(returns: np.ndarray, level: float, method: str, window: int = 25
     check_value("method", method, Method)
     check_value("window", window, PositiveInt)
     check_value("refit_every", refit_every, PositiveInt)
-    needed = _min_observations(method, level)
+    needed = min_observations(method, level)
     if window < needed:
         raise invalid("window", window, f">= {needed} for method {method!r} at level {level}",
                       f"pass window={needed} or more.")
@@ -264,7 +264,7 @@ def _checked_returns(returns: np.ndarray) -> np.ndarray:
     return r
 
 
-def _min_observations(method: str, level: float, horizon: int = 1) -> int:
+def min_observations(method: str, level: float, horizon: int = 1) -> int:
     """Observations ``method`` needs: the fit's floor, and for the empirical tails at least one (h-day) return
     beyond the quantile. fhs asks for a year: GARCH(1,1) is poorly identified on less (Basel's minimum too)."""
     tail = math.ceil(1 / (1 - level) - 1e-9) if method in ("historical", "fhs") else 0
@@ -274,7 +274,7 @@ def _min_observations(method: str, level: float, horizon: int = 1) -> int:
 
 
 def _check_sample(r: np.ndarray, method: str, level: float, horizon: int) -> None:
-    needed = _min_observations(method, level, horizon)
+    needed = min_observations(method, level, horizon)
     if r.size < needed:
         raise DataError(f"returns has {r.size} observations; method {method!r} at level {level} and horizon "
                         f"{horizon} needs at least {needed}. Fix: pass a longer history, a lower level or "
