@@ -25,6 +25,7 @@ from dualhrq.errors import ConfigError
 from dualhrq.evaluation.portfolio import FACTOR_KINDS, Books
 from dualhrq.market.backtest import BacktestResult, SignalBacktest
 from dualhrq.market.engine import marks
+from dualhrq.portfolio.attribution import implementation_shortfall, symbol_pnl
 from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.portfolio.drill import crash_drill
 from dualhrq.portfolio.metrics import book_metrics
@@ -147,15 +148,14 @@ def check_portfolio(cfg: DictConfig, strict: bool, days: int) -> None:
     books = list(portfolio.books)
     check_books(books, strict, bool(cfg.options.enabled))
     check_value("portfolio.capital", float(portfolio.capital), Annotated[float, FINITE, POSITIVE])
+    integrator = build(portfolio.integrator)
     with located("portfolio.integrator"):
-        build(portfolio.integrator).check_sizes(len(books))
+        integrator.check_sizes(len(books))
     if portfolio.get("regime") is not None:
-        with located("portfolio.regime"):
-            build(portfolio.regime)
+        build(portfolio.regime)
     with located("portfolio.gates"):
         gates_from_config(portfolio.gates, "portfolio.gates")
-    with located("risk.correlation"):
-        build(risk.correlation)
+    build(risk.correlation)
     for name in ("levels", "horizons", "methods"):
         if not list(risk[name]):
             raise ConfigError(f"is empty. Fix: list one or more {name}.", field=f"risk.{name}")
@@ -207,11 +207,15 @@ def replayed_books(cfg: DictConfig, sim: object, result: BacktestResult, predict
         hrm = hrm_daily(predictions, closes, float(cfg.backtest.get("cost_bps", 1.0))) if strict else result
         streams["hrm"] = hrm.returns
         exposures["hrm"] = {s: float(np.clip(v, -1, 1)) / n for s, v in last.iter_rows()}
+    post_trade: dict[str, float] = {}
+    files: dict[str, pl.DataFrame] = {}
     if "book_b" in wanted:
         rec = result.replay
         value = rec.position[-1] * marks(rec.grid)[-1] / sim.capital
         streams["book_b"] = result.returns
         exposures["book_b"] = dict(zip(rec.grid.symbols, value.tolist(), strict=True))
+        post_trade = {f"execution/{k}": v for k, v in implementation_shortfall(rec).items()}
+        files["book_b_symbol_pnl.csv"] = symbol_pnl(rec)
     legs, hedge, options_capital = None, {}, 1.0
     if "book_a" in wanted and options is not None:
         daily = options.attribution.group_by("date").agg(pl.col("net").sum()).sort("date")
@@ -225,7 +229,7 @@ def replayed_books(cfg: DictConfig, sim: object, result: BacktestResult, predict
             vix = build(cfg.data.vix)()
     return Books(streams={b: streams[b] for b in wanted}, exposures=exposures, closes=closes, legs=legs,
                  hedge=hedge, options_capital=options_capital, vix=vix, synthetic=bool(cfg.data.get("synthetic")),
-                 metrics={**metrics, **crash_drill_metrics(cfg, sim)})
+                 metrics={**metrics, **post_trade, **crash_drill_metrics(cfg, sim)}, files=files)
 
 
 def crash_drill_metrics(cfg: DictConfig, sim: object) -> dict[str, float]:
@@ -234,8 +238,7 @@ def crash_drill_metrics(cfg: DictConfig, sim: object) -> dict[str, float]:
     switch = getattr(sim, "kill_switch", None)
     costs, execution = getattr(sim, "costs", None), getattr(sim, "execution", None)
     if switch is None:
-        with located("backtest.kill_switch"):
-            switch = build(cfg.portfolio.kill_switch) if cfg.portfolio.get("kill_switch") is not None else None
+        switch = build(cfg.portfolio.kill_switch) if cfg.portfolio.get("kill_switch") is not None else None
     if switch is None:
         return {}
     return {f"killswitch/{k}": v for k, v in crash_drill(switch, costs=costs, execution=execution).items()}

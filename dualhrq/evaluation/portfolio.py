@@ -32,7 +32,7 @@ from dualhrq.portfolio.metrics import book_metrics
 from dualhrq.primitives.tables import format_table
 from dualhrq.report.html import table as html_table
 from dualhrq.report.risk import write_risk_report
-from dualhrq.risk.factors import FactorModel, daily_factors, pca_factors
+from dualhrq.risk.factors import FactorModel, daily_factors, monthly_french, pca_factors
 from dualhrq.risk.stress import (
     correlation_shock,
     equity_shock,
@@ -48,6 +48,7 @@ from dualhrq.validation.gates import evaluate_gates, gate_metrics, gate_rows, ga
 
 log = logging.getLogger("dualhrq.backtest")
 FACTOR_KINDS = ("auto", "daily", "pca", "none")
+FRENCH_END_YEAR = 2018  # arch's Fama-French monthly factors end in 2018-11
 # the hypothetical shocks: name, equity move, implied volatility multiple
 SHOCKS = (("equity_down_20", -0.20, 1.0), ("vol_x2", 0.0, 2.0), ("equity_down_20_vol_x2", -0.20, 2.0))
 
@@ -67,6 +68,7 @@ class Books:
     vix: pl.DataFrame | None = None
     synthetic: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
+    files: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,10 +106,12 @@ def run_portfolio(portfolio: DictConfig, risk: DictConfig, books: Books, out_dir
     names = [c for c in frame.columns if c != "ts"]
     regime = None
     if portfolio.get("regime") is not None:
+        classifier = build(portfolio.regime)
         with located("portfolio.regime"):
-            regime = build(portfolio.regime).classify(market_returns(books.closes), books.vix)
+            regime = classifier.classify(market_returns(books.closes), books.vix)
+    integrator = build(portfolio.integrator)
     with located("portfolio.integrator"):
-        result = build(portfolio.integrator).run(frame, regime)
+        result = integrator.run(frame, regime)
     net = result.returns["net"].to_numpy()
     capital = float(portfolio.capital)
 
@@ -132,8 +136,9 @@ def run_portfolio(portfolio: DictConfig, risk: DictConfig, books: Books, out_dir
     alerts(risk, result.returns, out)
     corr = None
     if len(names) > 1:
+        monitor = build(risk.correlation)
         with located("risk.correlation"):
-            corr = build(risk.correlation).run(frame)
+            corr = monitor.run(frame)
         shifts = corr["shift"].fill_null(False)
         out.metrics["risk/correlation_shifts"] = float((shifts & ~shifts.shift(1, fill_value=False)).sum())
     factor_rows = factor_risk(risk.factors, result.returns, books, out)
@@ -146,8 +151,9 @@ def run_portfolio(portfolio: DictConfig, risk: DictConfig, books: Books, out_dir
     out.metrics.update(gate_metrics(results))
     gates_table = gate_rows(results)
 
-    out.files = {"portfolio_returns.parquet": result.returns, "portfolio_weights.parquet": result.weights,
-                 "rebalances.parquet": result.rebalances, "risk_contributions.parquet": result.risk_contributions,
+    out.files = {**books.files, "portfolio_returns.parquet": result.returns,
+                 "portfolio_weights.parquet": result.weights, "rebalances.parquet": result.rebalances,
+                 "risk_contributions.parquet": result.risk_contributions,
                  "book_returns.parquet": frame, "var_backtest.parquet": var_frame,
                  "risk_table.csv": pl.DataFrame(var_rows), "stress.csv": pl.DataFrame(stress_rows),
                  "factor_risk.csv": pl.DataFrame(factor_rows)}
@@ -213,24 +219,38 @@ def factor_risk(cfg: DictConfig, returns: pl.DataFrame, books: Books, out: Portf
         return []
     net = returns.select("ts", "net")
     with located("risk.factors"):
-        model = FactorModel(min_obs=int(cfg.min_obs))
         if kind == "daily":
             factors = daily_factors(net["ts"].min(), net["ts"].max()).select("ts", *cfg.daily)
-            model.fit(net, factors)
         else:
             wide = (books.closes.sort("symbol", "ts").with_columns(r=pl.col("close").pct_change().over("symbol"))
                     .pivot(on="symbol", index="ts", values="r").sort("ts").drop_nulls())
             symbols = [c for c in wide.columns if c != "ts"]
             pca = pca_factors(wide.select(symbols).to_numpy(), min(int(cfg.pca_components), len(symbols)))
             names = [f"pc{i + 1}" for i in range(pca.returns.shape[1])]
-            model.fit(net, pl.DataFrame({"ts": wide["ts"], **{n: pca.returns[:, i] for i, n in enumerate(names)}}))
+            factors = pl.DataFrame({"ts": wide["ts"], **{n: pca.returns[:, i] for i, n in enumerate(names)}})
+        model = FactorModel(min_obs=int(cfg.min_obs)).fit(net, factors)
+    common = net.join(factors, on="ts").drop_nulls()
     out.metrics["risk/factor_share"] = float(model.factor_share_)
     out.metrics["risk/idiosyncratic_share"] = float(1.0 - model.factor_share_)
     rows = []
-    for row in model.summary().iter_rows(named=True):
-        out.metrics[f"factor/{row['factor']}_beta"] = float(row["beta"])
-        rows.append({"factor": row["factor"], "beta": row["beta"], "share_of_variance": row["contribution"]})
-    rows.append({"factor": "idiosyncratic", "beta": None, "share_of_variance": 1.0 - model.factor_share_})
+    for name, beta, share in zip(model.factor_names_, model.betas_, model.contributions_, strict=True):
+        earned = float(beta * common[name].sum())  # the return the factor exposure explains
+        out.metrics[f"factor/{name}_beta"] = float(beta)
+        out.metrics[f"attribution/factor_{name}"] = earned
+        rows.append({"factor": name, "frequency": "daily", "beta": float(beta), "share_of_variance": float(share),
+                     "return_explained": earned})
+    rows.append({"factor": "idiosyncratic", "frequency": "daily", "beta": None,
+                 "share_of_variance": 1.0 - model.factor_share_,
+                 "return_explained": float(common["net"].sum()) - sum(r["return_explained"] for r in rows)})
+    if kind == "daily":
+        months = net["ts"].dt.truncate("1mo").n_unique()
+        if months >= int(cfg.monthly_min_obs) and net["ts"].min().year < FRENCH_END_YEAR:
+            with located("risk.factors"):
+                monthly = monthly_french(net, min_obs=int(cfg.monthly_min_obs))
+            for name, beta, share in zip(monthly.factor_names_, monthly.betas_, monthly.contributions_, strict=True):
+                out.metrics[f"factor/monthly_{name}_beta"] = float(beta)
+                rows.append({"factor": name, "frequency": "monthly (Fama-French)", "beta": float(beta),
+                             "share_of_variance": float(share), "return_explained": None})
     return rows
 
 
