@@ -19,6 +19,7 @@ from dualhrq.risk.stress import (
     garch_scenarios,
     historical_stress,
     option_stress,
+    scenario_moves,
     vol_shock,
 )
 
@@ -225,3 +226,17 @@ def test_garch_paths_compound_reproducibly_and_bad_arguments_are_refused(garch_r
         garch_scenarios(garch_returns, horizon=-1)
     with pytest.raises(DataError, match="at least 100 finite"):
         garch_scenarios(garch_returns[:50])
+
+
+def test_a_scenarios_move_and_volatility_ratio_come_from_the_index_closes():
+    index = load_sp500_index()
+    move, ratio = scenario_moves(index, "gfc")
+    before = index.filter(pl.col("ts") <= datetime(2008, 8, 29))
+    through = index.filter(pl.col("ts") <= datetime(2009, 3, 9))
+    assert move == pytest.approx(through["close"][-1] / before["close"][-1] - 1)
+    r_before = np.diff(before["close"].to_numpy()[-21:]) / before["close"].to_numpy()[-21:-1]
+    r_through = np.diff(through["close"].to_numpy()[-21:]) / through["close"].to_numpy()[-21:-1]
+    assert ratio == pytest.approx(np.std(r_through, ddof=1) / np.std(r_before, ddof=1))
+    assert move < -0.4 and ratio > 1.5  # the index fell 47%; its volatility was 1.7 times August 2008's
+    with pytest.raises(DataError, match="scenario 'covid'"):
+        scenario_moves(index.filter(pl.col("ts") < datetime(2020, 3, 1)), "covid")
