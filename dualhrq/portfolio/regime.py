@@ -6,11 +6,12 @@ quantiles of its own history from the first day up to and including that day,
 never later: ``high_vol`` above the expanding ``high_quantile`` (the median by
 default), ``crisis`` above the expanding ``crisis_quantile`` (the 95th
 percentile) or on a day whose VIX close is at least ``vix_crisis`` (40, a
-level reached in 2008, 2011 and 2020 only), ``low_vol`` otherwise. Days before
-``min_history`` volatility readings exist have no regime (null): a quantile of
-a few readings says little. Only the day's own VIX close counts (a day
-without one is judged by volatility alone), so a stale VIX never keeps a
-crisis alive.
+close seen only in acute stress such as late 2008, August 2011 and March
+2020), ``low_vol`` otherwise. Days before ``min_history`` volatility readings
+exist have no regime (null): a quantile of a few readings says little. Only
+the day's own VIX close counts (a day without one is judged by volatility
+alone), so a stale VIX never keeps a crisis alive. Readings that tie up to
+rounding (a perfectly steady volatility) may fall either side of a quantile.
 
 The expanding quantiles are polars' ``rolling_quantile`` over a window as long
 as the series (linear interpolation, as ``numpy.quantile``).

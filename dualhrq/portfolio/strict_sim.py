@@ -21,7 +21,7 @@ restriction triggered the day before the first decision is in force on it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from typing import Annotated, Any
 
@@ -74,9 +74,11 @@ class StrictSimBacktest:
                  execution: Execution | None = None, limits: PreTradeLimits | None = None,
                  kill_switch: KillSwitch | None = None) -> None:
         check_value("capital", capital, Annotated[float, FINITE, POSITIVE])
-        if kill_switch is not None and kill_switch.capital != capital:
-            raise invalid("kill_switch.capital", kill_switch.capital, f"the backtest's capital ({capital})",
-                          "set it to the same value (the config's ${..capital})")
+        if kill_switch is not None and kill_switch.capital is None:
+            kill_switch = replace(kill_switch, capital=float(capital))
+        elif kill_switch is not None and kill_switch.capital != capital:
+            raise invalid("kill_switch.capital", kill_switch.capital, f"the backtest's capital ({capital}) or null",
+                          "leave it unset: the kill switch measures losses against the backtest's capital")
         self.limits = limits
         self.kill_switch = kill_switch
         self.market = market

@@ -42,7 +42,7 @@ class KillSwitch:
     drawdown: Fraction | None = 0.15  # below the running peak of equity
     reset_days: PositiveInt | None = None  # sessions after the trip's at whose first bar trading resumes
     alert_levels: tuple[float, ...] = ()  # drawdowns to record, ascending, each below ``drawdown``
-    capital: Annotated[float, FINITE, POSITIVE] = 1_000_000.0
+    capital: Annotated[float, FINITE, POSITIVE] | None = None  # None: the capital of the backtest that runs it
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -60,6 +60,9 @@ class KillSwitch:
 
     def guard(self, day: np.ndarray) -> KillSwitchGuard:
         """A fresh guard for one replay whose bars belong to sessions ``day`` (T,) (non-decreasing)."""
+        if self.capital is None:
+            raise invalid("capital", None, "a finite positive number to measure losses against",
+                          "set it, or run the switch in a backtest that sets it (StrictSimBacktest does)")
         return KillSwitchGuard(self, np.asarray(day))
 
 
@@ -85,7 +88,8 @@ class KillSwitchGuard:
         self.alerts: list[tuple[int, float]] = []  # (bar, level)
         self.halted = False
         self._resume_day: int | None = None
-        self._peak = self._day_open = self._equity = switch.capital
+        self.capital = float(switch.capital)
+        self._peak = self._day_open = self._equity = self.capital
         self._above = [False] * len(switch.alert_levels)
         self._next = 0
 
@@ -99,10 +103,10 @@ class KillSwitchGuard:
         s = self.switch
         if step == 0 or self.day[step] != self.day[step - 1]:
             self._day_open = self._equity
-        equity = s.capital + pnl
+        equity = self.capital + pnl
         self._peak = max(self._peak, equity)
         drawdown = (self._peak - equity) / self._peak if self._peak > 0 else float("inf")
-        daily = (self._day_open - equity) / s.capital
+        daily = (self._day_open - equity) / self.capital
         for i, level in enumerate(s.alert_levels):
             if drawdown >= level and not self._above[i]:
                 self.alerts.append((step, level))

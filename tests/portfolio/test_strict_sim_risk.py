@@ -103,8 +103,12 @@ def test_the_configured_defaults_run_and_count_every_risk_figure(crash_week):
 
 
 def test_the_kill_switch_and_the_backtest_share_one_capital(crash_week):
-    with pytest.raises(ConfigError, match=r"^kill_switch\.capital must be the backtest's capital"):
+    assert StrictSimBacktest(crash_week, capital=2e6, kill_switch=KillSwitch()).kill_switch.capital == 2e6
+    with pytest.raises(ConfigError, match=r"^kill_switch\.capital must be the backtest's capital \(2000000\.0\)"):
         StrictSimBacktest(crash_week, capital=2e6, kill_switch=KillSwitch(capital=1e6))
+    with pytest.raises(ConfigError, match=r"^capital must be a finite positive number to measure losses against, "
+                                          r"got None\. Fix: set it"):
+        KillSwitch().guard(np.zeros(3, dtype=int))
     with pytest.raises(ConfigError, match=r"^backtest\.kill_switch\.daily_loss must be a number in \(0, 1\)"):
         build(compose_train(["backtest=strict_sim", "backtest.kill_switch.daily_loss=1.5"]).backtest)
     with pytest.raises(ConfigError, match=r"^backtest\.limits\.max_gross must be a finite positive number"):

@@ -175,7 +175,7 @@ def test_a_guard_serves_one_replay_in_order():
     ({"daily_loss": 0.0}, r"^daily_loss must be a number in \(0, 1\) or null, got 0\.0\.$"),
     ({"drawdown": -0.1}, r"^drawdown must be a number in \(0, 1\) or null, got -0\.1\.$"),
     ({"reset_days": 0}, r"^reset_days must be a positive integer or null, got 0\.$"),
-    ({"capital": 0.0}, r"^capital must be a finite positive number, got 0\.0\.$"),
+    ({"capital": 0.0}, r"^capital must be a finite positive number or null, got 0\.0\.$"),
     ({"alert_levels": (0.05, 0.2)}, r"^alert_levels must be drawdown fractions in \(0, 0\.15\) .* got \[0\.05, 0\.2\]"),
     ({"alert_levels": (0.10, 0.05)}, r"^alert_levels must be strictly ascending, got \[0\.1, 0\.05\]\.$"),
 ])
