@@ -11,6 +11,7 @@ The drill passes when the switch trips and the book is flat while halted;
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -38,8 +39,11 @@ def _session(day: str, closes: np.ndarray, start: str = "09:30") -> pl.DataFrame
 
 
 def crash_drill(switch: KillSwitch, weight: float = 0.5, costs: CostModel | None = None,
-                execution: Execution | None = None) -> dict[str, float]:
-    """``drill_tripped`` (1/0), ``drill_bars_to_flat`` (NaN if never flat) and ``drill_loss`` (over capital)."""
+                execution: Execution | None = None, capital: float = 1_000_000.0) -> dict[str, float]:
+    """``drill_tripped`` (1/0), ``drill_bars_to_flat`` (NaN if never flat) and ``drill_loss`` (over capital);
+    ``capital`` is the book's where the switch does not name its own."""
+    if switch.capital is None:
+        switch = replace(switch, capital=capital)
     crash = np.round(100.0 * 0.999 ** np.arange(390), 2)
     bars = pl.concat([_session("2024-03-04", np.array([100.0]), start="15:59"),
                       _session("2024-03-05", np.full(10, 100.0), start="15:50"),
