@@ -75,6 +75,16 @@ def daily_decisions(predictions: pl.DataFrame, closes: pl.DataFrame) -> pl.DataF
     return last.join(forward.select("ts", "symbol", "next_return"), on=["ts", "symbol"]).drop_nulls("next_return")
 
 
+def realized_on(returns: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
+    """A close-to-close replay's rows, labelled by the decision's session, moved to the next session: the day the
+    return is earned, as the other books and the assets label theirs (a decision on the last session, whose
+    return is not known, is dropped)."""
+    sessions = closes["ts"].unique().sort()
+    following = pl.DataFrame({"ts": sessions[:-1], "earned": sessions[1:]})
+    return (returns.with_columns(pl.col("ts").cast(pl.Datetime("us"))).join(following, on="ts")
+            .drop("ts").rename({"earned": "ts"}).select("ts", *[c for c in returns.columns if c != "ts"]))
+
+
 def hrm_daily(predictions: pl.DataFrame, closes: pl.DataFrame, cost_bps: float,
               periods_per_year: int = 252) -> BacktestResult:
     """The signals' daily book: ``daily_decisions`` replayed close to close."""
@@ -140,17 +150,35 @@ def options_book(cfg: DictConfig, bars: pl.DataFrame, predictions: pl.DataFrame,
     return OptionsRun(out, metrics, lines, book, chain, surface)
 
 
-def check_portfolio(cfg: DictConfig, strict: bool, days: int) -> None:
+def chosen_assets(cfg: DictConfig, symbols: list[str]) -> list[str]:
+    """``portfolio.assets``: none, ``all`` the traded symbols, or a list of them (refused when one is not traded)."""
+    assets = cfg.portfolio.get("assets")
+    if assets is None:
+        return []
+    if assets == "all":
+        return sorted(symbols)
+    unknown = [a for a in assets if a not in symbols]
+    if unknown or isinstance(assets, str):
+        raise ConfigError(f"{unknown or assets} are not among the replayed symbols {sorted(symbols)}. Fix: name "
+                          "traded symbols, `all`, or null.", field="portfolio.assets")
+    clash = [a for a in assets if a in BOOKS]
+    if clash:
+        raise ConfigError(f"{clash} clash with the books' names.", field="portfolio.assets")
+    return list(assets)
+
+
+def check_portfolio(cfg: DictConfig, strict: bool, days: int, symbols: list[str]) -> None:
     """Every setting of ``portfolio`` and ``risk`` that can be judged before the replay: the books, the
     integrator and its budgets (one entry per book), the regime, the correlation monitor, the gates, the VaR
-    levels and methods against the ``days`` the signals span, the scenarios."""
+    levels and methods against the ``days`` the signals span, the assets among the traded ``symbols``, the
+    scenarios."""
     portfolio, risk = cfg.portfolio, cfg.risk
     books = list(portfolio.books)
     check_books(books, strict, bool(cfg.options.enabled))
     check_value("portfolio.capital", float(portfolio.capital), Annotated[float, FINITE, POSITIVE])
     integrator = build(portfolio.integrator)
     with located("portfolio.integrator"):
-        integrator.check_sizes(len(books))
+        integrator.check_sizes(len(books) + len(chosen_assets(cfg, symbols)))
     if portfolio.get("regime") is not None:
         build(portfolio.regime)
     with located("portfolio.gates"):
@@ -193,8 +221,8 @@ def check_portfolio(cfg: DictConfig, strict: bool, days: int) -> None:
 
 def replayed_books(cfg: DictConfig, sim: object, result: BacktestResult, predictions: pl.DataFrame,
                    options: OptionsRun | None, metrics: dict[str, float]) -> Books:
-    """The books ``portfolio.books`` names, from this replay: daily net returns and what each holds at the
-    last close (fractions of its capital per symbol; Book A's legs and hedge)."""
+    """The books ``portfolio.books`` names and the ``portfolio.assets``, from this replay: daily net returns and
+    what each holds at the last close (fractions of its capital per symbol; Book A's legs and hedge)."""
     wanted = list(cfg.portfolio.books)
     strict = isinstance(result, StrictSimResult)
     bars = market_bars(cfg, sim, predictions)
@@ -205,7 +233,7 @@ def replayed_books(cfg: DictConfig, sim: object, result: BacktestResult, predict
     n = max(last.height, 1)
     if "hrm" in wanted:  # the close-to-close book: each symbol's signal, equally weighted
         hrm = hrm_daily(predictions, closes, float(cfg.backtest.get("cost_bps", 1.0))) if strict else result
-        streams["hrm"] = hrm.returns
+        streams["hrm"] = realized_on(hrm.returns, closes)
         exposures["hrm"] = {s: float(np.clip(v, -1, 1)) / n for s, v in last.iter_rows()}
     post_trade: dict[str, float] = {}
     files: dict[str, pl.DataFrame] = {}
@@ -223,6 +251,11 @@ def replayed_books(cfg: DictConfig, sim: object, result: BacktestResult, predict
                                          (pl.col("net") / options.book.capital).alias("net"))
         legs, hedge = options.book.holdings(options.chain, options.surface)
         options_capital = options.book.capital
+    for asset in chosen_assets(cfg, predictions["symbol"].unique().to_list()):  # held long, close to close
+        one = closes.filter(pl.col("symbol") == asset).sort("ts")
+        streams[asset] = one.select("ts", net=pl.col("close").pct_change().fill_null(0.0))
+        exposures[asset] = {asset: 1.0}
+        wanted.append(asset)
     vix = None
     if cfg.data.get("vix") is not None:
         with located(cfg.data.vix):

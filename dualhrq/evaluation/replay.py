@@ -123,7 +123,7 @@ def replay(cfg: DictConfig) -> dict[str, float]:
     if portfolio is not None:
         if cfg.adversarial:
             raise ConfigError("adversarial=true replays the rule-testing signal, not a strategy: drop portfolio=.")
-        check_portfolio(cfg, strict, predictions["ts"].dt.date().n_unique())
+        check_portfolio(cfg, strict, predictions["ts"].dt.date().n_unique(), predictions["symbol"].unique().to_list())
     result = sim.run(predictions)
     tracker = RunTracker.open(cfg.logger.mlflow, output_dir, run_name=cfg.logger.mlflow.get("run_name"))
     try:
