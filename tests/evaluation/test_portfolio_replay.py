@@ -36,11 +36,15 @@ def _signals(days: int) -> pl.DataFrame:
                               next_return=0.0).filter(pl.col("ts").dt.date() > pl.date(2024, 1, 3))
 
 
-def _cfg(tmp: Path, overrides: list[str], days: int = 60):
-    path = tmp / "oos_predictions.parquet"
-    if not path.exists():
-        _signals(days).write_parquet(path)
-    data = [f"data.source.{k}={v}" for k, v in {**MARKET, "n_days": days}.items()]
+@pytest.fixture(scope="module")
+def signals(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("signals") / "oos_predictions.parquet"
+    _signals(MARKET["n_days"]).write_parquet(path)
+    return path
+
+
+def _cfg(tmp: Path, path: Path, overrides: list[str]):
+    data = [f"data.source.{k}={v}" for k, v in MARKET.items()]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="replay", overrides=[
             f"logger.mlflow.tracking_uri=sqlite:///{tmp}/mlruns.db", f"logger.mlflow.artifact_location={tmp}/art",
@@ -64,31 +68,31 @@ def _cfg(tmp: Path, overrides: list[str], days: int = 60):
     ("portfolio.books=[hrm,book_c]", "portfolio.books"),
     ("portfolio.capital=-5", "portfolio.capital"),
 ])
-def test_a_bad_setting_stops_before_any_replay_naming_the_field(tmp_path, monkeypatch, override, field):
+def test_a_bad_setting_stops_before_any_replay_naming_the_field(tmp_path, signals, monkeypatch, override, field):
     def never(*_):
         raise AssertionError("the replay ran")
     monkeypatch.setattr(StrictSimBacktest, "run", never)
     with pytest.raises(ConfigError) as err:
-        replay(_cfg(tmp_path, [*SHORT, override]))
+        replay(_cfg(tmp_path, signals, [*SHORT, override]))
     assert str(err.value).startswith(field)
     assert not (tmp_path / "mlruns.db").exists()  # nothing logged
 
 
-def test_book_b_needs_the_strict_simulator(tmp_path):
+def test_book_b_needs_the_strict_simulator(tmp_path, signals):
     with pytest.raises(ConfigError, match=r"^portfolio.books: book_b needs intraday bars"):
-        replay(_cfg(tmp_path, [*SHORT, "backtest=daily"]))
+        replay(_cfg(tmp_path, signals, [*SHORT, "backtest=daily"]))
 
 
-def test_a_history_too_short_for_a_method_is_refused_before_the_replay(tmp_path, monkeypatch):
+def test_a_history_too_short_for_a_method_is_refused_before_the_replay(tmp_path, signals, monkeypatch):
     monkeypatch.setattr(StrictSimBacktest, "run", lambda *_: pytest.fail("the replay ran"))
     expected = r"^risk.methods: method 'historical' at level 0.99 and horizon 10 needs 109 days"
     with pytest.raises(ConfigError, match=expected):
-        replay(_cfg(tmp_path, []))
+        replay(_cfg(tmp_path, signals, []))
 
 
 @pytest.mark.slow
-def test_the_dual_book_replay_combines_the_books_and_logs_the_risk_layer(tmp_path):
-    metrics = replay(_cfg(tmp_path, SHORT))
+def test_the_dual_book_replay_combines_the_books_and_logs_the_risk_layer(tmp_path, signals):
+    metrics = replay(_cfg(tmp_path, signals, SHORT))
     out = tmp_path / "out" / "portfolio"
     books = pl.read_parquet(out / "book_returns.parquet")
     weights = pl.read_parquet(out / "portfolio_weights.parquet")
