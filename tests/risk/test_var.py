@@ -61,16 +61,27 @@ def test_historical_by_hand():
 def test_student_t_against_the_ppf_and_an_integral_of_the_tail():
     df_true, loc_true, scale_true = 4.0, 0.0005, 0.01
     r = stats.t.rvs(df_true, loc_true, scale_true, size=2000, random_state=np.random.default_rng(3))
-    df, loc, scale = stats.t.fit(r)
+    df, loc, scale = stats.t.fit(r)  # scipy's own start works on these fat tails: the same optimum
     assert df == pytest.approx(df_true, rel=0.3)  # the fit recovers the tail, roughly
     table = risk_table(r, methods=("student_t",))
     for _, level, horizon, var, cvar in table.rows():
         loc_h, scale_h = loc * horizon, scale * math.sqrt(horizon)  # loc h, scale sqrt(h)
         q = stats.t.ppf(1 - level, df, loc_h, scale_h)
         tail, _ = integrate.quad(lambda x: x * stats.t.pdf(x, df, loc_h, scale_h), -np.inf, q)
-        assert var == pytest.approx(-q, rel=1e-6)
-        assert cvar == pytest.approx(-tail / (1 - level), rel=1e-6)
+        assert var == pytest.approx(-q, rel=1e-4)  # two optimiser runs from different starts
+        assert cvar == pytest.approx(-tail / (1 - level), rel=1e-4)
         assert cvar > var
+
+
+def test_student_t_fit_reaches_the_normal_limit_on_near_normal_returns_of_small_scale():
+    """A t nests the normal (nu -> inf), so its maximum likelihood is at least the normal's; from scipy's default
+    start the fit stops near nu = 2 on such data, which would double the 99% VaR."""
+    r = np.random.default_rng(11).normal(0.0003, 0.0008, 1260)
+    df, loc, scale = stats.t.fit(r)
+    assert df < 3 and stats.t.nnlf((df, loc, scale), r) > stats.norm.nnlf(stats.norm.fit(r), r) + 10  # the trap
+    est = var_cvar(r, 0.99, method="student_t")
+    assert est.var == pytest.approx(-stats.norm.ppf(0.01, r.mean(), r.std()), rel=0.05)
+    assert est.cvar == pytest.approx(var_cvar(r, 0.99, method="normal").cvar, rel=0.05)
 
 
 def test_fhs_one_day_is_the_filtered_residual_tail():
