@@ -177,11 +177,13 @@ class PreTradeLimits:
                 raise DataError(f"target: a decision on symbol {int(unpriced[0])} at bar {t} comes before its "
                                 "first quote, so the pre-trade checks cannot value it. Fix: decide on quoted bars.")
             w = np.where(held != 0, held * mark[t], 0.0) / capital
+            book = (float(np.abs(w).sum()), float(w.sum()))  # gross, net
             for j in new:
                 w_new = target[t, j] * mark[t, j] / capital if target[t, j] != 0 else 0.0
                 order = abs(target[t, j] - held[j])
-                breach = self._breach(bounds, w, j, w_new, order, adv[t, j] if adv is not None else np.nan)
+                breach = self._breach(bounds, w, book, j, w_new, order, adv[t, j] if adv is not None else np.nan)
                 if breach is None:
+                    book = (book[0] - abs(w[j]) + abs(w_new), book[1] - w[j] + w_new)
                     held[j], w[j] = target[t, j], w_new
                     continue
                 out[t, j] = held[j]
@@ -193,20 +195,22 @@ class PreTradeLimits:
                     rows.append([t, int(j), *breach, 1])
         return PreTradeResult(target=out, rejections=pl.DataFrame(rows, schema=REJECTIONS, orient="row"))
 
-    def _breach(self, bounds: dict[str, float], w: np.ndarray, j: int, w_new: float, order: float,
-                adv: float) -> tuple[str, float, float] | None:
-        """The first limit the decision ``w[j] -> w_new`` breaches, with the measure after it and the bound."""
-        after = w.copy()
-        after[j] = w_new
-        gross_before, gross_after = np.abs(w).sum(), np.abs(after).sum()
+    def _breach(self, bounds: dict[str, float], w: np.ndarray, book: tuple[float, float], j: int, w_new: float,
+                order: float, adv: float) -> tuple[str, float, float] | None:
+        """The first limit the decision ``w[j] -> w_new`` breaches on the book ``w`` (whose gross and net are
+        ``book``), with the measure after it and the bound."""
+        gross, net = book
+        gross_after = gross - abs(w[j]) + abs(w_new)
         measures = {
             "max_position": (abs(w[j]), abs(w_new)),
             "max_adv_share": (0.0, order / adv if adv > 0 else float("inf")),
-            "max_gross": (gross_before, gross_after),
-            "max_net": (abs(w.sum()), abs(after.sum())),
-            "max_strategy_gross": (gross_before, gross_after),
+            "max_gross": (gross, gross_after),
+            "max_net": (abs(net), abs(net - w[j] + w_new)),
+            "max_strategy_gross": (gross, gross_after),
         }
         if "max_concentration" in bounds:
+            after = w.copy()
+            after[j] = w_new
             measures["max_concentration"] = (_concentration(w, self.min_names), _concentration(after, self.min_names))
         for name, bound in bounds.items():
             before, value = measures[name]
