@@ -144,7 +144,8 @@ def replay(cfg: DictConfig) -> dict[str, float]:
             lines.append(summary_line(result.report))
             files = {"violation_report.csv": result.report, "violations.csv": violations(result.replay),
                      "orders.parquet": result.replay.events(), "steps.parquet": result.replay.per_step(),
-                     "returns.parquet": result.returns}
+                     "returns.parquet": result.returns, "pretrade_rejections.csv": result.rejections,
+                     "killswitch_trips.csv": result.trips, "killswitch_alerts.csv": result.alerts}
             for name, frame in files.items():
                 path = output_dir / name
                 frame.write_csv(path) if name.endswith(".csv") else frame.write_parquet(path)

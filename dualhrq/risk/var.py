@@ -48,7 +48,8 @@ from scipy import stats
 from dualhrq.config import PositiveInt, between, check_value, invalid, one_of
 from dualhrq.errors import DataError
 
-__all__ = ["METHODS", "MIN_OBSERVATIONS", "QUANTILE", "RiskEstimate", "risk_table", "rolling_var", "var_cvar"]
+__all__ = ["METHODS", "MIN_OBSERVATIONS", "QUANTILE", "RiskEstimate", "min_observations", "risk_table", "rolling_var",
+           "var_cvar"]
 
 METHODS = ("historical", "normal", "student_t", "fhs")
 # fewest observations a fit is worth making on; the historical and fhs tails also need at least one
