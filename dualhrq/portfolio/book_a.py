@@ -24,8 +24,8 @@ the expansion: the cross and second-order terms vanna ``dS d(sigma)``, volga
 third-order ones (speed ``dS^3``, ...) and rho times the change of the rate;
 on a chain priced by Black-Scholes from a known surface it stays small. A
 rebalance's costs (commissions and the hedge's trading cost) are booked in the
-row of the day it trades; the first day's row holds the book as opened, no
-P&L, and the opening costs.
+row of the day it trades; a symbol's first row (the first day's, or the day
+it opens later) holds the structure as opened, no P&L, and the opening costs.
 
 With desk limits (``greek_limits``, :class:`dualhrq.risk.limits.GreekLimits`
 on |net delta| with the hedge, |net vega| and |net dollar gamma| of the whole
@@ -303,8 +303,10 @@ class OptionsBook:
                                  * self.hedge_cost_bps * 1e-4))
                 book, hedge, held = legs.select(*KEY, "contracts"), new_hedge, legs
                 prev = {"legs": legs, "hedge": hedge}
-                if row is None:  # the opening day: no P&L yet, the book as opened and what opening it cost
-                    row = self._attribute(prev, legs, today)
+                # a symbol opened today (the first day, or after its rebalance was refused): no P&L yet, the
+                # structure as opened and what opening it cost
+                opened = self._attribute(prev, legs, today)
+                row = opened if row is None else pl.concat([row, opened.join(row, on="symbol", how="anti")])
             if row is not None:  # a rebalance's costs are booked on the day it trades
                 row = (row.drop("costs").join(costs, on="symbol", how="left")
                        .with_columns(pl.col("costs").fill_null(0.0))

@@ -211,17 +211,21 @@ def test_a_desk_vega_limit_refuses_exactly_the_rolls_that_breach_it_and_passes_o
 def test_desk_limits_take_back_the_symbol_whose_new_legs_push_the_book_over():
     quotes = chain({"AAA": [100.0] * 12, "BBB": [100.0] * 12}, vol=FLAT)
     k, days = _atm(quotes), sorted(quotes["date"].unique().to_list())
-    bound = 1.5 * _new_straddle_vega(24, k)  # room for one straddle, not two
+    bound = 2 * _new_straddle_vega(21, k)  # two straddles 21 days out
     result = OptionsBook(**GAMMA_BOUND, greek_limits=GreekLimits(max_vega=bound, max_gamma=1e9)).run_checked(quotes)
-    # day 0 opens both, over the bound: taken back in symbol order, AAA's goes and BBB's trades; from then on
-    # BBB's held straddle (shrunk to the gamma limit: a new one's vega) is in the book whenever AAA's is refused
-    alone = OptionsBook(**GAMMA_BOUND).run(quotes.filter(pl.col("symbol") == "BBB"))
-    assert result.attribution.equals(alone)
-    rejections = result.rejections
-    assert rejections["symbol"].to_list() == ["AAA"] * 11 and rejections["date"].to_list() == days[:11]
-    aaa_days = [24 - d if 24 - d >= 20 else 52 - d for d in range(11)]  # first expiry at least 20 days out
-    by_hand = [_new_straddle_vega(24 - d, k) + _new_straddle_vega(a, k) for d, a in enumerate(aaa_days)]
-    assert rejections["value"].to_numpy() == pytest.approx(by_hand, rel=1e-12)
+    # day 0 opens both, over the bound: taken back in symbol order, AAA's goes and BBB's trades. On days 1..3
+    # BBB's held straddle (shrunk to the gamma limit, so a new one's vega) and AAA's new one are 24 - d days
+    # out: over the bound on days 1 and 2, at it on day 3, when AAA opens
+    assert result.rejections["symbol"].to_list() == ["AAA"] * 3 and result.rejections["date"].to_list() == days[:3]
+    by_hand = [2 * _new_straddle_vega(24 - d, k) for d in range(3)]
+    assert result.rejections["value"].to_numpy() == pytest.approx(by_hand, rel=1e-12)
+    # each symbol's rows are those of a book of it alone, from the day it opened (its opening costs booked there)
+    alone = OptionsBook(**GAMMA_BOUND)
+    bbb = alone.run(quotes.filter(pl.col("symbol") == "BBB"))
+    aaa = alone.run(quotes.filter((pl.col("symbol") == "AAA") & (pl.col("date") >= days[3])))
+    assert result.attribution.equals(pl.concat([aaa, bbb]).sort("date", "symbol"))
+    opening = aaa.row(0, named=True)
+    assert opening["total"] == 0.0 and opening["costs"] > 2 * 0.65 * opening["contracts"] > 0
 
 
 def test_without_desk_limits_or_with_loose_ones_the_book_is_unchanged():
