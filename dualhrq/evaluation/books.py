@@ -119,7 +119,8 @@ class OptionsRun:
 
 def options_book(cfg: DictConfig, bars: pl.DataFrame, predictions: pl.DataFrame,
                  periods_per_year: int) -> OptionsRun:
-    """Book A on the option chain of the replayed symbols and days: attribution, metrics, summary lines."""
+    """Book A on the option chain of the replayed symbols and days: attribution, metrics, summary lines (with
+    desk limits, ``book_a/pretrade_rejections`` and one count per limit: the rebalances they refused)."""
     symbols = predictions["symbol"].unique().sort().to_list()
     first, last = predictions["ts"].min().date(), predictions["ts"].max().date()
     surface = None
@@ -133,7 +134,8 @@ def options_book(cfg: DictConfig, bars: pl.DataFrame, predictions: pl.DataFrame,
         with located(cfg.options.surface):
             surface = build(cfg.options.surface)(days) if cfg.options.surface is not None else None
     book: OptionsBook = build(cfg.options.book)
-    out = book.run(chain, surface)
+    checked = book.run_checked(chain, surface)
+    out = checked.attribution
     daily = out.group_by("date").agg(pl.col("net").sum()).sort("date")
     net = daily["net"].to_numpy() / book.capital
     terms = out.select(pl.col("^(delta|gamma|vega|theta)_pnl$").abs()).sum_horizontal()
@@ -147,6 +149,11 @@ def options_book(cfg: DictConfig, bars: pl.DataFrame, predictions: pl.DataFrame,
              f"{metrics['book_a/gamma_pnl']:,.0f} + vega {metrics['book_a/vega_pnl']:,.0f} + theta "
              f"{metrics['book_a/theta_pnl']:,.0f} + residual {metrics['book_a/residual_pnl']:,.0f} - costs "
              f"{out['costs'].sum():,.0f}; |residual| is {metrics['book_a/residual_share']:.1%} of |attributed|."]
+    if book.greek_limits is not None:
+        metrics["book_a/pretrade_rejections"] = float(checked.rejections.height)
+        metrics.update({f"book_a/pretrade_{name}": float(n) for name, n in checked.counts.items()})
+        lines.append(f"Book A pre-trade Greek limits refused {checked.rejections.height} rebalances ("
+                     + ", ".join(f"{name} {n}" for name, n in checked.counts.items()) + ").")
     return OptionsRun(out, metrics, lines, book, chain, surface)
 
 

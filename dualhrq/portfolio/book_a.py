@@ -24,8 +24,26 @@ the expansion: the cross and second-order terms vanna ``dS d(sigma)``, volga
 third-order ones (speed ``dS^3``, ...) and rho times the change of the rate;
 on a chain priced by Black-Scholes from a known surface it stays small. A
 rebalance's costs (commissions and the hedge's trading cost) are booked in the
-row of the day it trades; the first day's row holds the book as opened, no
-P&L, and the opening costs.
+row of the day it trades; a symbol's first row (the first day's, or the day
+it opens later) holds the structure as opened, no P&L, and the opening costs.
+
+With desk limits (``greek_limits``, :class:`dualhrq.risk.limits.GreekLimits`
+on |net delta| with the hedge, |net vega| and |net dollar gamma| of the whole
+book) every rebalance is checked before it trades, at the day's marks. A
+proposed book within every limit (a value equal to its bound passes, up to a
+relative 1e-12 for rounding) trades whole. Otherwise the symbols' decisions
+(a symbol's new legs and hedge, where they differ from what it holds) are
+taken back one at a time, in symbol order, while the book breaches a limit:
+a decision whose taking back lowers a breached measure (its legs push that
+total over, or further over, its bound) is refused and recorded (date,
+symbol, the first such limit, the measure the book had with the decision,
+the bound); once the book is within every limit the remaining decisions
+trade. A decision that only lowers the breached measures (a shrink or a
+re-hedge when the market moved the book over a limit) is never refused. A
+refused symbol trades nothing: it keeps last night's legs and hedge, unless
+the refused rebalance was rolling them, in which case the structure and its
+hedge are closed (a book never holds a structure past its roll). It is a new
+decision again the next day.
 """
 
 from __future__ import annotations
@@ -41,6 +59,7 @@ import polars as pl
 from dualhrq.config import Positive, PositiveInt, check_fields, invalid, one_of
 from dualhrq.errors import DataError
 from dualhrq.primitives.bsm import bsm_greeks, bsm_price
+from dualhrq.risk.limits import GREEK_LIMITS, RTOL, GreekLimits
 
 CHAIN_COLUMNS = ("date", "symbol", "expiry", "tau", "strike", "right", "underlying", "rate", "iv", "price")
 KEY = ["symbol", "expiry", "strike", "right"]
@@ -52,6 +71,22 @@ def with_greeks(frame: pl.DataFrame) -> pl.DataFrame:
     g = bsm_greeks(frame["underlying"].to_numpy(), frame["strike"].to_numpy(), frame["tau"].to_numpy(),
                    frame["rate"].to_numpy(), frame["iv"].to_numpy(), (frame["right"] == "C").to_numpy())
     return frame.with_columns(**{k: pl.Series(g[k]) for k in ("delta", "gamma", "vega", "theta")})
+
+
+@dataclass(frozen=True)
+class OptionsResult:
+    """Book A's replay under its desk limits: the attribution frame of :meth:`OptionsBook.run` and the
+    refused rebalances, one row per day and symbol: ``date, symbol, limit`` (the first one its legs push
+    over, in the order of ``GREEK_LIMITS``), ``value`` (that measure of the book with them) and ``bound``."""
+
+    attribution: pl.DataFrame
+    rejections: pl.DataFrame
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Refused rebalances per limit, every limit named (zero where none)."""
+        found = dict(self.rejections.group_by("limit").len().iter_rows())
+        return {name: int(found.get(name, 0)) for name in GREEK_LIMITS}
 
 
 @dataclass(frozen=True)
@@ -69,9 +104,16 @@ class OptionsBook:
     capital: Positive = 1_000_000.0
     commission_per_contract: float = 0.65
     hedge_cost_bps: float = 1.0
+    greek_limits: GreekLimits | None = None  # desk limits on the whole book's net Greeks, checked pre-trade
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.greek_limits is not None and not isinstance(self.greek_limits, GreekLimits):
+            raise invalid("greek_limits", self.greek_limits, "GreekLimits settings or null",
+                          "give the block _target_: dualhrq.risk.limits.GreekLimits")
+        if self.greek_limits is not None and self.greek_limits.multiplier != self.multiplier:
+            raise invalid("greek_limits.multiplier", self.greek_limits.multiplier,
+                          f"the book's multiplier ({self.multiplier})")
         if not 0 < self.roll_tau_days < self.min_tau_days:
             raise invalid("roll_tau_days", self.roll_tau_days, f"> 0 and below min_tau_days ({self.min_tau_days})")
         if self.structure == "strangle" and not 0 < self.width < 1:
@@ -131,10 +173,14 @@ class OptionsBook:
             marked["rate"].to_numpy(), marked["iv"].to_numpy(), (marked["right"] == "C").to_numpy())))
         return pl.concat([listed.filter(pl.col("price").is_not_null()), with_greeks(marked).select(listed.columns)])
 
+    def _kept(self, marked: pl.DataFrame) -> pl.DataFrame:
+        """The held legs that are not due to roll."""
+        return marked.filter((pl.col("tau") * 365.0 >= self.roll_tau_days) & (pl.len().over("symbol") == 2))
+
     def _rebalance(self, quotes: pl.DataFrame, marked: pl.DataFrame) -> pl.DataFrame:
-        """Tonight's legs after rolls and the Greek limits, valued at today's close."""
+        """Tonight's proposed legs after rolls and the per-symbol limits, valued at today's close."""
         sign = 1.0 if self.side == "long" else -1.0
-        keep = marked.filter((pl.col("tau") * 365.0 >= self.roll_tau_days) & (pl.len().over("symbol") == 2))
+        keep = self._kept(marked)
         new = self._legs(quotes.filter(~pl.col("symbol").is_in(keep["symbol"].unique().to_list())))
         new = new.join(quotes.select(*KEY, *VALUES), on=KEY).with_columns(contracts=pl.lit(float("inf")))
         legs = pl.concat([keep.with_columns(pl.col("contracts").abs()), new.select(keep.columns)])
@@ -143,6 +189,33 @@ class OptionsBook:
                 .with_columns(contracts=sign * pl.min_horizontal("contracts", "max_contracts"))
                 .drop("max_contracts"))
 
+    def _pretrade(self, marked: pl.DataFrame, hedge: pl.DataFrame, legs: pl.DataFrame,
+                  new_hedge: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list[tuple]]:
+        """Tonight's legs and hedge after the desk's Greek limits, and the refused symbols' ``(symbol, limit,
+        value, bound)`` (see the module docstring)."""
+        limits = self.greek_limits
+        book = legs.join(new_hedge, on="symbol")
+        if limits is None or limits.check_greeks(book).is_empty():
+            return legs, new_hedge, []
+        held = marked.join(hedge, on="symbol", how="left").select(book.columns)
+        rolling = set(marked["symbol"]) - set(self._kept(marked)["symbol"])
+        refused = []
+        for symbol in sorted(set(book["symbol"]) | set(held["symbol"])):
+            breaches = limits.check_greeks(book)
+            if breaches.is_empty():
+                break
+            mine = pl.col("symbol") == symbol
+            kept = held.clear() if symbol in rolling else held.filter(mine)  # a refused roll closes
+            if _position(kept).equals(_position(book.filter(mine))):
+                continue  # nothing to trade
+            back = pl.concat([book.filter(~mine), kept])
+            was = limits.exposures(back)
+            pushed = [r for r in breaches.iter_rows() if abs(was[r[0].removeprefix("max_")]) * (1 + RTOL) < r[1]]
+            if pushed:
+                refused.append((symbol, *pushed[0]))
+                book = back
+        return book.drop("hedge"), book.group_by("symbol", maintain_order=True).agg(pl.col("hedge").first()), refused
+
     def run(self, chain: pl.DataFrame, surface: pl.DataFrame | None = None) -> pl.DataFrame:
         """Per (date, symbol): contracts, hedge, Greeks of the book, and the day's P&L attributed.
 
@@ -150,10 +223,21 @@ class OptionsBook:
         forward: ``a, b, rho, m, sigma, forward``), where known, marks
         unlisted strikes exactly instead of by interpolation.
         """
-        rows = [row for _, row, _, _ in self._replay(chain, surface) if row is not None]
+        return self.run_checked(chain, surface).attribution
+
+    def run_checked(self, chain: pl.DataFrame, surface: pl.DataFrame | None = None) -> OptionsResult:
+        """:meth:`run`'s attribution and the rebalances ``greek_limits`` refused (none without limits)."""
+        rows, refused = [], []
+        for today, row, _, _, rejected in self._replay(chain, surface):
+            if row is not None:
+                rows.append(row)
+            refused += [(today, *r) for r in rejected]
         if len(rows) < 2:
             raise DataError("option chain: Book A needs at least two days of quotes.")
-        return pl.concat(rows).sort("date", "symbol")
+        schema = {"date": chain.schema["date"], "symbol": pl.String, "limit": pl.String, "value": pl.Float64,
+                  "bound": pl.Float64}
+        return OptionsResult(attribution=pl.concat(rows).sort("date", "symbol"),
+                          rejections=pl.DataFrame(refused, schema=schema, orient="row"))
 
     def holdings(self, chain: pl.DataFrame, surface: pl.DataFrame | None = None,
                  day: date | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
@@ -169,7 +253,7 @@ class OptionsBook:
         :func:`dualhrq.risk.stress.option_stress` revalues).
         """
         held = None
-        for today, _, legs, hedge in self._replay(chain, surface):
+        for today, _, legs, hedge, _ in self._replay(chain, surface):
             held = (today, legs, hedge)
             if today == day:
                 break
@@ -185,7 +269,7 @@ class OptionsBook:
 
     def _replay(self, chain: pl.DataFrame, surface: pl.DataFrame | None) -> Iterator[tuple]:
         """The book day by day: ``(date, the day's P&L row or None, legs held at the close with their marks,
-        hedge)``."""
+        hedge, the symbols whose rebalance the desk's limits refused)``."""
         missing = [c for c in CHAIN_COLUMNS if c not in chain.columns]
         if missing:
             raise DataError(f"option chain lacks columns {missing}; Book A needs {list(CHAIN_COLUMNS)}.")
@@ -201,28 +285,33 @@ class OptionsBook:
             held = marked
             row = self._attribute(prev, marked, today) if prev is not None and book.height else None
             costs = pl.DataFrame(schema={"symbol": pl.String, "costs": pl.Float64})
+            refused = []
             if d < len(days) - 1:
                 legs = self._rebalance(quotes, marked)
                 new_hedge = legs.group_by("symbol").agg(hedge=(-(pl.col("contracts") * pl.col("delta")).sum() * m)
-                                                        .round(0), spot=pl.col("underlying").first())
+                                                        .round(0))
+                legs, new_hedge, refused = self._pretrade(marked, hedge, legs, new_hedge)
+                spot = quotes.group_by("symbol").agg(spot=pl.col("underlying").first())
                 traded = (legs.select(*KEY, "contracts").join(book, on=KEY, how="full", coalesce=True, suffix="_old")
                           .with_columns(pl.col("contracts", "contracts_old").fill_null(0.0))
                           .group_by("symbol").agg(traded=(pl.col("contracts") - pl.col("contracts_old")).abs().sum()))
-                costs = (new_hedge.join(hedge, on="symbol", how="left", suffix="_old")
-                         .join(traded, on="symbol", how="full", coalesce=True)
+                costs = (new_hedge.join(hedge, on="symbol", how="full", coalesce=True, suffix="_old")
+                         .join(traded, on="symbol", how="full", coalesce=True).join(spot, on="symbol", how="left")
                          .with_columns(pl.col("hedge", "hedge_old", "traded", "spot").fill_null(0.0))
                          .select("symbol", costs=pl.col("traded") * self.commission_per_contract
                                  + (pl.col("hedge") - pl.col("hedge_old")).abs() * pl.col("spot")
                                  * self.hedge_cost_bps * 1e-4))
-                book, hedge, held = legs.select(*KEY, "contracts"), new_hedge.select("symbol", "hedge"), legs
+                book, hedge, held = legs.select(*KEY, "contracts"), new_hedge, legs
                 prev = {"legs": legs, "hedge": hedge}
-                if row is None:  # the opening day: no P&L yet, the book as opened and what opening it cost
-                    row = self._attribute(prev, legs, today)
+                # a symbol opened today (the first day, or after its rebalance was refused): no P&L yet, the
+                # structure as opened and what opening it cost
+                opened = self._attribute(prev, legs, today)
+                row = opened if row is None else pl.concat([row, opened.join(row, on="symbol", how="anti")])
             if row is not None:  # a rebalance's costs are booked on the day it trades
                 row = (row.drop("costs").join(costs, on="symbol", how="left")
                        .with_columns(pl.col("costs").fill_null(0.0))
                        .with_columns(net=pl.col("total") - pl.col("costs")).select(row.columns))
-            yield today, row, held, hedge
+            yield today, row, held, hedge, refused
 
     def _attribute(self, prev: dict, marked: pl.DataFrame, today) -> pl.DataFrame:
         """Last night's book through today's marks: total P&L and its Greek terms, per symbol."""
@@ -248,3 +337,9 @@ class OptionsBook:
             net=pl.col("total") - pl.col("costs"),
         ).select("date", "symbol", "contracts", "hedge", "net_delta", "gamma", "vega", "theta", "total",
                  "delta_pnl", "gamma_pnl", "vega_pnl", "theta_pnl", "residual", "costs", "net")
+
+
+def _position(legs: pl.DataFrame) -> pl.DataFrame:
+    """What a symbol holds: its legs' contracts and its hedge, in a fixed order."""
+    return legs.select(*KEY, "contracts", "hedge").sort(KEY)
+

@@ -5,11 +5,15 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from hydra import compose, initialize_config_dir
+from scipy.stats import norm
 
+from dualhrq.config import CONF_DIR, build
 from dualhrq.data.synthetic import generate_bars, generate_option_chain, svi_surface
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.portfolio.book_a import OptionsBook
 from dualhrq.primitives.bsm import bsm_greeks, bsm_price
+from dualhrq.risk.limits import GreekLimits
 
 
 def chain(spots: dict[str, list[float]], vol=lambda k, s, tau, d: 0.25 + 0.1 * (np.log(k / s)) ** 2 + 0.002 * d,
@@ -158,3 +162,87 @@ def test_holdings_carry_the_svi_slice_and_revalue_as_a_delta_neutral_book():
     # hedged to the nearest share: a 0.1% move earns the net delta's P&L, at most half a share's, plus gamma's
     nudge = option_stress(legs, 0.001, 1.0, hedge=hedge).row(0, named=True)
     assert abs(nudge["delta_pnl"]) <= 0.5 * 0.001 * nudge["spot"] + 1e-9
+
+
+# Desk limits. On a constant spot and a flat 20% surface, with the per-symbol dollar-gamma limit binding, a new
+# ATM straddle of tau days holds floor(2000 / gamma per contract) contracts: its vega grows about like tau.
+FLAT = lambda k, s, tau, d: np.full_like(k, 0.2)  # noqa: E731
+GAMMA_BOUND = dict(vega_limit=1e9, gamma_limit=2_000.0, min_tau_days=20, roll_tau_days=5)
+
+
+def _new_straddle_vega(days: float, strike: float, spot=100.0, rate=0.03, vol=0.2) -> float:
+    """Net vega ($ per vol point) of the straddle Book A opens ``days`` from expiry, by hand from N'(d1)."""
+    tau = days / 365
+    d1 = (np.log(spot / strike) + (rate + vol**2 / 2) * tau) / (vol * np.sqrt(tau))
+    gamma_1pct = 100 * 0.5 * 2 * norm.pdf(d1) / (spot * vol * np.sqrt(tau)) * (0.01 * spot) ** 2
+    return np.floor(2_000.0 / gamma_1pct) * 100 * 2 * spot * norm.pdf(d1) * np.sqrt(tau) * 0.01
+
+
+def _atm(quotes: pl.DataFrame) -> float:
+    return min(quotes["strike"].unique().to_list(), key=lambda k: abs(k - 100.0))
+
+
+def test_a_desk_vega_limit_refuses_exactly_the_rolls_that_breach_it_and_passes_one_at_the_bound():
+    quotes = chain({"AAA": [100.0] * 30}, vol=FLAT)  # expiries 24, 52 and 80 days after the first day
+    k, days = _atm(quotes), sorted(quotes["date"].unique().to_list())
+    bound = _new_straddle_vega(26, k)  # the straddle opened 26 days before the second expiry
+    plain = OptionsBook(**GAMMA_BOUND).run(quotes)
+    result = OptionsBook(**GAMMA_BOUND, greek_limits=GreekLimits(max_vega=bound)).run_checked(quotes)
+    # the opening (24 days out) and the held legs (their vega decays) pass; on day 20 the first expiry is 4 days
+    # out and rolls into the second, 32 days out: that roll, and the new straddles of days 21..25 (31..27 days
+    # out), carry more vega than the bound; day 26's has exactly the bound's and trades
+    assert result.rejections["date"].to_list() == days[20:26]
+    assert set(result.rejections["limit"]) == {"max_vega"} and result.rejections["bound"].to_list() == [bound] * 6
+    by_hand = [_new_straddle_vega(52 - d, k) for d in range(20, 26)]
+    assert result.rejections["value"].to_numpy() == pytest.approx(by_hand, rel=1e-12)
+    assert result.counts == {"max_delta": 0, "max_vega": 6, "max_gamma": 0}
+    out = result.attribution
+    assert out.filter(pl.col("date") < days[20]).equals(plain.filter(pl.col("date") < days[20]))
+    # the refused roll closes the expiring straddle and its hedge: commissions and the hedge's unwinding
+    closing = out.filter(pl.col("date") == days[20]).row(0, named=True)
+    assert closing["costs"] == pytest.approx(2 * closing["contracts"] * 0.65 + abs(closing["hedge"]) * 100 * 1e-4)
+    assert out["date"].to_list() == [*days[:21], *days[26:]]  # flat while refused, opened on day 26
+    assert out.filter(pl.col("date") == days[26])["vega"].item() * 0.01 == pytest.approx(bound, rel=1e-12)
+    # a bound a hair below day 26's vega refuses that day too; day 27's straddle (25 days out) trades
+    below = OptionsBook(**GAMMA_BOUND, greek_limits=GreekLimits(max_vega=bound * (1 - 1e-9))).run_checked(quotes)
+    assert below.rejections["date"].to_list() == days[20:27]
+
+
+def test_desk_limits_take_back_the_symbol_whose_new_legs_push_the_book_over():
+    quotes = chain({"AAA": [100.0] * 12, "BBB": [100.0] * 12}, vol=FLAT)
+    k, days = _atm(quotes), sorted(quotes["date"].unique().to_list())
+    bound = 2 * _new_straddle_vega(21, k)  # two straddles 21 days out
+    result = OptionsBook(**GAMMA_BOUND, greek_limits=GreekLimits(max_vega=bound, max_gamma=1e9)).run_checked(quotes)
+    # day 0 opens both, over the bound: taken back in symbol order, AAA's goes and BBB's trades. On days 1..3
+    # BBB's held straddle (shrunk to the gamma limit, so a new one's vega) and AAA's new one are 24 - d days
+    # out: over the bound on days 1 and 2, at it on day 3, when AAA opens
+    assert result.rejections["symbol"].to_list() == ["AAA"] * 3 and result.rejections["date"].to_list() == days[:3]
+    by_hand = [2 * _new_straddle_vega(24 - d, k) for d in range(3)]
+    assert result.rejections["value"].to_numpy() == pytest.approx(by_hand, rel=1e-12)
+    # each symbol's rows are those of a book of it alone, from the day it opened (its opening costs booked there)
+    alone = OptionsBook(**GAMMA_BOUND)
+    bbb = alone.run(quotes.filter(pl.col("symbol") == "BBB"))
+    aaa = alone.run(quotes.filter((pl.col("symbol") == "AAA") & (pl.col("date") >= days[3])))
+    assert result.attribution.equals(pl.concat([aaa, bbb]).sort("date", "symbol"))
+    opening = aaa.row(0, named=True)
+    assert opening["total"] == 0.0 and opening["costs"] > 2 * 0.65 * opening["contracts"] > 0
+
+
+def test_without_desk_limits_or_with_loose_ones_the_book_is_unchanged():
+    quotes = chain({"AAA": _path(n=22), "BBB": _path(n=22, seed=1, s0=40.0)})  # rolls on day 20
+    plain = OptionsBook(side="short", min_tau_days=20, roll_tau_days=5).run_checked(quotes)
+    assert plain.rejections.is_empty()
+    for limits in (GreekLimits(), GreekLimits(max_delta=1e7, max_vega=1e7, max_gamma=1e7)):
+        checked = OptionsBook(side="short", min_tau_days=20, roll_tau_days=5, greek_limits=limits).run_checked(quotes)
+        assert checked.attribution.equals(plain.attribution) and checked.rejections.is_empty()
+
+
+def test_bad_desk_limits_are_refused_naming_the_field():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="replay", overrides=["options.book.greek_limits.max_vega=-1"])
+    with pytest.raises(ConfigError, match=r"^options\.book\.greek_limits\.max_vega must be a finite positive number"):
+        build(cfg.options.book)
+    with pytest.raises(ConfigError, match=r"^greek_limits\.multiplier must be the book's multiplier \(10\), got 100"):
+        OptionsBook(multiplier=10, greek_limits=GreekLimits(max_vega=1.0))
+    with pytest.raises(ConfigError, match=r"^greek_limits must be GreekLimits settings or null.*_target_"):
+        OptionsBook(greek_limits={"max_vega": 1.0})
