@@ -115,6 +115,7 @@ class OptionsRun:
     book: OptionsBook
     chain: pl.DataFrame
     surface: pl.DataFrame | None
+    rejections: pl.DataFrame  # rebalances the Greek limits refused: date, symbol, limit, value, bound
 
 
 def options_book(cfg: DictConfig, bars: pl.DataFrame, predictions: pl.DataFrame,
@@ -154,7 +155,7 @@ def options_book(cfg: DictConfig, bars: pl.DataFrame, predictions: pl.DataFrame,
         metrics.update({f"book_a/pretrade_{name}": float(n) for name, n in checked.counts.items()})
         lines.append(f"Book A pre-trade Greek limits refused {checked.rejections.height} rebalances ("
                      + ", ".join(f"{name} {n}" for name, n in checked.counts.items()) + ").")
-    return OptionsRun(out, metrics, lines, book, chain, surface)
+    return OptionsRun(out, metrics, lines, book, chain, surface, checked.rejections)
 
 
 def chosen_assets(cfg: DictConfig, symbols: list[str]) -> list[str]:

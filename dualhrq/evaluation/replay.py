@@ -161,9 +161,11 @@ def replay(cfg: DictConfig) -> dict[str, float]:
             options = options_book(cfg, bars, predictions, sim.periods_per_year)
             metrics.update(options.metrics)
             lines += options.lines
-            path = output_dir / "book_a_attribution.parquet"
-            options.attribution.write_parquet(path)
-            tracker.log_artifact(path, "book_a")
+            for name, frame in (("book_a_attribution.parquet", options.attribution),
+                                ("book_a_pretrade_rejections.csv", options.rejections)):
+                path = output_dir / name
+                frame.write_csv(path) if name.endswith(".csv") else frame.write_parquet(path)
+                tracker.log_artifact(path, "book_a")
         if portfolio is not None:
             books = replayed_books(cfg, sim, result, predictions, options, metrics)
             out = run_portfolio(portfolio, cfg.risk, books, output_dir / "portfolio")
