@@ -157,3 +157,15 @@ def test_bad_history():
         RiskBudgeting(window=20).weights(x[:1])
     with pytest.raises(DataError, match="shape"):
         InverseVolatility(window=20).weights(pl.Series(x[:, 0]).to_numpy())
+
+
+def test_risk_budgets_are_met_when_the_books_volatilities_differ_by_orders_of_magnitude():
+    rng = np.random.default_rng(7)
+    common = rng.normal(size=60)
+    quiet = 1e-5 * (0.3 * common + rng.normal(size=60))  # a nearly flat book beside an options book
+    loud = 2e-2 * (0.5 * common + rng.normal(size=60))
+    history = np.column_stack([quiet, loud])
+    budget = np.array([0.3, 0.7])
+    w = RiskBudgeting(window=60).weights(history, budget)
+    cov = np.cov(history, rowvar=False)
+    np.testing.assert_allclose(w * (cov @ w) / (w @ cov @ w), budget, atol=1e-6)
