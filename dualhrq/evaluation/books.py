@@ -228,12 +228,12 @@ def check_portfolio(cfg: DictConfig, strict: bool, days: int, symbols: list[str]
 
 
 def replayed_books(cfg: DictConfig, sim: object, result: BacktestResult, predictions: pl.DataFrame,
-                   options: OptionsRun | None, metrics: dict[str, float]) -> Books:
-    """The books ``portfolio.books`` names and the ``portfolio.assets``, from this replay: daily net returns and
-    what each holds at the last close (fractions of its capital per symbol; Book A's legs and hedge)."""
+                   bars: pl.DataFrame, options: OptionsRun | None, metrics: dict[str, float]) -> Books:
+    """The books ``portfolio.books`` names and the ``portfolio.assets``, from this replay on the market's
+    ``bars`` (:func:`market_bars`): daily net returns and what each holds at the last close (fractions of its
+    capital per symbol; Book A's legs and hedge)."""
     wanted = list(cfg.portfolio.books)
     strict = isinstance(result, StrictSimResult)
-    bars = market_bars(cfg, sim, predictions)
     closes = session_closes(bars) if strict else bars.select("ts", "symbol", "close")
     streams: dict[str, pl.DataFrame] = {}
     exposures: dict[str, dict[str, float]] = {}

@@ -156,8 +156,9 @@ def replay(cfg: DictConfig) -> dict[str, float]:
                     tracker.log_artifact(path, "plots")
         wants_a = portfolio is not None and "book_a" in portfolio.books
         options = None
-        if cfg.options.enabled and not cfg.adversarial and (strict or wants_a):
-            bars = market_bars(cfg, sim, predictions)
+        run_a = cfg.options.enabled and not cfg.adversarial and (strict or wants_a)
+        bars = market_bars(cfg, sim, predictions) if run_a or portfolio is not None else None
+        if run_a:
             options = options_book(cfg, bars, predictions, sim.periods_per_year)
             metrics.update(options.metrics)
             lines += options.lines
@@ -167,7 +168,7 @@ def replay(cfg: DictConfig) -> dict[str, float]:
                 frame.write_csv(path) if name.endswith(".csv") else frame.write_parquet(path)
                 tracker.log_artifact(path, "book_a")
         if portfolio is not None:
-            books = replayed_books(cfg, sim, result, predictions, options, metrics)
+            books = replayed_books(cfg, sim, result, predictions, bars, options, metrics)
             out = run_portfolio(portfolio, cfg.risk, books, output_dir / "portfolio")
             metrics.update(out.metrics)
             tracker.set_tags(out.tags)
