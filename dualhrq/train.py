@@ -24,11 +24,13 @@ from dualhrq.data.planted import PlantedMarket
 from dualhrq.errors import DualHRQError
 from dualhrq.evaluation.run_end import check_evaluation_config, finish_training_run, raise_on_failed_gates
 from dualhrq.features.engine import left_out_features
+from dualhrq.registry.versions import register_run
 from dualhrq.tracking.job import open_job_run
 from dualhrq.tracking.store import check_tracking_store
 from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.fold import run_fold
 from dualhrq.training.preflight import check_resume, check_training_config, prepare_output_dir
+from dualhrq.training.refit import run_refit
 from dualhrq.validation.controls import SHUFFLE
 from dualhrq.validation.folds import make_folds, select_folds
 from dualhrq.validation.gates import GatesFailed
@@ -73,11 +75,15 @@ def train(cfg: DictConfig) -> float | None:
                      embargo, splitter.embargo_days, samples.seq_len, samples.lookback)
             tracker.log_metrics({"validation/embargo_days_effective": float(embargo)})
         frames = [run_fold(cfg, dm, fold, tracker, output_dir, i, len(folds)) for i, fold in enumerate(folds, 1)]
+        if cfg.validation.refit:
+            run_refit(cfg, dm, splitter, tracker, output_dir)
         if tracker is None:
             return None
         outcome = finish_training_run(cfg, tracker, predictions=pl.concat(frames), splitter=splitter, t=samples.t,
                                       folds=[f.fold for f in folds], bars=dm.bars, data_label=label,
                                       output_dir=output_dir)
+        if cfg.registry.register:
+            register_run(cfg.registry, tracker.client, tracker.run_id, trusted=tuple(cfg.registry.trusted_targets))
         tracker.finish()
     except BaseException as err:
         if tracker is not None:

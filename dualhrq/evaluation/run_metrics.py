@@ -46,6 +46,9 @@ PATTERNS = frozenset({f"patterns/{k}" for k in ("encoder_variance", "size", "add
                      | {f"retrieval/{k}" for k in ("calls", "ok", "timeouts", "errors", "skipped", "fail_open_rate",
                                                     "breaker_trips", "latency_p50_ms", "latency_p99_ms")})
 
+# the final model's fit on all the data (validation.refit=true)
+REFIT = frozenset({"refit/steps", "refit/seconds", "refit/n_train"})
+
 
 @dataclass(frozen=True)
 class RunMetrics:
@@ -87,4 +90,8 @@ def run_metrics(cfg: DictConfig) -> RunMetrics:
     else:
         never |= dict.fromkeys(PATTERNS, "comes only from the pattern library (model/conditioning=regime_rag); "
                                          "this job's conditioning has none")
+    if cfg.validation.get("refit"):
+        logged |= REFIT
+    else:
+        never |= dict.fromkeys(REFIT, "comes only from the final model's fit (validation.refit=true)")
     return RunMetrics(frozenset(logged), never)

@@ -85,7 +85,8 @@ class DecisionPipeline:
         ds = self.inputs.arrays(samples).dataset(index, sequence=self.module.supervision.dense)
         return DataLoader(ds, batch_size=min(self.eval_batch_size, max(len(ds), 1)), shuffle=False)
 
-    def predict(self, samples: SampleSet, index: np.ndarray, stride: int | None = None) -> Decisions:
+    def predict(self, samples: SampleSet, index: np.ndarray, stride: int | None = None,
+                online: bool = False) -> Decisions:
         """Decisions for the samples ``index`` (Lightning ``predict``: eval mode, inference mode, one device).
 
         ``stride`` (default: the model's ``prediction.stride``) > 1 runs one window per ``stride`` consecutive
@@ -93,17 +94,21 @@ class DecisionPipeline:
         sample still gets exactly one decision, from bars up to its own, for about 1/stride of the windows.
         ACT halts per window, so the decisions read from one window share its halting segment, which the
         window's last bar chooses; ``model.act.eval_mode=max_steps`` (or no ACT) makes the depth of every
-        decision independent of later bars too."""
+        decision independent of later bars too.
+
+        ``online=True`` runs the module directly instead of through a Lightning ``Trainer`` (same precision,
+        eval and inference mode): what a served request of a few windows wants, without the trainer's set-up."""
         stride = self.module.prediction.stride if stride is None else stride
+        run = self._run_online if online else self._run
         if stride == 1:
-            outs = self._run(samples, index)
+            outs = run(samples, index)
             signal, forecast, steps = (_cat(outs, k) for k in ("signal", "forecast", "steps"))
             return Decisions(signal=signal, forecast_z=forecast, steps=steps)
         with located("model"):
             dataclasses.replace(self.module.prediction, stride=stride).check(self.module.supervision,
                                                                               samples.seq_len)
         plan = strided_windows(samples, index, stride)
-        outs = self._run(samples, plan.windows)
+        outs = run(samples, plan.windows)
         bar = samples.seq_len - 1 - plan.back
         return Decisions(signal=_cat(outs, "dense_signal")[plan.slot, bar],
                          forecast_z=_cat(outs, "dense_forecast")[plan.slot, bar],
@@ -113,6 +118,12 @@ class DecisionPipeline:
         trainer = L.Trainer(devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, precision=resolve_precision(self.precision))
         return trainer.predict(self.module, dataloaders=self.loader(samples, index))
+
+    def _run_online(self, samples: SampleSet, index: np.ndarray) -> list[dict[str, torch.Tensor]]:
+        precision = resolve_precision(self.precision)
+        self.module.eval()
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16-mixed"):
+            return [self.module.predict_step(batch, i) for i, batch in enumerate(self.loader(samples, index))]
 
     # ---- persistence ------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -133,9 +144,10 @@ class DecisionPipeline:
         return out
 
     @classmethod
-    def load(cls, directory: str | Path, trusted: Sequence[str] = ()) -> DecisionPipeline:
+    def load(cls, directory: str | Path, trusted: Sequence[str] = (), patterns: bool = True) -> DecisionPipeline:
         """Read a pipeline written by :meth:`save`; its model config may name only trusted targets
-        (``dualhrq.config.check_targets``, extended by the module prefixes ``trusted``)."""
+        (``dualhrq.config.check_targets``, extended by the module prefixes ``trusted``). ``patterns=False``
+        leaves the pattern library out: retrieval then always fails open, to regime-only conditioning."""
         path = Path(directory)
         if not (path / META).is_file():
             raise DataError(f"{path} holds no decision pipeline ({META} is missing). Fix: point at a fold's "
@@ -145,9 +157,14 @@ class DecisionPipeline:
         module: HRMLitModule = build(OmegaConf.create(meta["model"]), **meta["sizes"])
         state = torch.load(path / CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-        if meta["retrieval"] is not None:
-            module.attach_retriever(PatternRetriever(PatternLibrary.load(path / LIBRARY),
-                                                     BreakerConfig(**meta["retrieval"])))
+        if meta["retrieval"] is not None and patterns:
+            try:
+                library = PatternLibrary.load(path / LIBRARY)
+            except (OSError, RuntimeError, ValueError, KeyError) as err:
+                raise DataError(f"{path / LIBRARY}: the pattern library cannot be read ({type(err).__name__}: "
+                                f"{str(err)[:200]}). Fix: restore it, or load with patterns=False to decide on "
+                                "regime-only conditioning.") from None
+            module.attach_retriever(PatternRetriever(library, BreakerConfig(**meta["retrieval"])))
         with np.load(path / ARRAYS, allow_pickle=False) as arrays:
             inputs = FittedInputs.from_arrays({k: arrays[k] for k in arrays.files}, meta["symbols"])
         return cls(inputs, module, meta["model"], meta["window"], meta["eval_batch_size"],

@@ -43,7 +43,7 @@ from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.input_leakage import feature_columns, input_leakage, window_summary
 from dualhrq.training.resume import ExactResume
 from dualhrq.validation.controls import label_control
-from dualhrq.validation.folds import FoldIndex, make_folds, select_folds
+from dualhrq.validation.folds import FoldIndex, fold_label, make_folds, select_folds
 from dualhrq.validation.leakage import MI_LIMIT_BITS, symbol_screen
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
 
@@ -125,14 +125,14 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
         if isinstance(cb, ModelCheckpoint):
             cb.dirpath = str(ckpt_dir)
         callbacks.append(cb)
-    logger = build(cfg.logger.mlflow, run_id=run_id, prefix=f"fold{fold.fold}")
+    logger = build(cfg.logger.mlflow, run_id=run_id, prefix=fold_label(fold))
     no_val = {} if len(fold.val) else {"limit_val_batches": 0}
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     trainer: L.Trainer = build(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(fold_dir),
                                precision=precision, plugins=[AtomicCheckpointIO()], **no_val)
     resume = usable_checkpoint(ckpt_dir)
     if resume is not None:
-        log.info("fold %d: resuming from %s", fold.fold, resume)
+        log.info("%s: resuming from %s", fold_label(fold), resume)
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     window = {"feature_names": samples.feature_names, "regime_names": samples.regime_names,
@@ -178,6 +178,20 @@ def predict_from_pipelines(run_cfg: DictConfig, load: Callable[[int], DecisionPi
     return pl.concat([predict_fold(load(fold.fold), samples, fold)[0] for fold in folds])
 
 
+def save_pipeline(fitted: FittedFold, directory: Path) -> bool:
+    """Write the fitted fold's decision pipeline to ``directory`` (replacing what a killed job left there);
+    True on the process that holds it (rank zero)."""
+    trainer = fitted.trainer
+    if trainer.is_global_zero:  # one process clears it: another one's rmtree could remove the file being saved
+        shutil.rmtree(directory, ignore_errors=True)  # left by a job killed while saving it
+    trainer.strategy.barrier("pipeline directory cleared")
+    trainer.save_checkpoint(directory / CHECKPOINT, weights_only=True)  # collective under DDP
+    if not trainer.is_global_zero:
+        return False
+    fitted.pipeline.save(directory)
+    return True
+
+
 def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: RunTracker | None,
              output_dir: Path, position: int, n_folds: int) -> pl.DataFrame | None:
     """Fit (or reload) one fold and return its out-of-sample predictions; None on non-zero DDP ranks."""
@@ -190,13 +204,8 @@ def run_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, tracker: Ru
     fitted = fit_fold(cfg, dm, fold, tracker.run_id if tracker else None, fold_dir)
     trainer = fitted.trainer
     pipeline_dir = fold_dir / "pipeline" / f"fold{fold.fold}"
-    if trainer.is_global_zero:  # one process clears it: another one's rmtree could remove the file being saved
-        shutil.rmtree(pipeline_dir, ignore_errors=True)  # left by a job killed while saving it
-    trainer.strategy.barrier("pipeline directory cleared")
-    trainer.save_checkpoint(pipeline_dir / CHECKPOINT, weights_only=True)  # collective under DDP
-    if not trainer.is_global_zero:
+    if not save_pipeline(fitted, pipeline_dir):
         return None
-    fitted.pipeline.save(pipeline_dir)
     samples = dm.prepare()
     frame, oos = predict_fold(fitted.pipeline, samples, fold)
     result = build(cfg.backtest).run(frame)

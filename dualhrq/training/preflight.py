@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from dualhrq.config import build, check_arguments, located, positive_int
+from dualhrq.config import build, check_arguments, check_value, located, positive_int
 from dualhrq.errors import ConfigError
 from dualhrq.models.lit_module import check_model_config
 from dualhrq.models.precision import resolve_precision
@@ -50,6 +51,7 @@ def check_training_config(cfg: DictConfig) -> None:
         raise ConfigError(f"objective={cfg.objective!r} is not a run metric; choose one of {sorted(OBJECTIVES)}")
     for key in ("seq_len", "horizon", "stride", "batch_size"):
         positive_int(cfg.data[key], f"data.{key}")
+    check_registry_config(cfg)
     with located(cfg.model):
         dense = Supervision.from_config(cfg.model.get("supervision")).dense
     if dense and cfg.data.stride != 1:
@@ -112,3 +114,27 @@ def check_resume(cfg: DictConfig, output_dir: Path) -> None:
         raise ConfigError(f"{OUTPUT_FIELD}={output_dir} holds a run started with another config, so it cannot be "
                           f"resumed with this one: {shown}{more}. Fix: rerun with the recorded values to resume "
                           "it, or start a new run in a new directory (leave hydra.run.dir unset).")
+
+
+def check_registry_config(cfg: DictConfig) -> None:
+    """``validation.refit`` and ``registry.*``: what the end of the job registers must exist by then."""
+    check_value("validation.refit", cfg.validation.refit, bool)
+    reg = cfg.registry
+    check_value("registry.register", reg.register, bool)
+    if not reg.register:
+        return
+    source = str(reg.source)
+    if not re.fullmatch(r"refit|fold\d+", source):
+        raise ConfigError(f"registry.source must be refit or fold<i>, got {source!r}.", field="registry.source")
+    if source == "refit" and not cfg.validation.refit:
+        raise ConfigError("registry.register=true packages the final model (registry.source=refit), which only "
+                          "validation.refit=true fits. Fix: add validation.refit=true, or registry.source=fold<i>.",
+                          field="registry.source")
+    folds = cfg.validation.folds
+    if source.startswith("fold") and folds is not None and int(source[4:]) not in list(folds):
+        raise ConfigError(f"registry.source={source} names a fold this job does not train (validation.folds="
+                          f"{list(folds)}).", field="registry.source")
+    if str(cfg.data.features.get("_target_", "")).endswith("IntradayFeatureSpec"):
+        raise ConfigError("registry.register=true: a served model computes its features from a request's bars, "
+                          "and intraday features read session state and option chains a request does not carry. "
+                          "Fix: register a model trained on daily bars.", field="registry.register")

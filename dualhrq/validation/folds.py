@@ -18,6 +18,8 @@ from dualhrq.config import between, check_value, located
 from dualhrq.errors import ConfigError
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold, effective_embargo_days, purge_and_embargo
 
+REFIT = 999_999  # the fold number of the final model fitted on all the data: past any CV fold's, and a valid seed
+
 
 @dataclass(frozen=True)
 class FoldIndex:
@@ -46,21 +48,44 @@ def make_folds(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray
                 "use 0.1 for a 10% validation tail or 0 for none.")
     folds = []
     for i, (train, test) in enumerate(_splits(splitter, t, t1, t0)):
-        val = np.empty(0, dtype=np.int64)
-        if val_fraction > 0:
-            dates = np.unique(t[train])
-            cut = dates[int(np.floor(len(dates) * (1.0 - val_fraction)))]
-            val = train[t[train] >= cut]
-            train = purge_and_embargo(train[t[train] < cut], val, t, t1, t0=t0,
-                                      purge_days=splitter.purge_days, embargo_days=splitter.embargo_days)
-            if len(train) == 0:
-                raise ConfigError(
-                    f"splitter.purge_days={splitter.purge_days} and splitter.embargo_days={splitter.embargo_days} "
-                    f"leave fold {i} no training sample once its validation tail (val_fraction={val_fraction}) "
-                    "is purged. Fix: lower them or val_fraction, or use more data.", field="splitter.purge_days")
+        train, val = _validation_tail(splitter, t, t1, t0, train, val_fraction, f"fold {i}")
         folds.append(FoldIndex(fold=i, train=train, val=val, test=test,
                                embargo_days=effective_embargo_days(t, train, test)))
     return folds
+
+
+def refit_fold(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray, val_fraction: float,
+               t0: np.ndarray | None = None) -> FoldIndex:
+    """The final model's fold (``validation.refit``): every sample trains, less the validation tail that
+    still watches it (purged and embargoed like a fold's); nothing is tested, because the out-of-sample
+    evidence is the CV folds'. Numbered ``REFIT``."""
+    check_value("val_fraction", val_fraction, Annotated[float, between(0, 0.5, hi_open=True)],
+                "use 0.1 for a 10% validation tail or 0 for none.")
+    train, val = _validation_tail(splitter, t, t1, t0, np.arange(len(t)), val_fraction, "the refit")
+    return FoldIndex(fold=REFIT, train=train, val=val, test=np.empty(0, dtype=np.int64))
+
+
+def _validation_tail(splitter: CombinatorialPurgedKFold, t: np.ndarray, t1: np.ndarray, t0: np.ndarray | None,
+                     train: np.ndarray, val_fraction: float, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``train`` split into its purged head and its last ``val_fraction`` of dates (the validation set)."""
+    val = np.empty(0, dtype=np.int64)
+    if val_fraction > 0:
+        dates = np.unique(t[train])
+        cut = dates[int(np.floor(len(dates) * (1.0 - val_fraction)))]
+        val = train[t[train] >= cut]
+        train = purge_and_embargo(train[t[train] < cut], val, t, t1, t0=t0,
+                                  purge_days=splitter.purge_days, embargo_days=splitter.embargo_days)
+        if len(train) == 0:
+            raise ConfigError(
+                f"splitter.purge_days={splitter.purge_days} and splitter.embargo_days={splitter.embargo_days} "
+                f"leave {what} no training sample once its validation tail (val_fraction={val_fraction}) "
+                "is purged. Fix: lower them or val_fraction, or use more data.", field="splitter.purge_days")
+    return train, val
+
+
+def fold_label(fold: FoldIndex) -> str:
+    """``fold<i>``, or ``refit`` for the final model: the name of its metrics, directories and artifacts."""
+    return "refit" if fold.fold == REFIT else f"fold{fold.fold}"
 
 
 def select_folds(folds: list[FoldIndex], selected: list[int] | None) -> list[FoldIndex]:

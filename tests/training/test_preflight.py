@@ -59,3 +59,26 @@ def test_a_resume_with_another_config_is_refused_listing_every_differing_key(tmp
             in str(err.value))
     assert str(err.value).startswith(f"hydra.run.dir (paths.output_dir)={out} holds a run started with another")
     check_resume(changed, tmp_path / "fresh")  # no recorded config: a new job
+
+
+@pytest.mark.parametrize(("overrides", "field", "phrase"), [
+    (["registry.register=true"], "registry.source", "only validation.refit=true fits"),
+    (["registry.register=true", "registry.source=best"], "registry.source", "must be refit or fold<i>"),
+    (["registry.register=true", "registry.source=fold3", "validation.folds=[0,1]"], "registry.source",
+     "names a fold this job does not train"),
+    (["registry.register=true", "validation.refit=true", "data=synthetic_intraday"], "registry.register",
+     "intraday features"),
+    (["validation.refit=yes"], "validation.refit", "must be"),
+])
+def test_what_the_job_would_register_is_checked_before_it_trains(overrides, field, phrase):
+    with pytest.raises(ConfigError, match=phrase) as err:
+        check_training_config(compose_train(overrides))
+    assert str(err.value).startswith(field)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["registry.register=true", "validation.refit=true"],
+    ["registry.register=true", "registry.source=fold1", "validation.folds=[0,1]"],
+])
+def test_a_registrable_job_passes_the_preflight(overrides):
+    check_training_config(compose_train(overrides))

@@ -4,7 +4,7 @@ import pytest
 from dualhrq.config import located
 from dualhrq.errors import ConfigError
 from dualhrq.validation.cpcv import CombinatorialPurgedKFold
-from dualhrq.validation.folds import make_folds
+from dualhrq.validation.folds import REFIT, make_folds, refit_fold
 
 
 def _samples(n_dates=300, n_symbols=2, horizon=3):
@@ -64,3 +64,27 @@ def test_config_errors_name_the_splitter_field_for_the_reader_to_locate():
                        r"training sample once its validation tail \(val_fraction=0\.4\)") as err:
         make_folds(CombinatorialPurgedKFold(n_groups=2, purge_days=100, embargo_days=0), t, t1, val_fraction=0.4)
     assert err.value.field == "splitter.purge_days"
+
+
+def test_the_refit_trains_on_every_sample_but_its_purged_validation_tail():
+    t, t1, dates = _samples()
+    splitter = CombinatorialPurgedKFold(5, 1, purge_days=4, embargo_days=2)
+    fold = refit_fold(splitter, t, t1, val_fraction=0.1)
+    assert fold.fold == REFIT and len(fold.test) == 0
+    # validation: every sample of the last tenth of all dates, as a fold's tail of its training dates
+    cut = np.unique(t)[int(len(np.unique(t)) * 0.9)]
+    np.testing.assert_array_equal(fold.val, np.flatnonzero(t >= cut))
+    pos = {d: i for i, d in enumerate(dates)}
+    a, b = min(pos[d] for d in t[fold.val]), max(pos[d] for d in t1[fold.val])
+    for i in fold.train:  # no training label overlaps the validation span, widened by the purge and embargo
+        assert not (pos[t[i]] <= b + 4 + 2 and pos[t1[i]] >= a - 4)
+    # everything before the purge is trained on: labels ending 4 days (purge) or more before validation starts
+    kept = np.flatnonzero(np.array([pos[d] for d in t1]) < a - 4)
+    np.testing.assert_array_equal(fold.train, kept)
+    assert len(refit_fold(splitter, t, t1, val_fraction=0.0).train) == len(t)
+
+
+def test_the_refit_refuses_an_impossible_validation_share():
+    t, t1, _ = _samples()
+    with pytest.raises(ConfigError, match=r"^val_fraction must be a number in \[0, 0\.5\)"):
+        refit_fold(CombinatorialPurgedKFold(), t, t1, val_fraction=0.5)
