@@ -24,19 +24,27 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from dualhrq.registry.__main__ import main as registry_main
 from dualhrq.train import train
 
 from .conftest import compose_tiny, run_cli, runs_of
 
 MODEL = "planted"
-PLANTED = ["data=synthetic_planted", "data.batch_size=64", f"task_name={MODEL}", "validation.folds=[0,1]",
-           "validation.stats.n_trials=1", "validation.stats.sr_variance=0", "validation.stats.bootstrap_reps=200"]
+PLANTED = ["data=synthetic_planted", "data.batch_size=64", f"task_name={MODEL}", "validation.folds=[0]",
+           "validation.stats.n_trials=1", "validation.stats.sr_variance=0", "validation.stats.bootstrap_reps=100"]
 SHUFFLED = ["validation.control=shuffle", "trainer.max_steps=10"]
 
 
-def _registry(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_cli(["dualhrq.registry", *args, f"logger.mlflow.tracking_uri=sqlite:///{tmp}/mlruns.db",
-                    f"name={MODEL}"], cwd=tmp)
+def _store(tmp: Path) -> list[str]:
+    return [f"logger.mlflow.tracking_uri=sqlite:///{tmp}/mlruns.db", f"name={MODEL}"]
+
+
+def _registry(capsys, tmp: Path, *args: str) -> tuple[int, str]:
+    """``python -m dualhrq.registry <args>`` in this process: its exit status and what it printed."""
+    capsys.readouterr()
+    status = registry_main([*args, *_store(tmp)])
+    out = capsys.readouterr()
+    return status, out.out + out.err
 
 
 def _free_port() -> int:
@@ -87,7 +95,7 @@ def _version_by_alias(client: MlflowClient, alias: str) -> str:
 
 
 @pytest.mark.slow
-def test_run_to_served_model(tmp_path):
+def test_run_to_served_model(tmp_path, capsys):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
     # v1: nothing learnable (shuffled labels), with retrieval, refitted and registered by the training job itself
     train(compose_tiny(tmp_path, [*PLANTED, *SHUFFLED, "model/conditioning=regime_rag",
@@ -107,15 +115,16 @@ def test_run_to_served_model(tmp_path):
     assert client.get_run(v1.tags["lineage.config"].split("/")[1]).info.run_id == first.info.run_id
     assert Path(config).is_file()
 
-    # v2: the planted edge learnt (the positive control's settings), registered from the CLI as the challenger
-    train(compose_tiny(tmp_path, [*PLANTED, "trainer.max_steps=200"], out="better"))
+    # v2: the planted edge learnt (the positive control's settings), registered with the CLI as the challenger
+    train(compose_tiny(tmp_path, [*PLANTED, "trainer.max_steps=80"], out="better"))
     better = next(r for r in runs_of(tmp_path, MODEL) if r.info.run_id != first.info.run_id)
-    done = _registry(tmp_path, "register", f"run_id={better.info.run_id}", "registry.source=fold0")
+    done = run_cli(["dualhrq.registry", "register", f"run_id={better.info.run_id}", "registry.source=fold0",
+                    *_store(tmp_path)], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert _version_by_alias(client, "challenger") == "2"
-    done = _registry(tmp_path, "promote", "challenger=2")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "PROMOTE" in done.stdout and "SPA p" in done.stdout
+    status, out = _registry(capsys, tmp_path, "promote", "challenger=2")
+    assert status == 0, out
+    assert "PROMOTE" in out and "SPA p" in out
     assert _version_by_alias(client, "champion") == "2"
     v2 = client.get_model_version(MODEL, "2")
     assert v2.tags["promotion.decision"] == "promoted" and v2.tags["promotion.against"] == "1"
@@ -125,21 +134,22 @@ def test_run_to_served_model(tmp_path):
     # v3: shuffled again (another seed): refused with the table, the champion stays
     train(compose_tiny(tmp_path, [*PLANTED, *SHUFFLED, "seed=7"], out="worse"))
     worse = next(r for r in runs_of(tmp_path, MODEL) if r.info.run_id not in (first.info.run_id, better.info.run_id))
-    assert _registry(tmp_path, "register", f"run_id={worse.info.run_id}", "registry.source=fold0").returncode == 0
-    done = _registry(tmp_path, "promote", "challenger=3")
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "REFUSE" in done.stdout and "SPA p" in done.stdout
+    assert _registry(capsys, tmp_path, "register", f"run_id={worse.info.run_id}", "registry.source=fold0")[0] == 0
+    status, out = _registry(capsys, tmp_path, "promote", "challenger=3")
+    assert status == 1, out
+    assert "REFUSE" in out and "SPA p" in out
     assert _version_by_alias(client, "champion") == "2"
     assert client.get_model_version(MODEL, "3").tags["promotion.decision"] == "refused"
 
     # rollback: v1 is the champion again, and both versions record it
-    done = _registry(tmp_path, "rollback")
-    assert done.returncode == 0, done.stderr
+    status, out = _registry(capsys, tmp_path, "rollback")
+    assert status == 0, out
     assert _version_by_alias(client, "champion") == "1"
     assert client.get_model_version(MODEL, "2").tags["rollback.to"] == "1"
-    assert _registry(tmp_path, "rollback").returncode == 2  # nothing earlier to go back to
-    shown = _registry(tmp_path, "show")
-    assert shown.returncode == 0 and "champion" in shown.stdout
+    status, out = _registry(capsys, tmp_path, "rollback")
+    assert status == 2 and "no earlier champion" in out  # nothing earlier to go back to
+    status, out = _registry(capsys, tmp_path, "show")
+    assert status == 0 and "champion" in out
 
     # serve the champion with MLflow's server; the decision over HTTP is the in-process one
     uri = f"sqlite:///{tmp_path}/mlruns.db"
