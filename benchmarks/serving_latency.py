@@ -126,7 +126,7 @@ def in_process(served: ServedModel, reqs: list[pl.DataFrame]) -> dict:
             "segments_mean": float(np.mean(used)),
             "stages_p50_ms": {"features": _r(np.percentile(features, 50)),
                               "retrieval": _r(np.percentile(retrieval, 50)), "segment": _r(np.percentile(segments, 50)),
-                              "inputs_and_heads": _r(np.percentile(rest, 50))}}
+                              "windows_and_inputs": _r(np.percentile(rest, 50))}}
 
 
 def over_http(model_dir: Path, reqs: list[pl.DataFrame], workdir: Path) -> dict:
