@@ -18,12 +18,13 @@ from collections.abc import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dualhrq.config import CONF_DIR
-from dualhrq.errors import ConfigError, DualHRQError
+from dualhrq.errors import ConfigError, DataError, DualHRQError
 from dualhrq.primitives.tables import format_table
 from dualhrq.registry.versions import promote, register_run, rollback
 
@@ -33,18 +34,18 @@ ACTIONS = ("register", "promote", "rollback", "show")
 
 def run(action: str, cfg: DictConfig) -> int:
     """Do ``action``; the exit status (1: a refused promotion)."""
+    if action == "register" and cfg.run_id is None:
+        raise ConfigError("register needs run_id=<training run id>.", field="run_id")
+    if action == "promote" and cfg.challenger is None:
+        raise ConfigError("promote needs challenger=<version>.", field="challenger")
     client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
     trusted = tuple(cfg.registry.trusted_targets)
     if action == "register":
-        if cfg.run_id is None:
-            raise ConfigError("register needs run_id=<training run id>.", field="run_id")
         settings = {**OmegaConf.to_container(cfg.registry, resolve=True), "name": cfg.name}
         version = register_run(settings, client, str(cfg.run_id), trusted)
         print(f"{cfg.name} version {version.version}: {version.tags.get('registered.as')}")
         return 0
     if action == "promote":
-        if cfg.challenger is None:
-            raise ConfigError("promote needs challenger=<version>.", field="challenger")
         result = promote(client, cfg.name, cfg.challenger, cfg.level, trusted)
         print(result.table("champion", f"v{cfg.challenger}"))
         return 0 if result.promote else 1
@@ -58,7 +59,11 @@ def run(action: str, cfg: DictConfig) -> int:
 
 def versions_table(client: MlflowClient, name: str) -> list[dict[str, str]]:
     """One row per version: its aliases, training run, source and the last decision recorded on it."""
-    model = client.get_registered_model(name)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        raise DataError(f"name={name}: no registered model of that name in {client.tracking_uri}. Fix: register "
+                        "a run first, or check the name.") from None
     aliases: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
@@ -82,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = compose(config_name="registry_cli", overrides=args[1:])
         return run(args[0], cfg)
     except (HydraException, OmegaConfBaseException) as err:
-        print(f"ConfigError: {str(err).splitlines()[0]}", file=sys.stderr)
+        print(f"ConfigError: {' '.join(str(err).split())[:400]}", file=sys.stderr)
         return 2
     except DualHRQError as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)

@@ -186,3 +186,25 @@ def test_run_to_served_model(tmp_path, capsys):
         answer = server.post(bars)
         assert answer.status_code == 200, answer.text
         assert pd.DataFrame(answer.json()["predictions"])["failed_open"].all()
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    ([], "usage: python -m dualhrq.registry"),
+    (["deploy"], "usage: python -m dualhrq.registry"),
+    (["register"], "ConfigError: run_id: register needs run_id="),
+    (["promote"], "ConfigError: challenger: promote needs challenger="),
+    (["register", "run_id=abc"], "DataError: run_id=abc: no such run"),
+    (["promote", "challenger=2"], f"DataError: model '{MODEL}' has no champion"),
+    (["rollback"], f"DataError: model '{MODEL}' has no earlier champion"),
+    (["show"], f"DataError: name={MODEL}: no registered model of that name"),
+    (["show", "bogus=1"], "ConfigError: Could not override 'bogus'"),
+])
+def test_the_registry_cli_refuses_bad_input_in_one_line(tmp_path, capsys, monkeypatch, args, phrase):
+    monkeypatch.chdir(tmp_path)
+    store = _store(tmp_path) if args else []
+    capsys.readouterr()
+    assert registry_main([*args, *store]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(phrase), err
+    if args in (["register"], ["promote"]):
+        assert not (tmp_path / "mlruns.db").exists()  # refused before any store is touched
