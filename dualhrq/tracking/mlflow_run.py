@@ -21,6 +21,8 @@ from typing import Any
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,10 +58,7 @@ class RunTracker:
             run_id = marker.read_text().strip()
             _reopen(client, run_id)
         if run_id is None:
-            name = logger_cfg["experiment_name"]
-            experiment = client.get_experiment_by_name(name)
-            experiment_id = (experiment.experiment_id if experiment is not None else
-                             client.create_experiment(name, artifact_location=_artifact_uri(logger_cfg)))
+            experiment_id = _experiment_id(client, logger_cfg["experiment_name"], _artifact_uri(logger_cfg, uri))
             run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
         output_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(run_id)
@@ -101,11 +100,40 @@ def _reopen(client: MlflowClient, run_id: str) -> None:
     client.update_run(run_id, status="RUNNING")
 
 
-def _artifact_uri(logger_cfg: Mapping[str, Any]) -> str | None:
+def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The experiment ``name``, created if missing. Jobs of a parallel sweep start together: when another job
+    creates it first, creating it fails as already existing, and that job's experiment is the one."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as err:
+        if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _artifact_uri(logger_cfg: Mapping[str, Any], tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts. A plain path is for a store on this machine: with a tracking
+    server the server's own root (its proxied ``mlflow-artifacts:`` store) is used, which every job of a
+    cluster can reach; a URI (``s3://...``) is used as given."""
     location = logger_cfg.get("artifact_location")
     if not location:
         return None
-    return location if "://" in str(location) else Path(location).resolve().as_uri()
+    if "://" in str(location):
+        return str(location)
+    if is_server(tracking_uri):
+        return None
+    return Path(location).resolve().as_uri()
+
+
+def is_server(tracking_uri: str) -> bool:
+    """A tracking server (``http(s)://``) rather than a store the job opens itself."""
+    return tracking_uri.startswith(("http://", "https://"))
 
 
 def flatten_config(cfg: DictConfig) -> dict[str, Any]:
