@@ -26,13 +26,20 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from dualhrq.tracking.store import RetryingClient
+
 log = logging.getLogger("dualhrq.train")
 RUN_ID_FILE = "mlflow_run_id"
 _BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
 
 
 class FoldMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger that leaves the run open after ``fit``: the job closes it."""
+    """Lightning's MLflow logger that leaves the run open after ``fit``: the job closes it. Its calls are
+    repeated while a SQLite store is locked by another job's write."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mlflow_client = RetryingClient(self._mlflow_client)
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
@@ -42,7 +49,7 @@ class FoldMLFlowLogger(MLFlowLogger):
 class RunTracker:
     """Thin handle on one MLflow run: params, metrics, tags and artifacts."""
 
-    def __init__(self, client: MlflowClient, run_id: str, tracking_uri: str) -> None:
+    def __init__(self, client: MlflowClient | RetryingClient, run_id: str, tracking_uri: str) -> None:
         self.client = client
         self.run_id = run_id
         self.tracking_uri = tracking_uri
@@ -51,7 +58,7 @@ class RunTracker:
     def open(cls, logger_cfg: Mapping[str, Any], output_dir: Path, run_name: str | None = None) -> RunTracker:
         """Reuse ``MLFLOW_RUN_ID`` or this output dir's run, else start a new run."""
         uri = str(logger_cfg["tracking_uri"])
-        client = MlflowClient(tracking_uri=uri)
+        client = RetryingClient(MlflowClient(tracking_uri=uri))
         marker = output_dir / RUN_ID_FILE
         run_id = os.environ.get("MLFLOW_RUN_ID")
         if run_id is None and marker.exists():
@@ -89,7 +96,7 @@ class RunTracker:
             self.client.set_terminated(self.run_id, status)
 
 
-def _reopen(client: MlflowClient, run_id: str) -> None:
+def _reopen(client: MlflowClient | RetryingClient, run_id: str) -> None:
     """Mark a run left RUNNING by a killed job KILLED, then set the run RUNNING for the job resuming it."""
     status = client.get_run(run_id).info.status
     if status == "RUNNING":
@@ -100,7 +107,7 @@ def _reopen(client: MlflowClient, run_id: str) -> None:
     client.update_run(run_id, status="RUNNING")
 
 
-def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+def _experiment_id(client: MlflowClient | RetryingClient, name: str, artifact_location: str | None) -> str:
     """The experiment ``name``, created if missing. Jobs of a parallel sweep start together: when another job
     creates it first, creating it fails as already existing, and that job's experiment is the one."""
     experiment = client.get_experiment_by_name(name)

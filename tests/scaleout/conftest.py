@@ -4,9 +4,12 @@ hrm_tiny without conditioning, one fold of three years of the bundled data, 4 op
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +86,34 @@ def sweep_through(tmp_path_factory) -> Callable[[str], Sweep]:
             done[launcher] = run_sweep(tmp_path_factory.mktemp(launcher), launcher)
         return done[launcher]
     return get
+
+
+@pytest.fixture
+def tracking_server(tmp_path) -> Iterator[tuple[str, Path]]:
+    """``mlflow server`` on localhost (a free port) with a SQLite backend and proxied artifacts: its URL and the
+    directory its artifacts land in. Stopped at the end of the test."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    served = tmp_path / "served"
+    mlflow = Path(sys.executable).with_name("mlflow")
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                             "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--serve-artifacts",
+                             "--artifacts-destination", str(served)], cwd=tmp_path, env=job_env(), stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow server did not answer /health in 120 s"
+                time.sleep(0.5)
+        yield url, served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
