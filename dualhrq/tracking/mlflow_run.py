@@ -3,7 +3,8 @@
 ``RunTracker.open`` decides which run a job writes to: the one ``mlflow run`` opened
 (``MLFLOW_RUN_ID``), the one this output directory used before (a resumed
 job), or a new one in the configured experiment, created with an explicit
-artifact location. A resumed run that is still RUNNING was left by a job that
+artifact location (a tracking server's experiments keep theirs on the server)
+if another job of the sweep has not created it first. A resumed run that is still RUNNING was left by a job that
 was killed: it is marked KILLED, then RUNNING again for the job that resumes
 it. Folds log through :class:`FoldMLFlowLogger`, Lightning's logger minus the
 habit of closing the run when one ``fit`` ends.
@@ -133,12 +134,12 @@ def _artifact_uri(logger_cfg: Mapping[str, Any], tracking_uri: str) -> str | Non
         return None
     if "://" in str(location):
         return str(location)
-    if is_server(tracking_uri):
+    if _is_server(tracking_uri):
         return None
     return Path(location).resolve().as_uri()
 
 
-def is_server(tracking_uri: str) -> bool:
+def _is_server(tracking_uri: str) -> bool:
     """A tracking server (``http(s)://``) rather than a store the job opens itself."""
     return tracking_uri.startswith(("http://", "https://"))
 
