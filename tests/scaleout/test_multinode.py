@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_only
 
 from dualhrq.config import CONF_DIR, build
 
@@ -31,6 +32,8 @@ def test_the_config_asks_for_ddp_over_two_four_gpu_nodes():
 
 @pytest.mark.parametrize("env, kind", [(SLURM, SLURMEnvironment), (TORCHRUN, TorchElasticEnvironment)])
 def test_the_trainer_takes_its_rank_from_the_cluster(monkeypatch, env, kind):
+    # the Trainer sets Lightning's process-wide rank to the one it builds for: put this process's back afterwards
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     for key in (*SLURM, *TORCHRUN):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
