@@ -6,9 +6,9 @@ line naming ``logger.mlflow.tracking_uri``, instead of after minutes of retries 
 A fresh SQLite store gets its schema here, under a file lock, so jobs started together do not race on
 creating it.
 
-SQLite lets one writer in at a time. MLflow waits up to 20 s for the lock, but two transactions that both read
-before writing cannot both get it, and one fails at once with ``database is locked`` (benchmarks/sqlite_writers.py
-saw it with 8 jobs logging at full speed). The job's MLflow calls go through :class:`RetryingClient`, which
+SQLite lets one writer in at a time. MLflow has it wait up to 20 s for the lock, but of two transactions that both
+read before writing SQLite fails one at once with ``database is locked`` (benchmarks/sqlite_writers.py saw it with
+8 jobs logging at full speed). The job's MLflow calls go through :class:`RetryingClient`, which
 repeats such a call with backoff; the transaction that failed was rolled back, so repeating it is safe.
 """
 
