@@ -3,6 +3,7 @@
 Arguments are ``key=value``:
 
 - ``experiment`` (required): the MLflow experiment, i.e. the runs' ``task_name``;
+- ``sweep``: a multirun directory (``hydra.sweep.dir``): compare only that sweep's runs, whatever launcher ran it;
 - ``tracking_uri``: default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlruns.db``, as the training job;
 - ``out``: the HTML file to write, default ``sweep_<experiment>.html``;
 - ``size``: StepM's familywise error rate, default 0.05;
@@ -26,7 +27,7 @@ from dualhrq.errors import ConfigError, DualHRQError
 from dualhrq.primitives.tables import format_table
 from dualhrq.report.sweep import compare_sweep, summary_lines, write_sweep_report
 
-KEYS = ("experiment", "tracking_uri", "out", "size", "reps", "seed")
+KEYS = ("experiment", "sweep", "tracking_uri", "out", "size", "reps", "seed")
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -53,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"size must be a number and reps, seed integers: {err}") from None
         positive_int(reps, "reps")
         uri = args.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db")
-        comparison = compare_sweep(MlflowClient(uri), args["experiment"], size=size, reps=reps, seed=seed)
+        comparison = compare_sweep(MlflowClient(uri), args["experiment"], sweep=args.get("sweep"), size=size,
+                                   reps=reps, seed=seed)
         out = write_sweep_report(comparison, Path(args.get("out") or f"sweep_{args['experiment']}.html"), size)
     except DualHRQError as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)

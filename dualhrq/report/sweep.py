@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from dualhrq.errors import DataError
 from dualhrq.report.html import image, page, table
 from dualhrq.report.plots import save_png
-from dualhrq.tracking.sweep import count_trials, finished_runs, trial_runs
+from dualhrq.tracking.sweep import SWEEP_TAG, count_trials, finished_runs, trial_runs
 from dualhrq.validation.evidence import MODEL, TRIAL_SHARPE, Trials, path_average, trials_from_sharpes
 from dualhrq.validation.gates import NOT_EVALUATED
 from dualhrq.validation.oos import RETURNS_ARTIFACT
@@ -77,14 +77,22 @@ def _path_average(client: MlflowClient, run: Run) -> pl.DataFrame | None:
     return model.join(bench, on="ts", how="inner").sort("ts")
 
 
-def compare_sweep(client: MlflowClient, experiment: str, *, size: float = 0.05, reps: int = 500,
-                  seed: int = 0) -> SweepComparison:
-    """Table, DSR of the best run deflated by the sweep and StepM over the finished runs of ``experiment``."""
+def compare_sweep(client: MlflowClient, experiment: str, *, sweep: str | None = None, size: float = 0.05,
+                  reps: int = 500, seed: int = 0) -> SweepComparison:
+    """Table, DSR of the best run deflated by the sweep and StepM over the finished runs of ``experiment``;
+    with ``sweep``, only the runs of that Hydra multirun directory (whatever launcher ran them), while the
+    DSR still counts every trial of the experiment."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise DataError(f"experiment={experiment!r}: no such MLflow experiment in {client.tracking_uri}; "
                         "pass the task_name the runs were trained with, and tracking_uri= if not the default")
     runs = finished_runs(client, exp.experiment_id)
+    if sweep is not None:
+        where = str(Path(sweep).resolve())
+        runs = [r for r in runs if r.data.tags.get(SWEEP_TAG) == where]
+        if not runs:
+            raise DataError(f"sweep={sweep}: no finished runs of experiment {experiment!r} were launched from the "
+                            f"multirun directory {where}; pass the sweep's hydra.sweep.dir")
     if not runs:
         raise DataError(f"experiment={experiment!r} has no finished training runs with out-of-sample metrics")
     labels = run_labels(runs)

@@ -3,7 +3,8 @@
 ``RunTracker.open`` decides which run a job writes to: the one ``mlflow run`` opened
 (``MLFLOW_RUN_ID``), the one this output directory used before (a resumed
 job), or a new one in the configured experiment, created with an explicit
-artifact location. A resumed run that is still RUNNING was left by a job that
+artifact location (a tracking server's experiments keep theirs on the server)
+if another job of the sweep has not created it first. A resumed run that is still RUNNING was left by a job that
 was killed: it is marked KILLED, then RUNNING again for the job that resumes
 it. Folds log through :class:`FoldMLFlowLogger`, Lightning's logger minus the
 habit of closing the run when one ``fit`` ends.
@@ -21,8 +22,12 @@ from typing import Any
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
+
+from dualhrq.tracking.store import RetryingClient
 
 log = logging.getLogger("dualhrq.train")
 RUN_ID_FILE = "mlflow_run_id"
@@ -30,7 +35,12 @@ _BATCH = 100  # MLflow's log_batch accepts at most 100 params per call
 
 
 class FoldMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger that leaves the run open after ``fit``: the job closes it."""
+    """Lightning's MLflow logger that leaves the run open after ``fit``: the job closes it. Its calls are
+    repeated while a SQLite store is locked by another job's write."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mlflow_client = RetryingClient(self._mlflow_client)
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
@@ -40,7 +50,7 @@ class FoldMLFlowLogger(MLFlowLogger):
 class RunTracker:
     """Thin handle on one MLflow run: params, metrics, tags and artifacts."""
 
-    def __init__(self, client: MlflowClient, run_id: str, tracking_uri: str) -> None:
+    def __init__(self, client: MlflowClient | RetryingClient, run_id: str, tracking_uri: str) -> None:
         self.client = client
         self.run_id = run_id
         self.tracking_uri = tracking_uri
@@ -49,17 +59,14 @@ class RunTracker:
     def open(cls, logger_cfg: Mapping[str, Any], output_dir: Path, run_name: str | None = None) -> RunTracker:
         """Reuse ``MLFLOW_RUN_ID`` or this output dir's run, else start a new run."""
         uri = str(logger_cfg["tracking_uri"])
-        client = MlflowClient(tracking_uri=uri)
+        client = RetryingClient(MlflowClient(tracking_uri=uri))
         marker = output_dir / RUN_ID_FILE
         run_id = os.environ.get("MLFLOW_RUN_ID")
         if run_id is None and marker.exists():
             run_id = marker.read_text().strip()
             _reopen(client, run_id)
         if run_id is None:
-            name = logger_cfg["experiment_name"]
-            experiment = client.get_experiment_by_name(name)
-            experiment_id = (experiment.experiment_id if experiment is not None else
-                             client.create_experiment(name, artifact_location=_artifact_uri(logger_cfg)))
+            experiment_id = _experiment_id(client, logger_cfg["experiment_name"], _artifact_uri(logger_cfg, uri))
             run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
         output_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(run_id)
@@ -90,7 +97,7 @@ class RunTracker:
             self.client.set_terminated(self.run_id, status)
 
 
-def _reopen(client: MlflowClient, run_id: str) -> None:
+def _reopen(client: MlflowClient | RetryingClient, run_id: str) -> None:
     """Mark a run left RUNNING by a killed job KILLED, then set the run RUNNING for the job resuming it."""
     status = client.get_run(run_id).info.status
     if status == "RUNNING":
@@ -101,11 +108,40 @@ def _reopen(client: MlflowClient, run_id: str) -> None:
     client.update_run(run_id, status="RUNNING")
 
 
-def _artifact_uri(logger_cfg: Mapping[str, Any]) -> str | None:
+def _experiment_id(client: MlflowClient | RetryingClient, name: str, artifact_location: str | None) -> str:
+    """The experiment ``name``, created if missing. Jobs of a parallel sweep start together: when another job
+    creates it first, creating it fails as already existing, and that job's experiment is the one."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as err:
+        if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _artifact_uri(logger_cfg: Mapping[str, Any], tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts. A plain path is for a store on this machine: with a tracking
+    server the server's own root (its proxied ``mlflow-artifacts:`` store) is used, which every job of a
+    cluster can reach; a URI (``s3://...``) is used as given."""
     location = logger_cfg.get("artifact_location")
     if not location:
         return None
-    return location if "://" in str(location) else Path(location).resolve().as_uri()
+    if "://" in str(location):
+        return str(location)
+    if _is_server(tracking_uri):
+        return None
+    return Path(location).resolve().as_uri()
+
+
+def _is_server(tracking_uri: str) -> bool:
+    """A tracking server (``http(s)://``) rather than a store the job opens itself."""
+    return tracking_uri.startswith(("http://", "https://"))
 
 
 def flatten_config(cfg: DictConfig) -> dict[str, Any]:

@@ -1,24 +1,39 @@
-"""Make sure the tracking store can be used before a job reads data or opens a run.
+"""Make sure the tracking store can be used before a job reads data or opens a run, and keep using it while
+other jobs write to the same SQLite file.
 
 A server that is down, a SQLite file that is read-only or not a database, fail here within seconds with one
 line naming ``logger.mlflow.tracking_uri``, instead of after minutes of retries or with a database traceback.
 A fresh SQLite store gets its schema here, under a file lock, so jobs started together do not race on
 creating it.
+
+SQLite lets one writer in at a time. MLflow has it wait up to 20 s for the lock, but of two transactions that both
+read before writing SQLite fails one at once with ``database is locked`` (benchmarks/sqlite_writers.py saw it with
+8 jobs logging at full speed). The job's MLflow calls go through :class:`RetryingClient`, which
+repeats such a call with backoff; the transaction that failed was rolled back, so repeating it is safe.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 from mlflow.tracking import MlflowClient
 
 from dualhrq.errors import ConfigError
 
+log = logging.getLogger("dualhrq.train")
+T = TypeVar("T")
 FIELD = "logger.mlflow.tracking_uri"
+LOCKED = "database is locked"
+# waits before each repeat of a call that found the database locked: 25.5 s in all, on top of SQLite's own waits
+RETRY_WAITS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
 # MLflow's own request settings for the probe: one try with a short timeout, no retries
 PROBE_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
 SCHEMA_LOCK_TIMEOUT_S = 120.0
@@ -41,7 +56,7 @@ def check_tracking_store(uri: str) -> None:
             return
         _check_writable(db)
         with FileLock(f"{db}.lock", timeout=SCHEMA_LOCK_TIMEOUT_S):
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            retry_locked(MlflowClient(tracking_uri=uri).search_experiments, max_results=1)
     except ConfigError:
         raise
     except Timeout:
@@ -74,3 +89,41 @@ def _probe_settings() -> Iterator[None]:
     finally:
         for key in added:
             os.environ.pop(key, None)
+
+
+def is_locked(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from) is SQLite's ``database is locked``."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if LOCKED in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retry_locked(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, repeated after each of RETRY_WAITS_S while it fails with a locked database."""
+    for wait in RETRY_WAITS_S:
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:
+            if not is_locked(err):
+                raise
+            log.warning("MLflow store busy (%s) in %s; trying again in %.1f s", LOCKED,
+                        getattr(call, "__name__", "call"), wait)
+            time.sleep(wait)
+    return call(*args, **kwargs)
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose calls are repeated with backoff while SQLite reports the database locked
+    (:func:`retry_locked`); any other error, and every attribute, is the client's own."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        return functools.wraps(attr)(functools.partial(retry_locked, attr))

@@ -33,6 +33,8 @@ TRIAL_TAG = "dsr.trial"  # set when the run's evaluation begins
 SWEEP_TAG = "sweep.dir"  # a Hydra multirun's directory, shared by its jobs
 SWEEP_JOBS_TAG = "sweep.jobs"  # the number of jobs Hydra planned for that multirun
 _BASIC_SWEEPER = f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+# hydra-optuna-sweeper's class, named rather than imported: a job need not have the plugin to be tagged
+OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
 def _search(client: MlflowClient, experiment_id: str, query: str) -> list[Run]:
@@ -100,19 +102,26 @@ def sweep_trials(client: MlflowClient, run_id: str) -> SweepTrials:
 
 
 def planned_sweep(hydra: DictConfig) -> dict[str, str]:
-    """Tags naming the Hydra multirun a job belongs to and, for the basic sweeper, how many jobs it planned.
+    """Tags naming the Hydra multirun a job belongs to and how many jobs its sweeper planned, whichever
+    launcher runs the jobs.
 
-    The sweeper saves the multirun's own config as ``multirun.yaml`` in the
-    sweep directory before it launches a job; its overrides (and the
-    sweeper's ``params``) expand to the jobs as the sweeper expands them.
-    Outside a multirun: no tags.
+    The basic sweeper saves the multirun's own config as ``multirun.yaml`` in
+    the sweep directory before it launches a job; its overrides (and the
+    sweeper's ``params``) expand to the jobs as the sweeper expands them. The
+    Optuna sweeper runs ``n_trials`` trials (a grid sampler may run fewer: its
+    size is left to the runs seen). Another sweeper's size is left to the runs
+    seen. Outside a multirun: no tags.
     """
     if hydra.get("mode") != RunMode.MULTIRUN:
         return {}
     sweep_dir = Path(hydra.runtime.cwd) / str(hydra.sweep.dir)
     tags = {SWEEP_TAG: str(sweep_dir.resolve())}
+    sweeper = hydra.sweeper.get("_target_")
+    if sweeper == OPTUNA_SWEEPER:
+        grid = str(OmegaConf.select(hydra.sweeper, "sampler._target_", default="")).endswith("GridSampler")
+        return tags if grid else tags | {SWEEP_JOBS_TAG: str(int(hydra.sweeper.n_trials))}
     saved = sweep_dir / "multirun.yaml"
-    if hydra.sweeper.get("_target_") != _BASIC_SWEEPER or not saved.is_file():
+    if sweeper != _BASIC_SWEEPER or not saved.is_file():
         return tags
     multirun = OmegaConf.load(saved).hydra
     params = [f"{k}={v}" for k, v in (multirun.sweeper.get("params") or {}).items()]
