@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dualhrq.config import CONF_DIR
 from dualhrq.errors import ConfigError, DataError, DualHRQError
 from dualhrq.primitives.tables import format_table
-from dualhrq.registry.versions import promote, register_run, rollback
+from dualhrq.registry.versions import promote, register_run, registry_client, rollback
 
 log = logging.getLogger("dualhrq.registry")
 ACTIONS = ("register", "promote", "rollback", "show")
@@ -38,7 +38,7 @@ def run(action: str, cfg: DictConfig) -> int:
         raise ConfigError("register needs run_id=<training run id>.", field="run_id")
     if action == "promote" and cfg.challenger is None:
         raise ConfigError("promote needs challenger=<version>.", field="challenger")
-    client = MlflowClient(tracking_uri=str(cfg.logger.mlflow.tracking_uri))
+    client = registry_client(str(cfg.logger.mlflow.tracking_uri))
     trusted = tuple(cfg.registry.trusted_targets)
     if action == "register":
         settings = {**OmegaConf.to_container(cfg.registry, resolve=True), "name": cfg.name}

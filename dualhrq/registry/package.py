@@ -27,6 +27,7 @@ from dualhrq.errors import ConfigError, DataError
 from dualhrq.pipeline.decision import DecisionPipeline
 from dualhrq.serving.model import ServedModel, feature_spec, request_spec
 from dualhrq.serving.request import MARKET, VIX, RequestSpec
+from dualhrq.tracking.store import fluent_store
 from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.refit import REFIT_ARTIFACT
 
@@ -69,9 +70,7 @@ def package_run(client: MlflowClient, run_id: str, source: str, workdir: Path,
     served = ServedModel(pipeline, feature_spec(features_cfg, trusted),
                          request_spec(features_cfg, OmegaConf.to_container(cfg.data, resolve=True), pipeline))
     example = input_example(request_frame(cfg, served.request), served.request)
-    mlflow.set_tracking_uri(client.tracking_uri)
-    mlflow.set_registry_uri(client.tracking_uri)
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+    with fluent_store(client.tracking_uri), mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
         info = mlflow.pyfunc.log_model(name=MODEL_NAME, **model_files(served, features_cfg, example, workdir))
     return Packaged(model_uri=info.model_uri, source=artifact, config=config)
 

@@ -25,6 +25,7 @@ from dualhrq.errors import ConfigError, DataError
 from dualhrq.registry.lineage import RUN_TAG, lineage_tags
 from dualhrq.registry.package import package_run
 from dualhrq.registry.promotion import Comparison, compare_runs
+from dualhrq.tracking.store import fluent_store
 
 log = logging.getLogger("dualhrq.registry")
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -36,11 +37,12 @@ def register_run(settings: Mapping[str, Any], client: MlflowClient, run_id: str,
     """Package ``run_id``'s pipeline (``settings.source``), register it under ``settings.name`` with its
     lineage, and alias it ``champion`` (the model's first version) or ``challenger``."""
     name = _name(settings.get("name"))
+    client = registry_client(client.tracking_uri)
     with tempfile.TemporaryDirectory(prefix="dualhrq-register-") as tmp:
         packaged = package_run(client, run_id, str(settings.get("source", "refit")), Path(tmp), tuple(trusted))
         tags = lineage_tags(client.get_run(run_id), packaged.config, packaged.source)
-    mlflow.set_registry_uri(client.tracking_uri)
-    version = mlflow.register_model(packaged.model_uri, name, tags=tags)
+    with fluent_store(client.tracking_uri):
+        version = mlflow.register_model(packaged.model_uri, name, tags=tags)
     first = _alias(client, name, CHAMPION) is None
     alias = CHAMPION if first else CHALLENGER
     client.set_registered_model_alias(name, alias, version.version)
@@ -54,7 +56,7 @@ def register_run(settings: Mapping[str, Any], client: MlflowClient, run_id: str,
 def promote(client: MlflowClient, name: str, challenger: str | int, level: float,
             trusted: tuple[str, ...] = ()) -> Comparison:
     """Compare version ``challenger`` with the champion; move ``champion`` to it only if it wins."""
-    name = _name(name)
+    name, client = _name(name), registry_client(client.tracking_uri)
     if not 0 < float(level) < 1:
         raise ConfigError(f"level must be in (0, 1), got {level!r}. Fix: e.g. level=0.05.", field="level")
     champion = _alias(client, name, CHAMPION)
@@ -86,7 +88,7 @@ def promote(client: MlflowClient, name: str, challenger: str | int, level: float
 
 def rollback(client: MlflowClient, name: str) -> ModelVersion:
     """Give the ``champion`` alias back to the champion it replaced last."""
-    name = _name(name)
+    name, client = _name(name), registry_client(client.tracking_uri)
     current = _alias(client, name, CHAMPION)
     history = _history(client, name) if current is not None else []
     if not history:
@@ -99,6 +101,11 @@ def rollback(client: MlflowClient, name: str) -> ModelVersion:
             f"champion again after a rollback from v{current.version}")
     log.info("%s: champion rolled back from v%s to v%s", name, current.version, previous)
     return client.get_model_version(name, previous)
+
+
+def registry_client(uri: str) -> MlflowClient:
+    """A client whose model registry is the tracking store ``uri`` itself, whatever the process's defaults."""
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _record(client: MlflowClient, name: str, version: str | int, tags: Mapping[str, str], line: str) -> None:

@@ -127,3 +127,31 @@ class RetryingClient:
         if not callable(attr):
             return attr
         return functools.wraps(attr)(functools.partial(retry_locked, attr))
+
+
+_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextmanager
+def fluent_store(uri: str) -> Iterator[MlflowClient]:
+    """MLflow's fluent API (``start_run``, ``log_model``, ``register_model``, ``models:/`` URIs) on the store
+    ``uri`` for the block only, and a client of its tracking and registry; the process's own settings and
+    environment come back afterwards, so no later client, job or subprocess inherits this store. MLflow keeps
+    the unset state in module globals, hence the reads of ``_tracking_uri`` and ``_registry_uri``."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = tracking_utils._tracking_uri, registry_utils._registry_uri, {k: os.environ.get(k) for k in _FLUENT_ENV}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        registry_utils._registry_uri = saved[1]
+        for key, value in saved[2].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

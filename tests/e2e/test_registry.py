@@ -25,6 +25,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from dualhrq.registry.__main__ import main as registry_main
+from dualhrq.tracking.store import fluent_store
 from dualhrq.train import train
 
 from .conftest import compose_tiny, run_cli, runs_of
@@ -152,10 +153,10 @@ def test_run_to_served_model(tmp_path, capsys):
     assert status == 0 and "champion" in out
 
     # serve the champion with MLflow's server; the decision over HTTP is the in-process one
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    local = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    with fluent_store(f"sqlite:///{tmp_path}/mlruns.db"):
+        local = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+        model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}@champion",
+                                                             dst_path=str(tmp_path / "m")))
     bars = local.input_example
     expected = local.predict(bars)
     assert list(expected["symbol"]) == ["PLANTED0", "PLANTED1"] and not expected["failed_open"].any()
@@ -178,7 +179,6 @@ def test_run_to_served_model(tmp_path, capsys):
         assert server.post(bars).status_code == 200
 
     # the same model with its pattern index gone: it still answers, on regime-only conditioning, and says so
-    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}@champion", dst_path=str(tmp_path / "m")))
     library = next(model_dir.rglob("patterns"))
     for f in library.iterdir():
         f.unlink()
