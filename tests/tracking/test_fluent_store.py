@@ -3,11 +3,16 @@
 import os
 
 import mlflow
+from mlflow.tracking._model_registry import utils as registry_utils
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from dualhrq.tracking.store import fluent_store
 
 
 def test_the_fluent_store_is_undone_after_the_block(tmp_path, monkeypatch):
+    # a process where nothing set a store (Lightning's MLflow logger sets one for the rest of a training process)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
