@@ -43,7 +43,7 @@ from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.training.input_leakage import feature_columns, input_leakage, window_summary
 from dualhrq.training.resume import ExactResume
 from dualhrq.validation.controls import label_control
-from dualhrq.validation.folds import FoldIndex, fold_label, make_folds, select_folds
+from dualhrq.validation.folds import REFIT, FoldIndex, fold_label, make_folds, select_folds
 from dualhrq.validation.leakage import MI_LIMIT_BITS, symbol_screen
 from dualhrq.validation.oos import COND_PREFIXES, PARAMS_PREFIX, SIM_PREFIX
 
@@ -132,7 +132,7 @@ def fit_fold(cfg: DictConfig, dm: MarketDataModule, fold: FoldIndex, run_id: str
                                precision=precision, plugins=[AtomicCheckpointIO()], **no_val)
     resume = usable_checkpoint(ckpt_dir)
     if resume is not None:
-        log.info("%s: resuming from %s", fold_label(fold), resume)
+        log.info("%s: resuming from %s", "refit" if fold.fold == REFIT else f"fold {fold.fold}", resume)
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume) if resume else None, weights_only=True)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     window = {"feature_names": samples.feature_names, "regime_names": samples.regime_names,
