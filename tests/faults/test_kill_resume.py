@@ -4,6 +4,8 @@ job's final metrics equal an uninterrupted run's, and the MLflow run's status sa
 from __future__ import annotations
 
 import pytest
+import torch
+from mlflow.tracking import MlflowClient
 
 from .conftest import job_args, kill_when, results, run_job, runs, start_job
 
@@ -59,3 +61,26 @@ def job_files(out):
     """The job's own files and their modification times (Hydra rewrites its .hydra record and log each start)."""
     return {p: p.stat().st_mtime_ns for p in out.rglob("*")
             if p.is_file() and ".hydra" not in p.parts and p.name != "train.log"}
+
+
+@pytest.mark.slow
+def test_a_refit_killed_mid_fit_resumes_to_the_uninterrupted_weights(tmp_path):
+    def refit_weights(store, run_id):
+        path = MlflowClient(f"sqlite:///{store}/mlruns.db").download_artifacts(run_id, "checkpoints/refit",
+                                                                              str(store / "dl"))
+        return torch.load(f"{path}/final.ckpt", weights_only=True)["state_dict"]
+
+    extra = ("validation.folds=[0]", "validation.refit=true")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for store in (whole, killed):
+        store.mkdir()
+    assert run_job(job_args(whole, *extra, run_dir=whole / "out"), whole).returncode == 0
+    args, log = job_args(killed, *extra, run_dir=killed / "out"), killed / "job.log"
+    kill_when(start_job(args, killed, log), killed / "out" / "refit" / "checkpoints" / "last.ckpt.prev")
+    assert run_job(args, killed).returncode == 0
+    assert "refit: resuming from" in log.read_text() + (killed / "out" / "train.log").read_text()
+    (a,), (b,) = runs(whole), runs(killed)
+    assert a.data.metrics["refit/steps"] == b.data.metrics["refit/steps"] == 32
+    expected, got = refit_weights(whole, a.info.run_id), refit_weights(killed, b.info.run_id)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
