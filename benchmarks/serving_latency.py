@@ -46,7 +46,7 @@ from dualhrq.models.precision import resolve_precision
 from dualhrq.patterns.retrieval import PatternRetriever
 from dualhrq.pipeline.decision import DecisionPipeline
 from dualhrq.registry.package import model_files, request_frame
-from dualhrq.serving.model import ServedModel, feature_spec, request_spec
+from dualhrq.serving.model import ServedModel
 from dualhrq.training.conditioning import ConditioningFit, fit_fold_conditioning
 from dualhrq.training.fold import fit_inputs
 from dualhrq.validation.folds import make_folds
@@ -54,9 +54,9 @@ from dualhrq.validation.folds import make_folds
 DESIGN_MS = {"retrieval": 100.0, "failed_open": 80.0}
 
 
-def served_model(model: str) -> tuple[ServedModel, dict, pl.DataFrame]:
-    """An untrained ``model`` behind the last fold's fitted inputs and pattern library, the feature config, and
-    every bar of the data as requests carry them."""
+def served_model(model: str) -> tuple[ServedModel, pl.DataFrame]:
+    """An untrained ``model`` behind the last fold's fitted inputs and pattern library, and every bar of the
+    data as requests carry them."""
     cfg = compose_train([f"model={model}", "model/conditioning=regime_rag"])
     dm = build(cfg.data)
     s = dm.prepare()
@@ -71,10 +71,8 @@ def served_model(model: str) -> tuple[ServedModel, dict, pl.DataFrame]:
               "horizon": s.horizon}
     pipeline = DecisionPipeline(inputs, net, OmegaConf.to_container(cfg.model, resolve=True), window,
                                 precision=cfg.trainer.precision)
-    features_cfg = OmegaConf.to_container(cfg.data.features, resolve=True)
-    served = ServedModel(pipeline, feature_spec(features_cfg),
-                         request_spec(features_cfg, OmegaConf.to_container(cfg.data, resolve=True), pipeline))
-    return served, features_cfg, request_frame(cfg, served.request)
+    served = ServedModel.for_data(pipeline, OmegaConf.to_container(cfg.data, resolve=True))
+    return served, request_frame(cfg, served.request)
 
 
 def requests_of(frame: pl.DataFrame, symbol: str, n: int, min_bars: int) -> list[pl.DataFrame]:
@@ -182,12 +180,12 @@ def main() -> None:
     parser.add_argument("--symbol", default="SP500")
     args = parser.parse_args()
 
-    served, features_cfg, frame = served_model(args.model)
+    served, frame = served_model(args.model)
     reqs = requests_of(frame, args.symbol, args.requests, served.request.min_bars)
     with tempfile.TemporaryDirectory(prefix="serving-latency-") as tmp:
         work = Path(tmp)
         whole = work / "whole"
-        mlflow.pyfunc.save_model(str(whole), **model_files(served, features_cfg, reqs[0], work / "files"))
+        mlflow.pyfunc.save_model(str(whole), **model_files(served, reqs[0], work / "files"))
         blind = work / "no_index"
         shutil.copytree(whole, blind)
         for index in blind.rglob("index.faiss"):

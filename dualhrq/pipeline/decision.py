@@ -71,13 +71,17 @@ class DecisionPipeline:
         """A decision at every bar of ``features`` (a ``compute_features`` frame of fitted symbols, with at least
         ``seq_len`` usable bars of history) that ends a full window, the latest bars included:
         ``ts, symbol, signal, forecast`` (forecast in return units) and ``steps`` (ACT segments used)."""
-        w = self.window
-        samples = build_samples(features, w["feature_names"], w["regime_names"], seq_len=w["seq_len"],
-                                horizon=w["horizon"], labelled=False)
+        samples = self.windows(features)
         out = self.predict(samples, np.arange(len(samples)))
         return pl.DataFrame({"ts": samples.t, "symbol": np.asarray(samples.symbols)[samples.symbol_id],
                              "signal": out.signal, "forecast": out.forecast_z[:, 0] * self.inputs.target_scale,
                              "steps": out.steps})
+
+    def windows(self, features: pl.DataFrame) -> SampleSet:
+        """``features`` cut into the windows this pipeline was fitted on, the latest bars (no label yet) included."""
+        w = self.window
+        return build_samples(features, w["feature_names"], w["regime_names"], seq_len=w["seq_len"],
+                             horizon=w["horizon"], labelled=False)
 
     def loader(self, samples: SampleSet, index: np.ndarray) -> DataLoader:
         """The samples ``index`` as the network's batches, in order (with every bar's regime inputs for a

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from dualhrq.config import build, load_recorded, located
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.pipeline.decision import DecisionPipeline
-from dualhrq.serving.model import ServedModel, feature_spec, request_spec
+from dualhrq.serving.model import ServedModel
 from dualhrq.serving.request import MARKET, VIX, RequestSpec
 from dualhrq.tracking.store import fluent_store
 from dualhrq.training.datamodule import MarketDataModule
@@ -60,25 +60,23 @@ def package_run(client: MlflowClient, run_id: str, source: str, workdir: Path,
     except MlflowException as err:
         raise DataError(f"run_id={run_id}: no such run in {client.tracking_uri} ({str(err).splitlines()[0]}). "
                         "Fix: give a training run's id.") from None
-    config = _download(client, run_id, "config.yaml", workdir, "a training run")
-    pipe_dir = _download(client, run_id, artifact, workdir,
+    config = run_artifact(client, run_id, "config.yaml", workdir, "a training run")
+    pipe_dir = run_artifact(client, run_id, artifact, workdir,
                          "a run trained with validation.refit=true, or source=fold<i> for one CV fold's model"
                          if source == "refit" else "a fold this run trained")
     cfg = load_recorded(config, trusted)
     pipeline = DecisionPipeline.load(pipe_dir, trusted=trusted)
-    features_cfg = OmegaConf.to_container(cfg.data.features, resolve=True)
-    served = ServedModel(pipeline, feature_spec(features_cfg, trusted),
-                         request_spec(features_cfg, OmegaConf.to_container(cfg.data, resolve=True), pipeline))
+    served = ServedModel.for_data(pipeline, OmegaConf.to_container(cfg.data, resolve=True), trusted)
     example = input_example(request_frame(cfg, served.request), served.request)
     with fluent_store(client.tracking_uri), mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-        info = mlflow.pyfunc.log_model(name=MODEL_NAME, **model_files(served, features_cfg, example, workdir))
+        info = mlflow.pyfunc.log_model(name=MODEL_NAME, **model_files(served, example, workdir))
     return Packaged(model_uri=info.model_uri, source=artifact, config=config)
 
 
-def model_files(served: ServedModel, features_cfg: dict, example: pl.DataFrame, workdir: Path) -> dict:
+def model_files(served: ServedModel, example: pl.DataFrame, workdir: Path) -> dict:
     """What ``mlflow.pyfunc.log_model`` / ``save_model`` take for ``served``: the loader module, its data
     directory, the signature and input example (the example run through the model), the pinned requirements."""
-    data_dir = served.save(workdir / "served", features_cfg)
+    data_dir = served.save(workdir / "served")
     decisions = served.decide(example)
     example_pd = example.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d")).to_pandas()
     output_pd = decisions.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")).to_pandas()
@@ -113,10 +111,12 @@ def requirements() -> list[str]:
     return [f"{n}=={metadata.version(n)}" for n in names]
 
 
-def _download(client: MlflowClient, run_id: str, artifact: str, workdir: Path, fix: str) -> Path:
+def run_artifact(client: MlflowClient, run_id: str, artifact: str, workdir: Path, fix: str) -> Path:
+    """The run's ``artifact``, downloaded under ``workdir``; a ``DataError`` naming the run, the artifact and
+    ``fix`` when it is not there."""
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
         return Path(client.download_artifacts(run_id, artifact, str(workdir)))
     except (MlflowException, OSError) as err:
         raise DataError(f"run_id={run_id}: no artifact {artifact} ({str(err).splitlines()[0][:200]}). "
                         f"Fix: give {fix}.") from None
-

@@ -18,20 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from dualhrq.config import build, load_recorded, located
 from dualhrq.errors import DataError
+from dualhrq.evaluation.run_end import stats_settings
 from dualhrq.primitives.tables import format_table
+from dualhrq.registry.package import run_artifact
 from dualhrq.training.datamodule import MarketDataModule
 from dualhrq.validation.baselines import PREDICTIONS_ARTIFACT
-from dualhrq.validation.evidence import StatsSettings, Trials, evaluate_paths
+from dualhrq.validation.evidence import Trials, evaluate_paths
 from dualhrq.validation.gates import FAIL
 from dualhrq.validation.oos import path_returns
 
 CHAMPION = "champion"
+FINISHED = "versions registered from finished training runs"
 SAME_PATHS = ("data", "validation.splitter", "validation.folds", "validation.val_fraction", "backtest")
 
 
@@ -73,10 +75,7 @@ def compare_runs(client: MlflowClient, champion_run: str, challenger_run: str, l
         t = dm.prepare().t
     folds = sorted(signals["fold"].unique().to_list())
     returns = path_returns(signals, build(cfg.validation.splitter), t, folds, build(cfg.backtest))
-    stats = {k: v for k, v in OmegaConf.to_container(cfg.validation.stats, resolve=True).items()
-             if k not in ("n_trials", "sr_variance")}
-    settings = StatsSettings(**stats, periods_per_year=int(cfg.backtest.periods_per_year))
-    evidence = evaluate_paths(returns, CHAMPION, Trials(1, 0.0, "champion against challenger"), settings)
+    evidence = evaluate_paths(returns, CHAMPION, Trials(1, 0.0, "champion against challenger"), stats_settings(cfg))
     m = evidence.metrics
     spa = float(m["oos/spa_pvalue"])
     champion_sharpe = m["baseline/sharpe"]
@@ -101,23 +100,13 @@ def compare_runs(client: MlflowClient, champion_run: str, challenger_run: str, l
 
 
 def _config(client: MlflowClient, run_id: str, workdir: Path, trusted: tuple[str, ...]) -> DictConfig:
-    return load_recorded(_download(client, run_id, "config.yaml", workdir), trusted)
+    return load_recorded(run_artifact(client, run_id, "config.yaml", workdir, FINISHED), trusted)
 
 
 def _predictions(client: MlflowClient, run_id: str, workdir: Path) -> pl.DataFrame:
-    return pl.read_parquet(_download(client, run_id, PREDICTIONS_ARTIFACT, workdir))
+    return pl.read_parquet(run_artifact(client, run_id, PREDICTIONS_ARTIFACT, workdir, FINISHED))
 
 
 def _gates(client: MlflowClient, run_id: str) -> dict[str, str]:
     tags = client.get_run(run_id).data.tags
     return {k: v for k, v in tags.items() if k.startswith("gate.")}
-
-
-def _download(client: MlflowClient, run_id: str, artifact: str, workdir: Path) -> Path:
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return Path(client.download_artifacts(run_id, artifact, str(workdir)))
-    except (MlflowException, OSError) as err:
-        raise DataError(f"run {run_id}: no {artifact} artifact ({str(err).splitlines()[0][:200]}). Fix: register "
-                        "versions of finished training runs.") from None
-

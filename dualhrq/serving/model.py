@@ -23,7 +23,6 @@ import polars as pl
 from omegaconf import OmegaConf
 
 from dualhrq.config import build, check_targets
-from dualhrq.data.samples import build_samples
 from dualhrq.errors import ConfigError, DataError
 from dualhrq.features.engine import CloseFeatureSpec, IntradayFeatureSpec, Spec, compute_features, input_lookback
 from dualhrq.pipeline.decision import DecisionPipeline
@@ -34,10 +33,9 @@ SPEC = "serving.json"
 OUTPUT_COLUMNS = ("ts", "symbol", "signal", "forecast", "segments", "failed_open")
 
 
-def request_spec(features_cfg: dict[str, Any], data_cfg: dict[str, Any], pipeline: DecisionPipeline) -> RequestSpec:
-    """The request columns and history a model trained on ``data_cfg`` needs; refuses data whose features
-    read more than a request's bars and daily auxiliary series."""
-    spec = feature_spec(features_cfg)
+def request_spec(spec: Spec, data_cfg: dict[str, Any], pipeline: DecisionPipeline) -> RequestSpec:
+    """The request columns and history a model trained on ``data_cfg`` (features ``spec``) needs; refuses data
+    whose features read more than a request's bars and daily auxiliary series."""
     if isinstance(spec, IntradayFeatureSpec):
         raise ConfigError("data.features: intraday features read session state and option chains that a request "
                           "of bars does not carry; only daily models are served. Fix: register a model trained on "
@@ -61,27 +59,33 @@ def feature_spec(features_cfg: dict[str, Any], trusted: Sequence[str] = ()) -> S
 class ServedModel:
     """One fitted pipeline behind the request checks; :meth:`decide` is the whole served path."""
 
-    def __init__(self, pipeline: DecisionPipeline, features: Spec, request: RequestSpec,
-                 retrieval_expected: bool = False) -> None:
+    def __init__(self, pipeline: DecisionPipeline, features_cfg: dict[str, Any], features: Spec,
+                 request: RequestSpec, retrieval_expected: bool = False) -> None:
         self.pipeline = pipeline
+        self.features_cfg = features_cfg  # the run's data.features node, saved with the model
         self.features = features
         self.request = request
         # a model trained with retrieval whose library could not be loaded: every decision fails open
         self.retrieval_expected = retrieval_expected or pipeline.module.retriever is not None
         self.timings_ms: dict[str, float] = {}
 
+    @classmethod
+    def for_data(cls, pipeline: DecisionPipeline, data_cfg: dict[str, Any], trusted: Sequence[str] = (),
+                 retrieval_expected: bool = False) -> ServedModel:
+        """``pipeline`` served on requests of the bars its run's data config ``data_cfg`` describes."""
+        spec = feature_spec(data_cfg["features"], trusted)
+        return cls(pipeline, data_cfg["features"], spec, request_spec(spec, data_cfg, pipeline), retrieval_expected)
+
     def decide(self, bars: pl.DataFrame) -> pl.DataFrame:
         """One decision per symbol of ``bars`` (a request), at its latest bar: :data:`OUTPUT_COLUMNS`."""
         t0 = time.perf_counter()
         frame = check_request(bars, self.request)
-        aux = {name: frame.select("ts", pl.col(name).alias(name)).unique("ts", keep="last").sort("ts")
+        aux = {name: frame.select("ts", name).unique("ts", keep="last").sort("ts")
                for name in self.request.auxiliary}
         features = compute_features(frame.select(self.request.bars), self.features,
                                     vix=aux.get(VIX), market=_closes(aux.get(MARKET)))
         t1 = time.perf_counter()
-        w = self.pipeline.window
-        samples = build_samples(features, w["feature_names"], w["regime_names"], seq_len=w["seq_len"],
-                                horizon=w["horizon"], labelled=False)
+        samples = self.pipeline.windows(features)
         latest = _latest_per_symbol(samples.symbol_id, samples.t, frame, samples.symbols)
         retriever = self.pipeline.module.retriever
         answered = retriever.stats()["ok"] if retriever is not None else 0.0
@@ -97,10 +101,11 @@ class ServedModel:
         }).with_columns(pl.col("ts").cast(pl.Datetime("us")))
 
     # ---- persistence ------------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, features_cfg: dict[str, Any]) -> Path:
+    def save(self, directory: str | Path) -> Path:
         """The pipeline's files and ``serving.json`` (the feature spec's config and the request spec)."""
         out = self.pipeline.save(directory)
-        (out / SPEC).write_text(json.dumps({"features": features_cfg, "request": self.request.to_dict()}, indent=1))
+        (out / SPEC).write_text(json.dumps({"features": self.features_cfg, "request": self.request.to_dict()},
+                                           indent=1))
         return out
 
     @classmethod
@@ -118,7 +123,8 @@ class ServedModel:
                 raise
             log.warning("pattern library unusable, every decision fails open to regime-only conditioning: %s", err)
             pipeline, expected = DecisionPipeline.load(path, trusted=trusted, patterns=False), True
-        return cls(pipeline, feature_spec(meta["features"], trusted), RequestSpec(**meta["request"]), expected)
+        return cls(pipeline, meta["features"], feature_spec(meta["features"], trusted),
+                   RequestSpec(**meta["request"]), expected)
 
 
 def _closes(series: pl.DataFrame | None) -> pl.DataFrame | None:

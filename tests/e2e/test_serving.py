@@ -18,24 +18,27 @@ from dualhrq.config import build
 from dualhrq.patterns.breaker import BreakerConfig
 from dualhrq.pipeline.decision import DecisionPipeline
 from dualhrq.registry.package import input_example, request_frame
-from dualhrq.serving.model import ServedModel, feature_spec, request_spec
+from dualhrq.serving.model import ServedModel
 from dualhrq.serving.pyfunc import Decisions
 
 
 def _served(pipeline: DecisionPipeline, cfg, retrieval_expected: bool = False) -> ServedModel:
-    features = OmegaConf.to_container(cfg.data.features, resolve=True)
-    return ServedModel(pipeline, feature_spec(features),
-                       request_spec(features, OmegaConf.to_container(cfg.data, resolve=True), pipeline),
-                       retrieval_expected)
+    return ServedModel.for_data(pipeline, OmegaConf.to_container(cfg.data, resolve=True),
+                                retrieval_expected=retrieval_expected)
 
 
-@pytest.mark.slow
-def test_a_served_decision_is_the_pipelines_and_fails_open_without_its_index(tmp_path, pinned_run):
+def _fold0(tmp_path, pinned_run):
+    """The pinned regime_rag run's config and fold 0's saved pipeline directory."""
     shared = pinned_run("regime_rag")
     client = MlflowClient(f"sqlite:///{shared.tmp}/mlruns.db")
     run_id = shared.run.info.run_id
     cfg = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", str(tmp_path)))
-    path = client.download_artifacts(run_id, "checkpoints/fold0", str(tmp_path))
+    return cfg, client.download_artifacts(run_id, "checkpoints/fold0", str(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_served_decision_is_the_pipelines_and_fails_open_without_its_index(tmp_path, pinned_run):
+    cfg, path = _fold0(tmp_path, pinned_run)
     served = _served(DecisionPipeline.load(path), cfg)
     bars = input_example(request_frame(cfg, served.request), served.request)
     assert bars.group_by("symbol").len()["len"].to_list() == [served.request.min_bars] * 2
@@ -64,12 +67,8 @@ def test_a_served_decision_is_the_pipelines_and_fails_open_without_its_index(tmp
 
 @pytest.mark.slow
 def test_a_refused_request_is_an_invalid_parameter_for_mlflows_server(tmp_path, pinned_run):
-    shared = pinned_run("regime_rag")
-    client = MlflowClient(f"sqlite:///{shared.tmp}/mlruns.db")
-    run_id = shared.run.info.run_id
-    cfg = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", str(tmp_path)))
-    served = _served(DecisionPipeline.load(client.download_artifacts(run_id, "checkpoints/fold0", str(tmp_path))),
-                     cfg)
+    cfg, path = _fold0(tmp_path, pinned_run)
+    served = _served(DecisionPipeline.load(path), cfg)
     model = Decisions(served)
     bars = input_example(request_frame(cfg, served.request), served.request)
     ok = model.predict(bars.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d")).to_pandas())
