@@ -195,6 +195,7 @@ def test_run_to_served_model(tmp_path, capsys):
     (["promote"], "ConfigError: challenger: promote needs challenger="),
     (["register", "run_id=abc"], "DataError: run_id=abc: no such run"),
     (["promote", "challenger=2"], f"DataError: model '{MODEL}' has no champion"),
+    (["promote", "challenger=2", "level=1.5"], "ConfigError: level must be in (0, 1), got 1.5"),
     (["rollback"], f"DataError: model '{MODEL}' has no earlier champion"),
     (["show"], f"DataError: name={MODEL}: no registered model of that name"),
     (["show", "bogus=1"], "ConfigError: Could not override 'bogus'"),
